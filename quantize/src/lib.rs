@@ -1,0 +1,1 @@
+//! savl-quantize (placeholder)
