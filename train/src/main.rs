@@ -1,1 +1,38 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use savl_train::cmd;
+
+/// Training side of savl: degradation synthesis, training, export, evaluation.
+#[derive(Parser, Debug)]
+#[command(name = "savl-train", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Synthesise degraded LR/HR pairs with per-pixel ground-truth maps.
+    Degrade(cmd::degrade::Args),
+    /// Train a SAVL model.
+    Train(cmd::train::Args),
+    /// Export a checkpoint's inference path to ONNX.
+    Export(cmd::export::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Degrade(a) => cmd::degrade::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Export(a) => cmd::export::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("savl-train: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Heterogeneous real-world degradation synthesis (to be written).

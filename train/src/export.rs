@@ -1,0 +1,1 @@
+//! ONNX export of the inference path (to be written).

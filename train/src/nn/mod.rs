@@ -1,0 +1,1 @@
+//! candle building blocks and the SAVL network (to be written).

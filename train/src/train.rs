@@ -1,0 +1,1 @@
+//! The trainer (to be written).
