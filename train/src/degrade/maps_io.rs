@@ -1,0 +1,1 @@
+//! Files for a degraded pair: LR and HR as PNG, the maps as safetensors.

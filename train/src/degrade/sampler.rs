@@ -1,0 +1,223 @@
+//! On-the-fly training pairs: HR photos kept in memory as 8-bit RGB, random crop + flip +
+//! [`degrade`](super::degrade), deterministic in `(seed, index)`.
+
+use super::{degrade, rng_for, DegradeConfig, DegradedPair};
+use crate::image::PlanarImage;
+use rand::Rng;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// File extensions read as images (the `image` crate is built with png, jpeg, webp).
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
+
+/// An image file that was skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// The decoder's message.
+    pub reason: String,
+}
+
+/// Why a folder of HR images could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DegradeError {
+    /// The folder does not exist or is not a directory.
+    #[error("input folder {0} does not exist or is not a directory")]
+    MissingDir(PathBuf),
+    /// The folder could not be listed.
+    #[error("cannot list {path}: {source}")]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No readable image in the folder.
+    #[error(
+        "no readable image (png, jpg, jpeg, webp) in {path} ({skipped} unreadable file(s) skipped)"
+    )]
+    NoImages {
+        /// The folder.
+        path: PathBuf,
+        /// How many image files failed to decode.
+        skipped: usize,
+    },
+}
+
+/// Image files of `dir` (by extension, case-insensitive), sorted by name.
+///
+/// # Errors
+/// [`DegradeError::MissingDir`] if `dir` is not a directory, [`DegradeError::Io`] if it cannot be
+/// listed.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DegradeError> {
+    if !dir.is_dir() {
+        return Err(DegradeError::MissingDir(dir.to_path_buf()));
+    }
+    let rd = std::fs::read_dir(dir).map_err(|source| DegradeError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Decodes `files` in parallel; returns the good ones (in order) and the skipped ones.
+pub fn load_images(files: &[PathBuf]) -> (Vec<(PathBuf, image::RgbImage)>, Vec<SkippedFile>) {
+    let results: Vec<Result<(PathBuf, image::RgbImage), SkippedFile>> = files
+        .par_iter()
+        .map(|p| match image::open(p) {
+            Ok(img) => Ok((p.clone(), img.to_rgb8())),
+            Err(e) => Err(SkippedFile {
+                path: p.clone(),
+                reason: e.to_string(),
+            }),
+        })
+        .collect();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for r in results {
+        match r {
+            Ok(g) => good.push(g),
+            Err(b) => bad.push(b),
+        }
+    }
+    (good, bad)
+}
+
+/// A crop of `img` of `size × size` at `(x0, y0)`, optionally mirrored; coordinates outside the
+/// image are reflected (reflect-101), so photos smaller than the crop are padded as in the recipe.
+pub fn crop_rgb8(
+    img: &image::RgbImage,
+    x0: usize,
+    y0: usize,
+    size: usize,
+    flip: bool,
+) -> PlanarImage {
+    use super::filter::reflect101;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.as_raw();
+    let n = size * size;
+    let mut out = PlanarImage::zeros(3, size, size);
+    for y in 0..size {
+        let sy = reflect101((y0 + y) as isize, h);
+        for x in 0..size {
+            let xx = if flip { size - 1 - x } else { x };
+            let sx = reflect101((x0 + xx) as isize, w);
+            let p = &raw[(sy * w + sx) * 3..(sy * w + sx) * 3 + 3];
+            for c in 0..3 {
+                out.data[c * n + y * size + x] = p[c] as f32 / 255.0;
+            }
+        }
+    }
+    out
+}
+
+/// HR photos in memory and the degradation config; hands out deterministic pairs.
+pub struct PairSampler {
+    images: Vec<image::RgbImage>,
+    paths: Vec<PathBuf>,
+    cfg: DegradeConfig,
+}
+
+impl PairSampler {
+    /// Loads every image of `dir` (png, jpg, jpeg, webp; other files are ignored). Unreadable or
+    /// corrupt images are skipped and returned with their file name.
+    ///
+    /// # Errors
+    /// Missing folder, unlistable folder, or no readable image.
+    pub fn from_dir(
+        dir: &Path,
+        cfg: DegradeConfig,
+    ) -> Result<(Self, Vec<SkippedFile>), DegradeError> {
+        let files = list_images(dir)?;
+        let (good, bad) = load_images(&files);
+        if good.is_empty() {
+            return Err(DegradeError::NoImages {
+                path: dir.to_path_buf(),
+                skipped: bad.len(),
+            });
+        }
+        let (paths, images) = good.into_iter().unzip();
+        Ok((Self { images, paths, cfg }, bad))
+    }
+
+    /// A sampler over images already in memory.
+    ///
+    /// # Panics
+    /// If `images` is empty.
+    pub fn from_images(images: Vec<image::RgbImage>, cfg: DegradeConfig) -> Self {
+        assert!(!images.is_empty(), "PairSampler needs at least one image");
+        let paths = (0..images.len())
+            .map(|i| PathBuf::from(format!("image{i}")))
+            .collect();
+        Self { images, paths, cfg }
+    }
+
+    /// Number of HR photos.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// True when there is no photo (never, for a constructed sampler).
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Paths of the photos, in index order.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// The config.
+    pub fn config(&self) -> &DegradeConfig {
+        &self.cfg
+    }
+
+    /// Pair number `index` of stream `seed`: picks a photo uniformly, a uniform `crop_hr` crop
+    /// (reflect-padded when the photo is smaller), a horizontal flip with p 0.5, and degrades it.
+    /// Deterministic in `(seed, index)`, whatever thread runs it.
+    ///
+    /// # Panics
+    /// If `crop_hr` is not a positive multiple of the scale.
+    pub fn sample(&self, crop_hr: usize, seed: u64, index: u64) -> DegradedPair {
+        let s = self.cfg.scale;
+        assert!(
+            crop_hr >= s && crop_hr % s == 0,
+            "crop_hr {crop_hr} must be a positive multiple of the scale {s}"
+        );
+        let mut rng = rng_for(seed, index);
+        let img = &self.images[rng.random_range(0..self.images.len())];
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let x0 = rng.random_range(0..=w.saturating_sub(crop_hr));
+        let y0 = rng.random_range(0..=h.saturating_sub(crop_hr));
+        let flip = rng.random::<bool>();
+        let crop = crop_rgb8(img, x0, y0, crop_hr, flip);
+        degrade(&crop, &self.cfg, rng.random())
+    }
+
+    /// Pairs `first_index .. first_index + n` of stream `seed`, computed in parallel (rayon);
+    /// identical to calling [`sample`](Self::sample) on each index.
+    pub fn batch(
+        &self,
+        n: usize,
+        crop_hr: usize,
+        seed: u64,
+        first_index: u64,
+    ) -> Vec<DegradedPair> {
+        (0..n as u64)
+            .into_par_iter()
+            .map(|i| self.sample(crop_hr, seed, first_index + i))
+            .collect()
+    }
+}
