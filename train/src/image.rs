@@ -35,13 +35,27 @@ pub enum ImageReadError {
 impl PlanarImage {
     /// A black image.
     pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
-        Self { channels, height, width, data: vec![0.0; channels * height * width] }
+        Self {
+            channels,
+            height,
+            width,
+            data: vec![0.0; channels * height * width],
+        }
     }
 
     /// Wraps existing samples; panics if the length does not match the shape.
     pub fn from_vec(channels: usize, height: usize, width: usize, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), channels * height * width, "PlanarImage::from_vec: length mismatch");
-        Self { channels, height, width, data }
+        assert_eq!(
+            data.len(),
+            channels * height * width,
+            "PlanarImage::from_vec: length mismatch"
+        );
+        Self {
+            channels,
+            height,
+            width,
+            data,
+        }
     }
 
     /// Samples per plane.
@@ -105,7 +119,10 @@ impl PlanarImage {
 
     /// The window `[x, x + w) × [y, y + h)`; panics when it leaves the image.
     pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Self {
-        assert!(x + w <= self.width && y + h <= self.height, "crop outside the image");
+        assert!(
+            x + w <= self.width && y + h <= self.height,
+            "crop outside the image"
+        );
         let mut out = Self::zeros(self.channels, h, w);
         for c in 0..self.channels {
             for r in 0..h {
@@ -136,7 +153,8 @@ mod tests {
 
     #[test]
     fn rgb8_round_trip_is_exact() {
-        let img = image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 70, 200]));
+        let img =
+            image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 70, 200]));
         let p = PlanarImage::from_rgb8(&img);
         assert_eq!(p.at(0, 2, 4), 160.0 / 255.0);
         assert_eq!(p.to_rgb8(), img);
