@@ -1,0 +1,317 @@
+//! C ABI (feature `capi`): an opaque upscaler handle over [`crate::Upscaler`].
+//!
+//! The header `include/savl.h` is generated from this file by cbindgen (`cbindgen.toml`) and
+//! committed; `tests/capi_header.rs` fails when it is stale.
+//!
+//! Contract, for every function:
+//! * a [`SavlStatus`] comes back; on anything but `SAVL_STATUS_OK`, [`savl_last_error`] holds a
+//!   message for the calling thread;
+//! * null pointers, zero sizes and short buffers are checked and reported, never dereferenced;
+//! * no panic crosses the boundary: it is caught and reported as `SAVL_STATUS_PANIC`.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::{Error, Precision, Upscaler};
+
+/// Result of every savl C function.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavlStatus {
+    /// Success.
+    Ok = 0,
+    /// A null pointer, a zero size, a stride shorter than a row, or a buffer too small.
+    InvalidArgument = 1,
+    /// The model file is missing, corrupt, or not a savl model.
+    Model = 2,
+    /// The request is valid but unsupported (for example a precision the model lacks).
+    Unsupported = 3,
+    /// A resource limit would be exceeded.
+    Limits = 4,
+    /// An I/O error.
+    Io = 5,
+    /// Inference failed inside the engine.
+    Runtime = 6,
+    /// A panic inside the library was caught at the boundary (a bug: please report it).
+    Panic = 7,
+}
+
+/// Options for [`savl_upscaler_new`]; start from [`savl_options_default`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SavlOptions {
+    /// Path of an ONNX model file (UTF-8, NUL-terminated), or NULL for the embedded default.
+    pub model_path: *const c_char,
+    /// `"auto"`, `"f32"`, `"f16"` or `"int8"`; NULL means `"auto"`.
+    pub precision: *const c_char,
+    /// Tile size in input pixels; 0 means the library default.
+    pub tile: u32,
+    /// Worker threads; 0 means the library default.
+    pub threads: u32,
+}
+
+/// An upscaler: model, plans and worker state. Create with [`savl_upscaler_new`], release with
+/// [`savl_upscaler_free`]. One handle may be used from one thread at a time.
+pub struct SavlUpscaler {
+    inner: Upscaler,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+fn status_of(e: &Error) -> SavlStatus {
+    match e {
+        Error::Model { .. } => SavlStatus::Model,
+        Error::InvalidInput(_) | Error::InvalidConfig(_) => SavlStatus::InvalidArgument,
+        Error::Limits(_) => SavlStatus::Limits,
+        Error::Unsupported(_) => SavlStatus::Unsupported,
+        Error::Io { .. } => SavlStatus::Io,
+        _ => SavlStatus::Runtime,
+    }
+}
+
+/// Runs `f`, turning errors and panics into a status plus the thread's last-error message.
+fn guard(f: impl FnOnce() -> Result<(), (SavlStatus, String)>) -> SavlStatus {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            set_last_error("");
+            SavlStatus::Ok
+        }
+        Ok(Err((status, msg))) => {
+            set_last_error(&msg);
+            status
+        }
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error (panic caught at the C boundary): {what}"));
+            SavlStatus::Panic
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> (SavlStatus, String) {
+    (SavlStatus::InvalidArgument, msg.into())
+}
+
+fn from_error(e: Error) -> (SavlStatus, String) {
+    (status_of(&e), e.to_string())
+}
+
+/// # Safety
+/// `p` is null or a valid NUL-terminated string.
+unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, (SavlStatus, String)> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map(Some).map_err(|_| invalid(format!("{what} is not valid UTF-8")))
+}
+
+/// Default options: embedded model, automatic precision, default tile and threads.
+#[no_mangle]
+pub extern "C" fn savl_options_default() -> SavlOptions {
+    SavlOptions { model_path: std::ptr::null(), precision: std::ptr::null(), tile: 0, threads: 0 }
+}
+
+/// Creates an upscaler. On success `*out` holds a handle to release with [`savl_upscaler_free`];
+/// on failure `*out` is set to NULL.
+///
+/// # Safety
+/// `options` is null (defaults) or points to a valid [`SavlOptions`] whose strings are null or
+/// NUL-terminated; `out` is a valid pointer to a handle pointer.
+#[no_mangle]
+pub unsafe extern "C" fn savl_upscaler_new(
+    options: *const SavlOptions,
+    out: *mut *mut SavlUpscaler,
+) -> SavlStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        // SAFETY: checked non-null above; the caller owns the slot.
+        unsafe { *out = std::ptr::null_mut() };
+        // SAFETY: null or valid per the contract.
+        let opts = if options.is_null() { savl_options_default() } else { unsafe { *options } };
+        let mut b = Upscaler::builder();
+        // SAFETY: strings are null or NUL-terminated per the contract.
+        if let Some(path) = unsafe { opt_str(opts.model_path, "model_path")? } {
+            b = b.model_path(path);
+        }
+        // SAFETY: as above.
+        if let Some(p) = unsafe { opt_str(opts.precision, "precision")? } {
+            let p: Precision = p.parse().map_err(|e| invalid(format!("precision: {e}")))?;
+            b = b.precision(p);
+        }
+        if opts.tile != 0 {
+            b = b.tile(opts.tile as usize);
+        }
+        if opts.threads != 0 {
+            b = b.threads(opts.threads as usize);
+        }
+        let inner = b.build().map_err(from_error)?;
+        // SAFETY: checked non-null above.
+        unsafe { *out = Box::into_raw(Box::new(SavlUpscaler { inner })) };
+        Ok(())
+    })
+}
+
+/// Output size for an input of `width × height`.
+///
+/// # Safety
+/// `upscaler` is a live handle; `out_width` and `out_height` are valid pointers.
+#[no_mangle]
+pub unsafe extern "C" fn savl_upscaler_output_size(
+    upscaler: *const SavlUpscaler,
+    width: u32,
+    height: u32,
+    out_width: *mut u32,
+    out_height: *mut u32,
+) -> SavlStatus {
+    guard(|| {
+        if upscaler.is_null() || out_width.is_null() || out_height.is_null() {
+            return Err(invalid("upscaler, out_width and out_height must not be NULL"));
+        }
+        // SAFETY: non-null, a live handle per the contract.
+        let s = unsafe { &(*upscaler).inner }.scale() as u64;
+        let (w, h) = (width as u64 * s, height as u64 * s);
+        if w > u32::MAX as u64 || h > u32::MAX as u64 {
+            return Err((SavlStatus::Limits, format!("output {w}x{h} does not fit in 32 bits")));
+        }
+        // SAFETY: non-null per the check above.
+        unsafe {
+            *out_width = w as u32;
+            *out_height = h as u32;
+        }
+        Ok(())
+    })
+}
+
+/// Upscales an RGB8 image (`width × height`, rows `src_stride` bytes apart) into `dst`, a
+/// caller-provided buffer of `dst_len` bytes whose rows are `dst_stride` bytes apart. The output
+/// is `scale·width × scale·height` (see [`savl_upscaler_output_size`]); padding bytes between
+/// rows are left untouched.
+///
+/// # Safety
+/// `upscaler` is a live handle; `src` points to at least `src_stride·(height−1) + 3·width`
+/// readable bytes; `dst` points to `dst_len` writable bytes that do not overlap `src`.
+#[no_mangle]
+pub unsafe extern "C" fn savl_upscaler_run(
+    upscaler: *mut SavlUpscaler,
+    src: *const u8,
+    width: u32,
+    height: u32,
+    src_stride: usize,
+    dst: *mut u8,
+    dst_stride: usize,
+    dst_len: usize,
+) -> SavlStatus {
+    guard(|| {
+        if upscaler.is_null() || src.is_null() || dst.is_null() {
+            return Err(invalid("upscaler, src and dst must not be NULL"));
+        }
+        if width == 0 || height == 0 {
+            return Err(invalid(format!("image size {width}x{height} is empty")));
+        }
+        let (w, h) = (width as usize, height as usize);
+        let row = w.checked_mul(3).ok_or_else(|| invalid("width too large"))?;
+        if src_stride < row {
+            return Err(invalid(format!("src_stride {src_stride} < 3*width = {row}")));
+        }
+        // SAFETY: non-null, a live handle per the contract.
+        let up = unsafe { &(*upscaler).inner };
+        let s = up.scale();
+        let out_row = row * s;
+        if dst_stride < out_row {
+            return Err(invalid(format!("dst_stride {dst_stride} < 3*width*scale = {out_row}")));
+        }
+        let need = dst_stride
+            .checked_mul(h * s - 1)
+            .and_then(|n| n.checked_add(out_row))
+            .ok_or_else(|| invalid("output size overflows"))?;
+        if dst_len < need {
+            return Err(invalid(format!("dst_len {dst_len} < {need} bytes needed")));
+        }
+        let src_len = src_stride * (h - 1) + row;
+        // SAFETY: the caller guarantees `src_len` readable bytes.
+        let src = unsafe { std::slice::from_raw_parts(src, src_len) };
+        let mut packed = Vec::with_capacity(row * h);
+        for y in 0..h {
+            packed.extend_from_slice(&src[y * src_stride..y * src_stride + row]);
+        }
+        let img = image::RgbImage::from_raw(width, height, packed)
+            .ok_or_else(|| invalid("input buffer size mismatch"))?;
+        // SAFETY: the caller guarantees `dst_len` writable bytes, not overlapping `src`.
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst, dst_len) };
+        up.upscale_rows(&img, |first, rows| {
+            for (i, r) in rows.chunks_exact(out_row).enumerate() {
+                let y = first as usize + i;
+                dst[y * dst_stride..y * dst_stride + out_row].copy_from_slice(r);
+            }
+            Ok(())
+        })
+        .map_err(from_error)
+    })
+}
+
+/// Releases a handle and sets `*upscaler` to NULL. NULL or a NULL handle is a no-op.
+///
+/// # Safety
+/// `upscaler` is null or points to a handle from [`savl_upscaler_new`] not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn savl_upscaler_free(upscaler: *mut *mut SavlUpscaler) {
+    let _ = guard(|| {
+        if !upscaler.is_null() {
+            // SAFETY: per the contract the slot holds null or a live handle from Box::into_raw.
+            unsafe {
+                let h = *upscaler;
+                if !h.is_null() {
+                    drop(Box::from_raw(h));
+                }
+                *upscaler = std::ptr::null_mut();
+            }
+        }
+        Ok(())
+    });
+}
+
+/// The calling thread's message for the last failed call ("" after a success). The pointer
+/// stays valid until the next savl call on this thread.
+#[no_mangle]
+pub extern "C" fn savl_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// A static description of a status code.
+#[no_mangle]
+pub extern "C" fn savl_status_str(status: SavlStatus) -> *const c_char {
+    let s: &'static CStr = match status {
+        SavlStatus::Ok => c"ok",
+        SavlStatus::InvalidArgument => c"invalid argument",
+        SavlStatus::Model => c"model error",
+        SavlStatus::Unsupported => c"unsupported",
+        SavlStatus::Limits => c"limit exceeded",
+        SavlStatus::Io => c"i/o error",
+        SavlStatus::Runtime => c"inference failed",
+        SavlStatus::Panic => c"internal panic",
+    };
+    s.as_ptr()
+}
+
+/// For binding tests: panics inside the library's guard and returns what the caller would see
+/// for a panic in the runtime (`SAVL_STATUS_PANIC`, with a message in [`savl_last_error`]).
+#[no_mangle]
+pub extern "C" fn savl_debug_trigger_panic() -> SavlStatus {
+    guard(|| panic!("savl_debug_trigger_panic"))
+}
