@@ -595,3 +595,56 @@ fn scale_two_gives_half_size_lr() {
     assert_eq!((pair.lr.height, pair.lr.width), (24, 32));
     assert_eq!(pair.maps.blur_sigma.len(), 24 * 32);
 }
+
+#[test]
+fn separable_convolution_matches_direct_convolution() {
+    use savl_train::degrade::filter::{
+        conv_accumulate, plan_separable, sep_conv_accumulate, SEPARABLE_TOL,
+    };
+    let (h, w) = (40, 48);
+    let img = ramp(h, w);
+    let mut plane = img.plane(0).to_vec();
+    let mut rng = rng_for(21, 0);
+    use rand::Rng;
+    plane
+        .iter_mut()
+        .for_each(|v| *v = (*v + rng.random_range(-0.2f32..0.2)).clamp(0.0, 1.0));
+    let weight: Vec<f32> = (0..h * w)
+        .map(|i| if (i / w) > 10 && i % w < 30 { 0.7 } else { 0.0 })
+        .collect();
+    let mut used = 0;
+    for _ in 0..60 {
+        let (k, _) = kernels::random_kernel(&mut rng, &kernels::KERNEL1);
+        let Some(sep) = plan_separable(&k) else {
+            continue;
+        };
+        used += 1;
+        for wt in [None, Some(&weight[..])] {
+            let (mut a, mut b) = (vec![0.0; h * w], vec![0.0; h * w]);
+            conv_accumulate(&plane, h, w, &k, wt, &mut a);
+            sep_conv_accumulate(&plane, h, w, &sep, wt, &mut b);
+            let err = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                err as f64 <= SEPARABLE_TOL + 1e-5,
+                "max error {err} for a size-{} kernel",
+                k.size
+            );
+        }
+    }
+    assert!(used > 20, "most kernels should factor ({used}/60)");
+}
+
+#[test]
+fn trimming_drops_only_negligible_rings() {
+    use savl_train::degrade::filter::trimmed;
+    let k = kernels::gaussian(21, 1.0, 1.0, 0.0);
+    let t = trimmed(&k, 1e-3);
+    assert!(t.size < 11, "σ = 1 needs no 21-tap support, got {}", t.size);
+    assert!((1.0 - t.sum()) <= 1e-3 && t.sum() <= 1.0 + 1e-6);
+    assert_eq!(t.at(0, 0), k.at(0, 0));
+    assert_eq!(trimmed(&kernels::gaussian(9, 3.0, 3.0, 0.0), 1e-3).size, 9);
+}

@@ -99,6 +99,200 @@ pub fn conv_accumulate(
     }
 }
 
+/// A kernel written as `Σ_i col_i · row_iᵀ + R` with `‖R‖₁ ≤ tol`: convolving with the factors
+/// instead of the kernel changes any output in [0, 1] by at most `tol`.
+#[derive(Clone, Debug)]
+pub struct SeparableKernel {
+    /// `(column taps, row taps)` of each rank-1 term, each of the kernel's size.
+    pub terms: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Side length.
+    pub size: usize,
+}
+
+/// Largest residual (sum of absolute weights) accepted by [`separable_factors`]: a quarter of an
+/// 8-bit step.
+pub const SEPARABLE_TOL: f64 = 0.25 / 255.0;
+
+/// Greedy rank-1 deflation (power iteration) of `kernel` until the residual's L1 norm is at most
+/// `tol`. Returns `None` when that needs more than `max_terms` terms.
+pub fn separable_factors(kernel: &Kernel, tol: f64, max_terms: usize) -> Option<SeparableKernel> {
+    let n = kernel.size;
+    let mut a: Vec<f64> = kernel.data.iter().map(|&v| v as f64).collect();
+    let mut terms = Vec::new();
+    loop {
+        if a.iter().map(|v| v.abs()).sum::<f64>() <= tol {
+            return Some(SeparableKernel { terms, size: n });
+        }
+        if terms.len() == max_terms {
+            return None;
+        }
+        // Start from the row through the largest entry, so the iteration never starts orthogonal.
+        let imax = (0..n * n)
+            .max_by(|&i, &j| a[i].abs().total_cmp(&a[j].abs()))
+            .unwrap_or(0);
+        let mut v: Vec<f64> = a[(imax / n) * n..(imax / n + 1) * n].to_vec();
+        let mut u = vec![0.0f64; n];
+        let mut sigma = 0.0;
+        for _ in 0..200 {
+            for i in 0..n {
+                u[i] = (0..n).map(|j| a[i * n + j] * v[j]).sum();
+            }
+            let nu = u.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-300);
+            u.iter_mut().for_each(|x| *x /= nu);
+            for j in 0..n {
+                v[j] = (0..n).map(|i| a[i * n + j] * u[i]).sum();
+            }
+            let s = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            v.iter_mut().for_each(|x| *x /= s.max(1e-300));
+            if (s - sigma).abs() <= 1e-12 * s {
+                sigma = s;
+                break;
+            }
+            sigma = s;
+        }
+        for i in 0..n {
+            for j in 0..n {
+                a[i * n + j] -= sigma * u[i] * v[j];
+            }
+        }
+        let col = u.iter().map(|&x| (x * sigma) as f32).collect();
+        let row = v.iter().map(|&x| x as f32).collect();
+        terms.push((col, row));
+    }
+}
+
+/// Adds `weight(u) · (kernel ⊛ plane)(u)` into `out`, like [`conv_accumulate`], but through the
+/// rank-1 terms of `sep`; only rows whose weight is non-zero somewhere are computed.
+pub fn sep_conv_accumulate(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    sep: &SeparableKernel,
+    weight: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let r = sep.size / 2;
+    let (y0, y1) = match weight {
+        None => (0, h),
+        Some(m) => {
+            let active = |y: usize| m[y * w..(y + 1) * w].iter().any(|&v| v > 0.0);
+            match (0..h).find(|&y| active(y)) {
+                None => return,
+                Some(a) => (a, (0..h).rev().find(|&y| active(y)).unwrap_or(a) + 1),
+            }
+        }
+    };
+    // Rows needed by the vertical pass, in reflect-101 order.
+    let src_rows: Vec<usize> = (y0 as isize - r as isize..(y1 + r) as isize)
+        .map(|y| reflect101(y, h))
+        .collect();
+    let cols: Vec<usize> = (0..w + 2 * r)
+        .map(|x| reflect101(x as isize - r as isize, w))
+        .collect();
+    let mut prow = vec![0.0f32; w + 2 * r];
+    let nrows = src_rows.len();
+    let mut hpass = vec![0.0f32; sep.terms.len() * nrows * w];
+    for (ri, &sy) in src_rows.iter().enumerate() {
+        let src = &plane[sy * w..(sy + 1) * w];
+        for (p, &c) in prow.iter_mut().zip(&cols) {
+            *p = src[c];
+        }
+        for (t, (_, row)) in sep.terms.iter().enumerate() {
+            let dst = &mut hpass[(t * nrows + ri) * w..(t * nrows + ri + 1) * w];
+            for (k, &kv) in row.iter().enumerate() {
+                for (d, &s) in dst.iter_mut().zip(&prow[k..k + w]) {
+                    *d += kv * s;
+                }
+            }
+        }
+    }
+    let mut acc = vec![0.0f32; w];
+    for y in y0..y1 {
+        acc.fill(0.0);
+        for (t, (col, _)) in sep.terms.iter().enumerate() {
+            for (k, &kv) in col.iter().enumerate() {
+                let ri = y - y0 + k;
+                let src = &hpass[(t * nrows + ri) * w..(t * nrows + ri + 1) * w];
+                for (a, &s) in acc.iter_mut().zip(src) {
+                    *a += kv * s;
+                }
+            }
+        }
+        let orow = &mut out[y * w..(y + 1) * w];
+        match weight {
+            None => orow.iter_mut().zip(&acc).for_each(|(o, &a)| *o += a),
+            Some(m) => {
+                for ((o, &a), &mv) in orow.iter_mut().zip(&acc).zip(&m[y * w..(y + 1) * w]) {
+                    *o += mv * a;
+                }
+            }
+        }
+    }
+}
+
+/// Adds `weight · (kernel ⊛ plane)` into `out` by the cheaper of direct and separable
+/// convolution (separable when the factorisation within [`SEPARABLE_TOL`] has fewer than
+/// `size / 3` terms).
+pub fn conv_accumulate_fast(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    kernel: &Kernel,
+    sep: Option<&SeparableKernel>,
+    weight: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    match sep {
+        Some(s) if !kernel.is_pulse() => sep_conv_accumulate(plane, h, w, s, weight, out),
+        _ => conv_accumulate(plane, h, w, kernel, weight, out),
+    }
+}
+
+/// `kernel` without its outer rings while the dropped weights' absolute sum stays at most
+/// `tol` (no renormalisation, so an output in [0, 1] moves by at most `tol`).
+pub fn trimmed(kernel: &Kernel, tol: f64) -> Kernel {
+    let n = kernel.size;
+    let r = kernel.radius();
+    let mut dropped = 0.0f64;
+    let mut keep = r;
+    while keep > 0 {
+        // Ring at Chebyshev radius `keep`.
+        let mut ring = 0.0f64;
+        for y in 0..n {
+            for x in 0..n {
+                let d = (y as isize - r as isize)
+                    .abs()
+                    .max((x as isize - r as isize).abs()) as usize;
+                if d == keep {
+                    ring += kernel.data[y * n + x].abs() as f64;
+                }
+            }
+        }
+        if dropped + ring > tol {
+            break;
+        }
+        dropped += ring;
+        keep -= 1;
+    }
+    if keep == r {
+        return kernel.clone();
+    }
+    let m = 2 * keep + 1;
+    let off = r - keep;
+    let data = (0..m * m)
+        .map(|i| kernel.data[(i / m + off) * n + i % m + off])
+        .collect();
+    Kernel { size: m, data }
+}
+
+/// The factorisation [`conv_accumulate_fast`] should use for `kernel`, if any.
+pub fn plan_separable(kernel: &Kernel) -> Option<SeparableKernel> {
+    if kernel.is_pulse() || kernel.size < 5 {
+        return None;
+    }
+    separable_factors(kernel, SEPARABLE_TOL, (kernel.size / 3).max(1))
+}
+
 /// `kernel ⊛ plane` with reflect-101 borders.
 pub fn convolve(plane: &[f32], h: usize, w: usize, kernel: &Kernel) -> Vec<f32> {
     let mut out = vec![0.0; h * w];

@@ -163,7 +163,8 @@ pub fn random_masks<R: Rng>(rng: &mut R, k: usize, h: usize, w: usize, cfg: &Mas
     } else {
         rng.random_range(cfg.edge_sigma_px.0..=cfg.edge_sigma_px.1)
     };
-    let weights = (0..k)
+    // The last mask is 1 − Σ others (the blur is linear and normalised), one blur fewer.
+    let mut weights: Vec<Vec<f32>> = (0..k - 1)
         .map(|j| {
             let onehot: Vec<f32> = labels
                 .iter()
@@ -172,6 +173,18 @@ pub fn random_masks<R: Rng>(rng: &mut R, k: usize, h: usize, w: usize, cfg: &Mas
             gaussian_blur(&onehot, h, w, sigma_e)
         })
         .collect();
+    let last = (0..n)
+        .map(|i| {
+            let v = 1.0 - weights.iter().map(|p| p[i]).sum::<f32>();
+            // Rounding leaves ~1e-7 where the others cover everything; keep the support exact.
+            if v < 1e-6 {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    weights.push(last);
     Masks {
         k,
         height: h,
