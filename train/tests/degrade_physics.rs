@@ -648,3 +648,29 @@ fn trimming_drops_only_negligible_rings() {
     assert_eq!(t.at(0, 0), k.at(0, 0));
     assert_eq!(trimmed(&kernels::gaussian(9, 3.0, 3.0, 0.0), 1e-3).size, 9);
 }
+
+#[test]
+fn poisson_tables_have_the_right_mean_and_variance() {
+    use savl_train::degrade::noise::poisson_cdf;
+    for lambda in [0.3, 4.0, 37.5, 200.0] {
+        let cdf = poisson_cdf(lambda);
+        assert!((cdf.last().unwrap() - 1.0).abs() < 1e-9);
+        let pmf: Vec<f64> = (0..cdf.len())
+            .map(|k| cdf[k] - if k == 0 { 0.0 } else { cdf[k - 1] })
+            .collect();
+        let mean: f64 = pmf.iter().enumerate().map(|(k, p)| k as f64 * p).sum();
+        let var: f64 = pmf
+            .iter()
+            .enumerate()
+            .map(|(k, p)| (k as f64 - mean).powi(2) * p)
+            .sum();
+        assert!(
+            (mean - lambda).abs() < 1e-6 * lambda.max(1.0),
+            "mean {mean} vs {lambda}"
+        );
+        assert!(
+            (var - lambda).abs() < 1e-6 * lambda.max(1.0),
+            "var {var} vs {lambda}"
+        );
+    }
+}

@@ -231,8 +231,8 @@ pub fn sep_conv_accumulate(
 }
 
 /// Adds `weight · (kernel ⊛ plane)` into `out` by the cheaper of direct and separable
-/// convolution (separable when the factorisation within [`SEPARABLE_TOL`] has fewer than
-/// `size / 3` terms).
+/// convolution (separable when the factorisation within [`SEPARABLE_TOL`] has at most
+/// `2·size/5` terms).
 pub fn conv_accumulate_fast(
     plane: &[f32],
     h: usize,
@@ -290,7 +290,7 @@ pub fn plan_separable(kernel: &Kernel) -> Option<SeparableKernel> {
     if kernel.is_pulse() || kernel.size < 5 {
         return None;
     }
-    separable_factors(kernel, SEPARABLE_TOL, (kernel.size / 3).max(1))
+    separable_factors(kernel, SEPARABLE_TOL, (kernel.size * 2 / 5).max(1))
 }
 
 /// `kernel ⊛ plane` with reflect-101 borders.
@@ -310,9 +310,14 @@ pub fn gaussian_taps(sigma: f64, r: usize) -> Vec<f32> {
     t.into_iter().map(|v| (v / s) as f32).collect()
 }
 
-/// Separable filter with symmetric odd `taps` along rows then columns, reflect-101 borders.
+/// Separable filter with symmetric odd `taps` (`taps[i] = taps[n − 1 − i]`) along rows then
+/// columns, reflect-101 borders. Mirrored taps are summed first, halving the multiplies.
 pub fn separable(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
     let r = taps.len() / 2;
+    debug_assert!(
+        taps.iter().zip(taps.iter().rev()).all(|(a, b)| a == b),
+        "taps must be symmetric"
+    );
     let mut tmp = vec![0.0f32; h * w];
     let cols: Vec<usize> = (0..w + 2 * r)
         .map(|x| reflect101(x as isize - r as isize, w))
@@ -324,19 +329,32 @@ pub fn separable(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
             *p = src[c];
         }
         let dst = &mut tmp[y * w..(y + 1) * w];
-        for (t, &kv) in taps.iter().enumerate() {
-            for (d, &s) in dst.iter_mut().zip(&prow[t..t + w]) {
-                *d += kv * s;
+        let kc = taps[r];
+        for (d, &s) in dst.iter_mut().zip(&prow[r..r + w]) {
+            *d = kc * s;
+        }
+        for t in 0..r {
+            let kv = taps[t];
+            let (a, b) = (&prow[t..t + w], &prow[2 * r - t..2 * r - t + w]);
+            for ((d, &sa), &sb) in dst.iter_mut().zip(a).zip(b) {
+                *d += kv * (sa + sb);
             }
         }
     }
     let mut out = vec![0.0f32; h * w];
     for y in 0..h {
         let dst = &mut out[y * w..(y + 1) * w];
-        for (t, &kv) in taps.iter().enumerate() {
-            let sy = reflect101(y as isize + t as isize - r as isize, h);
-            for (d, &s) in dst.iter_mut().zip(&tmp[sy * w..(sy + 1) * w]) {
-                *d += kv * s;
+        let kc = taps[r];
+        for (d, &s) in dst.iter_mut().zip(&tmp[y * w..(y + 1) * w]) {
+            *d = kc * s;
+        }
+        for t in 0..r {
+            let kv = taps[t];
+            let ya = reflect101(y as isize + t as isize - r as isize, h);
+            let yb = reflect101(y as isize + r as isize - t as isize, h);
+            let (a, b) = (&tmp[ya * w..(ya + 1) * w], &tmp[yb * w..(yb + 1) * w]);
+            for ((d, &sa), &sb) in dst.iter_mut().zip(a).zip(b) {
+                *d += kv * (sa + sb);
             }
         }
     }

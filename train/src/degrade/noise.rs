@@ -3,7 +3,7 @@
 
 use crate::image::PlanarImage;
 use rand::Rng;
-use rand_distr::{Distribution, Poisson, StandardNormal};
+use rand_distr::{Distribution, StandardNormal};
 
 /// Per-pixel noise parameters on the working grid.
 #[derive(Clone, Debug, Default)]
@@ -37,8 +37,16 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
         .for_each(|&q| seen[q as usize] = true);
     let unique = seen.iter().filter(|&&s| s).count().max(1);
     let vals = 2f64.powf((unique as f64).log2().ceil());
-    let dists: Vec<Option<Poisson<f64>>> = (0..256)
-        .map(|q| Poisson::new(q as f64 / 255.0 * vals).ok())
+    // λ takes at most 256 values (one per 8-bit level), so each level gets an exact CDF table
+    // (truncated 12 std above the mean, where the tail is below 1e-30) sampled by inversion.
+    let tables: Vec<Vec<f64>> = (0..256)
+        .map(|q| {
+            if seen[q] {
+                poisson_cdf(q as f64 / 255.0 * vals)
+            } else {
+                Vec::new()
+            }
+        })
         .collect();
     quant
         .iter()
@@ -49,12 +57,31 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
                     if n == 0.0 {
                         return 0.0;
                     }
-                    let lam_draw = dists[qv as usize].as_ref().map_or(0.0, |d| d.sample(rng));
-                    (lam_draw / vals - qv as f64 / 255.0) as f32
+                    let cdf = &tables[qv as usize];
+                    let u: f64 = rng.random();
+                    let k = cdf.partition_point(|&c| c < u).min(cdf.len() - 1);
+                    (k as f64 / vals - qv as f64 / 255.0) as f32
                 })
                 .collect()
         })
         .collect()
+}
+
+/// Cumulative Poisson(λ) probabilities for k = 0 ..= ⌈λ + 12√λ + 12⌉.
+pub fn poisson_cdf(lambda: f64) -> Vec<f64> {
+    let kmax = (lambda + 12.0 * lambda.sqrt() + 12.0).ceil() as usize;
+    let mut cdf = Vec::with_capacity(kmax + 1);
+    // Start from log p(0) = −λ; exp(−λ) stays a normal f64 for λ ≤ 700 (here λ ≤ 256).
+    let mut p = (-lambda).exp();
+    let mut acc = 0.0;
+    for k in 0..=kmax {
+        if k > 0 {
+            p *= lambda / k as f64;
+        }
+        acc += p;
+        cdf.push(acc);
+    }
+    cdf
 }
 
 /// The noise field `n(u) = A_G(√(1−γ) ε_rgb + √γ ε_gray) + A_P((1−γ) n_P,rgb + γ n_P,gray)` for a
