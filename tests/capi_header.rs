@@ -25,7 +25,13 @@ fn committed_header_is_current() {
         committed == generated,
         "include/savl.h is stale: regenerate it with `SAVL_BLESS=1 cargo test -p savl --test capi_header`"
     );
-    for f in ["savl_upscaler_new", "savl_upscaler_run", "savl_upscaler_free", "savl_last_error", "SAVL_STATUS_PANIC"] {
+    for f in [
+        "savl_upscaler_new",
+        "savl_upscaler_run",
+        "savl_upscaler_free",
+        "savl_last_error",
+        "SAVL_STATUS_PANIC",
+    ] {
         assert!(generated.contains(f), "header lacks {f}");
     }
 }
