@@ -1,0 +1,160 @@
+//! fp16: weights and activations FLOAT16, except what ONNX requires as float (Resize `roi` and
+//! `scales`); f32 model inputs and outputs through `Cast` unless `io_f16`.
+
+use std::collections::{HashMap, HashSet};
+
+use tract_onnx::pb;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_proto::DataType;
+
+use crate::onnx_graph::{self as og, attr_i, node};
+
+/// Inputs of `op` that must stay FLOAT whatever the data type (by input index).
+fn float_only_input(op: &str, idx: usize) -> bool {
+    matches!((op, idx), ("Resize", 1) | ("Resize", 2) | ("Upsample", 1))
+}
+
+fn to_f16(t: &pb::TensorProto) -> Option<pb::TensorProto> {
+    if t.data_type != DataType::Float as i32 {
+        return None;
+    }
+    let v = og::tensor_to_f32(t)?;
+    Some(og::tensor_f16(&t.name, &t.dims, &v))
+}
+
+/// Converts a decoded f32 model to fp16.
+pub fn convert_fp16(model: &pb::ModelProto, io_f16: bool) -> pb::ModelProto {
+    let mut model = model.clone();
+    let g = model.graph.as_mut().expect("decoded model has a graph");
+    og::ensure_node_names(g);
+    // Which float constants feed a float-only slot, and which feed anything else.
+    let mut float_use: HashSet<String> = HashSet::new();
+    let mut other_use: HashSet<String> = HashSet::new();
+    for n in &g.node {
+        for (i, inp) in n.input.iter().enumerate() {
+            if float_only_input(&n.op_type, i) {
+                float_use.insert(inp.clone());
+            } else {
+                other_use.insert(inp.clone());
+            }
+        }
+    }
+    // Initializers.
+    let mut extra = vec![];
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    for t in g.initializer.iter_mut() {
+        if t.data_type != DataType::Float as i32 {
+            continue;
+        }
+        match (float_use.contains(&t.name), other_use.contains(&t.name)) {
+            (true, true) => {
+                let mut h = to_f16(t).expect("float tensor");
+                h.name = format!("{}__f16", t.name);
+                renamed.insert(t.name.clone(), h.name.clone());
+                extra.push(h);
+            }
+            (true, false) => {}
+            _ => *t = to_f16(t).expect("float tensor"),
+        }
+    }
+    g.initializer.extend(extra);
+    for n in g.node.iter_mut() {
+        let op = n.op_type.clone();
+        for (i, inp) in n.input.iter_mut().enumerate() {
+            if !float_only_input(&op, i) {
+                if let Some(r) = renamed.get(inp) {
+                    *inp = r.clone();
+                }
+            }
+        }
+    }
+    // Constants and type-producing attributes.
+    for n in g.node.iter_mut() {
+        let feeds_float_only = n.output.iter().any(|o| float_use.contains(o));
+        match n.op_type.as_str() {
+            "Constant" | "ConstantOfShape" if !feeds_float_only => {
+                for a in n.attribute.iter_mut() {
+                    if a.name == "value" {
+                        if let Some(h) = a.t.as_ref().and_then(to_f16) {
+                            a.t = Some(h);
+                        }
+                    } else if a.name == "value_float" {
+                        a.name = "value".into();
+                        a.r#type = AttributeType::Tensor as i32;
+                        a.t = Some(og::tensor_f16("", &[], &[a.f]));
+                    } else if a.name == "value_floats" {
+                        a.name = "value".into();
+                        a.r#type = AttributeType::Tensor as i32;
+                        a.t = Some(og::tensor_f16("", &[a.floats.len() as i64], &a.floats));
+                        a.floats.clear();
+                    }
+                }
+            }
+            "Cast" if !feeds_float_only => {
+                for a in n.attribute.iter_mut() {
+                    if a.name == "to" && a.i == DataType::Float as i64 {
+                        a.i = DataType::Float16 as i64;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Inputs and outputs.
+    let mut pre = vec![];
+    for inp in g.input.iter_mut() {
+        if og::elem_type(inp) != Some(DataType::Float as i32)
+            || g.initializer.iter().any(|t| t.name == inp.name)
+        {
+            continue;
+        }
+        if io_f16 {
+            og::set_elem_type(inp, DataType::Float16);
+        } else {
+            let inner = format!("{}__f16", inp.name);
+            for n in g.node.iter_mut() {
+                for i in n.input.iter_mut().filter(|i| **i == inp.name) {
+                    *i = inner.clone();
+                }
+            }
+            pre.push(node(
+                &format!("{}__cast", inp.name),
+                "Cast",
+                &[&inp.name],
+                &[&inner],
+                vec![attr_i("to", DataType::Float16 as i64)],
+            ));
+        }
+    }
+    let mut post = vec![];
+    for out in g.output.iter_mut() {
+        if og::elem_type(out) != Some(DataType::Float as i32) {
+            continue;
+        }
+        if io_f16 {
+            og::set_elem_type(out, DataType::Float16);
+        } else {
+            let inner = format!("{}__f16", out.name);
+            for n in g.node.iter_mut() {
+                for o in n.output.iter_mut().filter(|o| **o == out.name) {
+                    *o = inner.clone();
+                }
+                for i in n.input.iter_mut().filter(|i| **i == out.name) {
+                    *i = inner.clone();
+                }
+            }
+            post.push(node(
+                &format!("{}__cast", out.name),
+                "Cast",
+                &[&inner],
+                &[&out.name],
+                vec![attr_i("to", DataType::Float as i64)],
+            ));
+        }
+    }
+    let body = std::mem::take(&mut g.node);
+    g.node = pre.into_iter().chain(body).chain(post).collect();
+    g.value_info.clear();
+    og::set_meta(&mut model, "savl.precision", "f16");
+    model
+}

@@ -1,0 +1,14 @@
+//! Shared helpers for the integration tests (not a test target of its own).
+#![allow(dead_code)]
+
+use savl_quantize::images::{synthetic, Planar};
+use savl_quantize::testmodel::SmallModel;
+use tract_onnx::pb;
+
+pub fn small() -> pb::ModelProto {
+    SmallModel::default().proto()
+}
+
+pub fn calib(n: usize, side: usize) -> Vec<Planar> {
+    (0..n).map(|i| synthetic(side, side, 100 + i as u64)).collect()
+}
