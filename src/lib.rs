@@ -1,5 +1,54 @@
 //! savl: degradation-aware ×4 super-resolution for the edge, run by tract.
 //!
-//! (Crate docs and the runnable example are written with the `Upscaler` API.)
+//! ```
+//! use savl::{Upscaler, Precision};
+//!
+//! # fn main() -> Result<(), savl::Error> {
+//! // The default model is embedded in the library; no file is needed.
+//! let upscaler = Upscaler::builder().precision(Precision::Auto).threads(1).build()?;
+//! let lr = image::RgbImage::from_pixel(12, 10, image::Rgb([120, 80, 40]));
+//! let sr = upscaler.upscale(&lr)?;
+//! assert_eq!(sr.dimensions(), (12 * 4, 10 * 4));
+//!
+//! // Streaming form: bands of finished rows, in order, never the whole output at once.
+//! let mut rows_seen = 0;
+//! upscaler.upscale_rows(&lr, |first_row, rows| {
+//!     assert_eq!(first_row as usize, rows_seen);
+//!     rows_seen += rows.len() / (3 * 12 * 4);
+//!     Ok(())
+//! })?;
+//! assert_eq!(rows_seen, 10 * 4);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Models follow the ONNX contract in `ARCHITECTURE.md`: input `lr` `[1,3,H,W]` in [0, 1],
+//! output `sr` `[1,3,4H,4W]`, optional `mu` and `severity` maps; metadata `savl.scale`,
+//! `savl.receptive_field` (the tile halo), `savl.precision`.
+//!
+//! Large images are cut into overlapping tiles (see [`TileConfig`], [`TilePlan`]) whose output is
+//! identical to whole-image inference when the halo covers the receptive field.
+#![deny(missing_docs)]
 
+mod error;
+mod model;
+#[doc(hidden)]
+pub mod modulate;
+mod precision;
+#[doc(hidden)]
+pub mod testing;
+#[doc(hidden)]
+pub mod testmodel;
+mod tiling;
+mod upscaler;
+
+pub mod io;
 pub mod metrics;
+
+pub use error::{Error, Result};
+pub use precision::{CpuCaps, Precision};
+pub use tiling::{Rect, Tile, TileConfig, TileIter, TilePlan, DEFAULT_TILE, MAX_TILE, MIN_TILE};
+pub use upscaler::{
+    DegradationEstimate, Upscaler, UpscalerBuilder, DEFAULT_FOREIGN_HALO, DEFAULT_MAX_INPUT_PIXELS,
+    MAX_THREADS,
+};

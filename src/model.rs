@@ -1,0 +1,476 @@
+//! Loading a model file (path, bytes or embedded), reading its contract, and building
+//! optimised plans per tile shape.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::knobs::KnobScope;
+use tract_onnx::tract_core::runtime::RunOptions;
+
+use crate::error::anyhow_like::boxed;
+use crate::{Error, Precision};
+
+/// Where the model bytes come from.
+#[derive(Clone)]
+pub(crate) enum Source {
+    Embedded,
+    Path(PathBuf),
+    Bytes(Arc<[u8]>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Embedded => f.write_str("Embedded"),
+            Source::Path(p) => write!(f, "Path({p:?})"),
+            Source::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+        }
+    }
+}
+
+/// Models embedded at build time by `build.rs`: `(precision, file name, bytes)`.
+pub(crate) mod embedded {
+    use crate::Precision;
+    include!(concat!(env!("OUT_DIR"), "/embedded_models.rs"));
+}
+
+/// The precisions embedded in this build, f32 first.
+pub(crate) fn embedded_precisions() -> Vec<Precision> {
+    embedded::EMBEDDED.iter().map(|e| e.0).collect()
+}
+
+/// What kind of plan: the SR output only, or the degradation maps only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PlanKind {
+    Sr,
+    Estimate,
+}
+
+/// Metadata props of the savl contract.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Meta {
+    pub scale: Option<usize>,
+    pub receptive_field: Option<usize>,
+    pub preset: Option<String>,
+    pub precision: Option<String>,
+}
+
+/// A loaded, decluttered model with symbolic H/W, ready to be specialised per tile shape.
+pub(crate) struct LoadedModel {
+    /// Path, or `<embedded:NAME>` / `<bytes>`.
+    pub label: PathBuf,
+    pub precision: Precision,
+    pub meta: Meta,
+    pub scale: usize,
+    pub input_dt: DatumType,
+    pub sr: OutletId,
+    pub mu: Option<OutletId>,
+    pub severity: Option<OutletId>,
+    pub typed: TypedModel,
+    pub fused: usize,
+    h_sym: Symbol,
+    w_sym: Symbol,
+    plans: Mutex<HashMap<PlanKey, Arc<TypedSimplePlan>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PlanKey {
+    h: usize,
+    w: usize,
+    kind: PlanKind,
+    multithread: bool,
+}
+
+/// Options that change how plans are built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadOptions {
+    pub fuse_modulation: bool,
+}
+
+/// At most this many plans are cached per model (one or two are used per image size).
+const MAX_CACHED_PLANS: usize = 8;
+
+fn model_err(label: &Path, reason: impl Into<String>, e: impl std::fmt::Display) -> Error {
+    Error::model(label, reason, Some(boxed(e)))
+}
+
+/// Read a model file through a memory map.
+pub(crate) fn read_path(path: &Path) -> Result<pb::ModelProto, Error> {
+    let file = std::fs::File::open(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    // SAFETY: the map is only read, and dropped before this function returns; a file truncated
+    // underneath us is the same hazard every mmap-based loader (tract's included) accepts.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    decode(&map, path)
+}
+
+pub(crate) fn decode(bytes: &[u8], label: &Path) -> Result<pb::ModelProto, Error> {
+    if bytes.is_empty() {
+        return Err(Error::model(label, "empty file, not an ONNX model", None));
+    }
+    let proto = pb::ModelProto::decode(bytes)
+        .map_err(|e| model_err(label, "not a valid ONNX model (protobuf decode failed)", e))?;
+    if proto.graph.is_none() {
+        return Err(Error::model(label, "ONNX file has no graph", None));
+    }
+    Ok(proto)
+}
+
+fn meta_of(proto: &pb::ModelProto) -> Meta {
+    let get = |k: &str| {
+        proto
+            .metadata_props
+            .iter()
+            .find(|p| p.key == k)
+            .map(|p| p.value.trim().to_string())
+    };
+    Meta {
+        scale: get("savl.scale").and_then(|v| v.parse().ok()),
+        receptive_field: get("savl.receptive_field").and_then(|v| v.parse().ok()),
+        preset: get("savl.preset"),
+        precision: get("savl.precision"),
+    }
+}
+
+/// The precision of a model file: from `savl.precision`, else from its ops and weights.
+pub(crate) fn precision_of(proto: &pb::ModelProto) -> Precision {
+    if let Some(p) = meta_of(proto)
+        .precision
+        .and_then(|p| p.parse::<Precision>().ok())
+    {
+        if p != Precision::Auto {
+            return p;
+        }
+    }
+    let Some(graph) = proto.graph.as_ref() else {
+        return Precision::F32;
+    };
+    let int8_ops = [
+        "QLinearConv",
+        "ConvInteger",
+        "QLinearMatMul",
+        "MatMulInteger",
+    ];
+    if graph
+        .node
+        .iter()
+        .any(|n| int8_ops.contains(&n.op_type.as_str()))
+    {
+        return Precision::Int8;
+    }
+    let f16 = pb::tensor_proto::DataType::Float16 as i32;
+    let f32n = pb::tensor_proto::DataType::Float as i32;
+    let n16 = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == f16)
+        .count();
+    let n32 = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == f32n)
+        .count();
+    if n16 > n32 {
+        Precision::F16
+    } else {
+        Precision::F32
+    }
+}
+
+impl LoadedModel {
+    /// Parse, type and declutter the model, and check it against the savl contract.
+    pub(crate) fn from_proto(
+        proto: &pb::ModelProto,
+        label: PathBuf,
+        opts: LoadOptions,
+    ) -> Result<LoadedModel, Error> {
+        let meta = meta_of(proto);
+        let precision = precision_of(proto);
+        let lbl = label.as_path();
+        let onnx = tract_onnx::onnx();
+        let inference = onnx
+            .model_for_proto_model(proto)
+            .map_err(|e| model_err(lbl, "cannot parse the ONNX graph", e))?;
+        let mut typed = inference
+            .into_typed()
+            .map_err(|e| model_err(lbl, "cannot type the graph (unsupported op or shape?)", e))?
+            .into_decluttered()
+            .map_err(|e| model_err(lbl, "cannot simplify the graph", e))?;
+
+        if typed.inputs.len() != 1 {
+            return Err(Error::model(
+                lbl,
+                format!(
+                    "expected 1 input (lr: [1,3,H,W]), found {}",
+                    typed.inputs.len()
+                ),
+                None,
+            ));
+        }
+        let input = typed
+            .input_fact(0)
+            .map_err(|e| model_err(lbl, "no input", e))?
+            .clone();
+        let input_dt = input.datum_type;
+        if input_dt != f32::datum_type() && input_dt != f16::datum_type() {
+            return Err(Error::model(
+                lbl,
+                format!("input must be float32 or float16, found {input_dt:?}"),
+                None,
+            ));
+        }
+        let shape: Vec<TDim> = input.shape.iter().cloned().collect();
+        if shape.len() != 4 {
+            return Err(Error::model(
+                lbl,
+                format!("input must be NCHW [1,3,H,W], found rank {}", shape.len()),
+                None,
+            ));
+        }
+        if shape[1] != TDim::Val(3) {
+            return Err(Error::model(
+                lbl,
+                format!("input must have 3 channels (RGB), found {}", shape[1]),
+                None,
+            ));
+        }
+        let sym_of = |d: &TDim, what: &str| -> Result<Symbol, Error> {
+            match d {
+                TDim::Sym(s) => Ok(s.clone()),
+                other => Err(Error::model(
+                    lbl,
+                    format!("input {what} must be a free dimension (symbolic), found {other}"),
+                    None,
+                )),
+            }
+        };
+        let h_sym = sym_of(&shape[2], "height")?;
+        let w_sym = sym_of(&shape[3], "width")?;
+        // Fix the batch to 1 when it is symbolic.
+        if let TDim::Sym(b) = &shape[0] {
+            let mut subs = HashMap::new();
+            subs.insert(b.clone(), TDim::Val(1));
+            typed = typed
+                .set_symbols(&subs)
+                .map_err(|e| model_err(lbl, "cannot fix batch", e))?;
+        }
+
+        let outputs: Vec<OutletId> = typed
+            .output_outlets()
+            .map(|o| o.to_vec())
+            .unwrap_or_default();
+        if outputs.is_empty() {
+            return Err(Error::model(lbl, "model has no outputs", None));
+        }
+        let graph_outputs: Vec<String> = proto
+            .graph
+            .as_ref()
+            .map(|g| g.output.iter().map(|o| o.name.clone()).collect())
+            .unwrap_or_default();
+        let find = |name: &str, ix: usize| -> Option<OutletId> {
+            match graph_outputs.iter().position(|n| n == name) {
+                Some(i) => outputs.get(i).copied(),
+                None if outputs.len() >= 3 => outputs.get(ix).copied(),
+                None => None,
+            }
+        };
+        let sr = outputs[0];
+        let mu = find("mu", 1);
+        let severity = find("severity", 2);
+
+        // Scale from the output shape, checked against the metadata.
+        let probe = SymbolValues::default().with(&h_sym, 16).with(&w_sym, 16);
+        let sr_fact = typed
+            .outlet_fact(sr)
+            .map_err(|e| model_err(lbl, "no output fact", e))?;
+        let out_h = sr_fact
+            .shape
+            .iter()
+            .nth(2)
+            .and_then(|d| d.eval_to_i64(&probe).ok())
+            .filter(|v| *v > 0 && v % 16 == 0);
+        let scale = match (out_h, meta.scale) {
+            (Some(h), Some(m)) if (h / 16) as usize != m => {
+                return Err(Error::model(
+                    lbl,
+                    format!(
+                        "metadata says savl.scale = {m} but the graph upscales by {}",
+                        h / 16
+                    ),
+                    None,
+                ))
+            }
+            (Some(h), _) => (h / 16) as usize,
+            (None, Some(m)) => m,
+            (None, None) => return Err(Error::model(
+                lbl,
+                "cannot tell the scale: output 0 is not [1,3,s·H,s·W] and savl.scale is missing",
+                None,
+            )),
+        };
+        if !(1..=16).contains(&scale) {
+            return Err(Error::model(
+                lbl,
+                format!("unsupported scale ×{scale}"),
+                None,
+            ));
+        }
+
+        let fused = if opts.fuse_modulation {
+            crate::modulate::fuse_modulation(&mut typed)
+                .map_err(|e| model_err(lbl, "fused-modulation rewrite failed", e))?
+        } else {
+            0
+        };
+
+        Ok(LoadedModel {
+            label,
+            precision,
+            meta,
+            scale,
+            input_dt,
+            sr,
+            mu,
+            severity,
+            typed,
+            fused,
+            h_sym,
+            w_sym,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Load from a source with the given file precision already resolved.
+    pub(crate) fn load(
+        source: &Source,
+        wanted: Precision,
+        opts: LoadOptions,
+    ) -> Result<LoadedModel, Error> {
+        match source {
+            Source::Embedded => {
+                let Some((_, name, bytes)) = embedded::EMBEDDED
+                    .iter()
+                    .find(|e| e.0 == wanted || wanted == Precision::Auto)
+                else {
+                    return Err(Error::model(
+                        "<embedded>",
+                        "this build embeds no default model (models/savl-lite-x4.onnx was \
+                         missing at build time); pass a model path",
+                        None,
+                    ));
+                };
+                let label = PathBuf::from(format!("<embedded:{name}>"));
+                let proto = decode(bytes, &label)?;
+                LoadedModel::from_proto(&proto, label, opts)
+            }
+            Source::Path(p) => {
+                let proto = read_path(p)?;
+                LoadedModel::from_proto(&proto, p.clone(), opts)
+            }
+            Source::Bytes(b) => {
+                let label = PathBuf::from("<bytes>");
+                let proto = decode(b, &label)?;
+                LoadedModel::from_proto(&proto, label, opts)
+            }
+        }
+    }
+
+    /// The optimised plan for one tile shape, built once and cached.
+    pub(crate) fn plan(
+        &self,
+        h: usize,
+        w: usize,
+        kind: PlanKind,
+        executor: Option<&tract_linalg::multithread::Executor>,
+        disable_direct_spatial: bool,
+    ) -> Result<Arc<TypedSimplePlan>, Error> {
+        let key = PlanKey {
+            h,
+            w,
+            kind,
+            multithread: executor.is_some(),
+        };
+        if let Some(p) = self.plans.lock().map_err(Error::runtime)?.get(&key) {
+            return Ok(p.clone());
+        }
+        let plan = self.build_plan(h, w, kind, executor, disable_direct_spatial)?;
+        let mut cache = self.plans.lock().map_err(Error::runtime)?;
+        if cache.len() >= MAX_CACHED_PLANS {
+            cache.clear();
+        }
+        cache.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    fn build_plan(
+        &self,
+        h: usize,
+        w: usize,
+        kind: PlanKind,
+        executor: Option<&tract_linalg::multithread::Executor>,
+        disable_direct_spatial: bool,
+    ) -> Result<Arc<TypedSimplePlan>, Error> {
+        let lbl = self.label.as_path();
+        let mut model = self.typed.clone();
+        let outputs = match kind {
+            PlanKind::Sr => vec![self.sr],
+            PlanKind::Estimate => match (self.mu, self.severity) {
+                (Some(m), Some(s)) => vec![m, s],
+                _ => return Err(self.no_estimate()),
+            },
+        };
+        model
+            .select_output_outlets(&outputs)
+            .map_err(Error::runtime)?;
+        let mut subs = HashMap::new();
+        subs.insert(self.h_sym.clone(), TDim::Val(h as i64));
+        subs.insert(self.w_sym.clone(), TDim::Val(w as i64));
+        let knob = if disable_direct_spatial { "1" } else { "0" };
+        let scope = KnobScope::new([("TRACT_DISABLE_DIRECT_SPATIAL", knob)])
+            .map_err(|e| model_err(lbl, "knob", e))?;
+        let optimized = scope
+            .enter(|| model.set_symbols(&subs).and_then(|m| m.into_optimized()))
+            .map_err(|e| model_err(lbl, format!("cannot build a plan for a {w}×{h} tile"), e))?;
+        let opts = RunOptions {
+            executor: executor.cloned(),
+            ..Default::default()
+        };
+        optimized
+            .into_runnable_with_options(&opts)
+            .map_err(|e| model_err(lbl, format!("cannot build a plan for a {w}×{h} tile"), e))
+    }
+
+    pub(crate) fn no_estimate(&self) -> Error {
+        Error::Unsupported(format!(
+            "model {} has no degradation outputs (`mu`, `severity`)",
+            self.label.display()
+        ))
+    }
+}
+
+/// Candidate files for `precision` next to `path`: `NAME.onnx`, `NAME.int8.onnx`, `NAME.f16.onnx`.
+pub(crate) fn sibling(path: &Path, precision: Precision) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".onnx")?;
+    let base = stem
+        .strip_suffix(".int8")
+        .or_else(|| stem.strip_suffix(".f16"))
+        .unwrap_or(stem);
+    let file = match precision {
+        Precision::F32 => format!("{base}.onnx"),
+        Precision::Int8 => format!("{base}.int8.onnx"),
+        Precision::F16 => format!("{base}.f16.onnx"),
+        Precision::Auto => return None,
+    };
+    let p = path.with_file_name(file);
+    (p != path && p.is_file()).then_some(p)
+}

@@ -1,0 +1,328 @@
+//! A small synthetic savl-like ONNX model, built in memory, for tests and benches.
+//!
+//! Same shape of graph as SAVL-lite (estimator → `mu`/`severity`, gates
+//! `sigmoid(conv1x1([μ‖s]))` split per block and multiplied after every 2nd body conv,
+//! tail conv → DepthToSpace(4, CRD) + nearest ×4 skip), with random weights.
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::pb::tensor_shape_proto::{dimension::Value as Dim, Dimension};
+
+/// Shape of the synthetic model.
+#[derive(Debug, Clone, Copy)]
+pub struct TestModel {
+    /// Body channels.
+    pub channels: usize,
+    /// Body 3×3 convs (gates after every 2nd).
+    pub body: usize,
+    /// Degradation code dimension.
+    pub dim: usize,
+    /// Weight seed.
+    pub seed: u64,
+    /// Write `mu` and `severity` outputs.
+    pub degradation_outputs: bool,
+    /// Write savl metadata props.
+    pub metadata: bool,
+}
+
+impl Default for TestModel {
+    fn default() -> Self {
+        TestModel {
+            channels: 8,
+            body: 4,
+            dim: 4,
+            seed: 1,
+            degradation_outputs: true,
+            metadata: true,
+        }
+    }
+}
+
+struct G {
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    rng: u64,
+    n: usize,
+}
+
+fn attr_i(name: &str, i: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
+}
+fn attr_f(name: &str, f: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f,
+        ..Default::default()
+    }
+}
+fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: ints.to_vec(),
+        ..Default::default()
+    }
+}
+fn attr_s(name: &str, s: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::String as i32,
+        s: s.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+impl G {
+    fn uniform(&mut self) -> f32 {
+        self.rng = self
+            .rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.rng >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn name(&mut self, p: &str) -> String {
+        self.n += 1;
+        format!("{p}_{}", self.n)
+    }
+    fn init_f32(&mut self, dims: &[i64], data: Vec<f32>) -> String {
+        let name = self.name("w");
+        self.inits.push(pb::TensorProto {
+            name: name.clone(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+    fn init_i64(&mut self, data: &[i64]) -> String {
+        let name = self.name("k");
+        self.inits.push(pb::TensorProto {
+            name: name.clone(),
+            dims: vec![data.len() as i64],
+            data_type: DataType::Int64 as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+    fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<pb::AttributeProto>,
+        outputs: usize,
+    ) -> Vec<String> {
+        let name = self.name(op);
+        let outs: Vec<String> = (0..outputs).map(|i| format!("{name}_o{i}")).collect();
+        self.nodes.push(pb::NodeProto {
+            name,
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outs.clone(),
+            attribute: attrs,
+            ..Default::default()
+        });
+        outs
+    }
+    fn conv(&mut self, x: &str, cin: usize, cout: usize, k: usize) -> String {
+        let fan = (cin * k * k) as f32;
+        let scale = 1.5 / fan.sqrt();
+        let w: Vec<f32> = (0..cout * cin * k * k)
+            .map(|_| self.uniform() * scale)
+            .collect();
+        let b: Vec<f32> = (0..cout).map(|_| self.uniform() * 0.05).collect();
+        let w = self.init_f32(&[cout as i64, cin as i64, k as i64, k as i64], w);
+        let b = self.init_f32(&[cout as i64], b);
+        let p = (k / 2) as i64;
+        self.node(
+            "Conv",
+            &[x, &w, &b],
+            vec![
+                attr_ints("kernel_shape", &[k as i64, k as i64]),
+                attr_ints("pads", &[p, p, p, p]),
+            ],
+            1,
+        )
+        .remove(0)
+    }
+    fn lrelu(&mut self, x: &str) -> String {
+        self.node("LeakyRelu", &[x], vec![attr_f("alpha", 0.1)], 1)
+            .remove(0)
+    }
+}
+
+fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|d| Dimension {
+                            value: Some(d.clone()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl TestModel {
+    /// LR-pixel radius of the receptive field of `sr`.
+    pub fn receptive_field(&self) -> usize {
+        self.body + 2
+    }
+
+    /// The model as ONNX bytes.
+    pub fn onnx_bytes(&self) -> Vec<u8> {
+        let (c, d) = (self.channels, self.dim);
+        let blocks = self.body / 2;
+        let mut g = G {
+            nodes: vec![],
+            inits: vec![],
+            rng: self.seed.wrapping_add(0x9e37),
+            n: 0,
+        };
+        // Estimator.
+        let e = g.conv("lr", 3, 8, 3);
+        let e = g.lrelu(&e);
+        let mu = g.conv(&e, 8, d, 1);
+        let sv = g.conv(&e, 8, 1, 1);
+        let sv = g.node("Tanh", &[&sv], vec![], 1).remove(0);
+        let three = g.init_f32(&[], vec![3.0]);
+        let sev = g.node("Mul", &[&sv, &three], vec![], 1).remove(0);
+        // Gates: one conv1x1 over [mu ‖ s] → B·C → sigmoid → split per block.
+        let cat = g
+            .node("Concat", &[&mu, &sev], vec![attr_i("axis", 1)], 1)
+            .remove(0);
+        let gates = if blocks > 0 {
+            let gl = g.conv(&cat, d + 1, blocks * c, 1);
+            let gs = g.node("Sigmoid", &[&gl], vec![], 1).remove(0);
+            if blocks == 1 {
+                vec![gs]
+            } else {
+                let split = g.init_i64(&vec![c as i64; blocks]);
+                g.node("Split", &[&gs, &split], vec![attr_i("axis", 1)], blocks)
+            }
+        } else {
+            vec![]
+        };
+        // Body.
+        let mut x = g.conv("lr", 3, c, 3);
+        for i in 0..self.body {
+            let y = g.conv(&x, c, c, 3);
+            x = g.lrelu(&y);
+            if i % 2 == 1 {
+                x = g.node("Mul", &[&x, &gates[i / 2]], vec![], 1).remove(0);
+            }
+        }
+        let t = g.conv(&x, c, 48, 3);
+        let d2s = g
+            .node(
+                "DepthToSpace",
+                &[&t],
+                vec![attr_i("blocksize", 4), attr_s("mode", "CRD")],
+                1,
+            )
+            .remove(0);
+        let scales = g.init_f32(&[4], vec![1.0, 1.0, 4.0, 4.0]);
+        let up = g
+            .node(
+                "Resize",
+                &["lr", "", &scales],
+                vec![
+                    attr_s("mode", "nearest"),
+                    attr_s("coordinate_transformation_mode", "asymmetric"),
+                    attr_s("nearest_mode", "floor"),
+                ],
+                1,
+            )
+            .remove(0);
+        let sr = g.node("Add", &[&d2s, &up], vec![], 1).remove(0);
+        // Name the outputs.
+        let mut outputs = vec![];
+        let ident = |g: &mut G, from: &str, to: &str| {
+            g.nodes.push(pb::NodeProto {
+                name: format!("out_{to}"),
+                op_type: "Identity".into(),
+                input: vec![from.into()],
+                output: vec![to.into()],
+                ..Default::default()
+            });
+        };
+        let h = || Dim::DimParam("H".into());
+        let w = || Dim::DimParam("W".into());
+        ident(&mut g, &sr, "sr");
+        outputs.push(value_info("sr", &[Dim::DimValue(1), Dim::DimValue(3)]));
+        if self.degradation_outputs {
+            ident(&mut g, &mu, "mu");
+            ident(&mut g, &sev, "severity");
+            outputs.push(value_info(
+                "mu",
+                &[Dim::DimValue(1), Dim::DimValue(d as i64), h(), w()],
+            ));
+            outputs.push(value_info(
+                "severity",
+                &[Dim::DimValue(1), Dim::DimValue(1), h(), w()],
+            ));
+        }
+        // Clear the shape of "sr" beyond N, C: tract infers it.
+        if let Some(pb::type_proto::Value::TensorType(t)) =
+            outputs[0].r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.shape = None;
+        }
+        let graph = pb::GraphProto {
+            name: "savl-test".into(),
+            node: g.nodes,
+            initializer: g.inits,
+            input: vec![value_info(
+                "lr",
+                &[Dim::DimValue(1), Dim::DimValue(3), h(), w()],
+            )],
+            output: outputs,
+            ..Default::default()
+        };
+        let mut metadata_props = vec![];
+        if self.metadata {
+            for (k, v) in [
+                ("savl.scale", "4".to_string()),
+                ("savl.receptive_field", self.receptive_field().to_string()),
+                ("savl.preset", "test".to_string()),
+                ("savl.precision", "f32".to_string()),
+            ] {
+                metadata_props.push(pb::StringStringEntryProto {
+                    key: k.into(),
+                    value: v,
+                });
+            }
+        }
+        pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            producer_name: "savl-testmodel".into(),
+            graph: Some(graph),
+            metadata_props,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+}

@@ -1,0 +1,82 @@
+//! Seamless tiling: tiled output equals whole-image output (f32, ≤ 1e-4 before quantisation,
+//! and identical RGB8 after it).
+
+use savl::testmodel::TestModel;
+use savl::{TileConfig, Upscaler};
+
+fn test_image(w: u32, h: u32, seed: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let v = |k: u32| {
+            let t = (x * 7 + y * 13 + k * 31 + seed) as f32;
+            (128.0 + 100.0 * (t * 0.11).sin() * ((y as f32 + k as f32) * 0.07).cos()) as u8
+        };
+        image::Rgb([v(0), v(1), v(2)])
+    })
+}
+
+fn upscaler(model: &[u8], tile: usize, threads: usize) -> Upscaler {
+    Upscaler::builder()
+        .model_bytes(model.to_vec())
+        .tile(tile)
+        .threads(threads)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn tiled_equals_whole_image_u8() {
+    let m = TestModel::default();
+    let bytes = m.onnx_bytes();
+    // Whole image: a tile larger than the image.
+    let (w, h) = (75, 53);
+    let img = test_image(w, h, 3);
+    let whole = upscaler(&bytes, 256, 1).upscale(&img).unwrap();
+    for tile in [32, 48, 64, 100, 128, 256] {
+        for threads in [1, 2] {
+            let up = upscaler(&bytes, tile, threads);
+            assert_eq!(up.halo(), m.receptive_field());
+            let tiled = up.upscale(&img).unwrap();
+            assert_eq!(tiled.dimensions(), (w * 4, h * 4));
+            let diff = whole
+                .as_raw()
+                .iter()
+                .zip(tiled.as_raw())
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                diff, 0,
+                "tile {tile} threads {threads}: {diff} bytes differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn tiled_equals_whole_image_f32() {
+    let m = TestModel {
+        channels: 8,
+        body: 6,
+        ..Default::default()
+    };
+    let bytes = m.onnx_bytes();
+    for (w, h) in [(37, 41), (70, 33), (129, 65)] {
+        let img = test_image(w, h, w + h);
+        let whole = savl::testing::raw_sr(&bytes, &img, false).unwrap();
+        for tile in [32, 33, 64, 96, 256] {
+            let up = Upscaler::builder()
+                .model_bytes(bytes.clone())
+                .tiles(TileConfig::new(tile))
+                .threads(1)
+                .build()
+                .unwrap();
+            let tiled = up.upscale_planar_f32(&img).unwrap();
+            assert_eq!(tiled.len(), whole.len());
+            let max = whole
+                .iter()
+                .zip(&tiled)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(max <= 1e-4, "{w}×{h} tile {tile}: max |diff| {max}");
+        }
+    }
+}
