@@ -1,0 +1,95 @@
+//! LeakyReLU as one fused op with its own backward.
+//!
+//! `candle_nn::ops::leaky_relu` composes five elementwise ops (zeros, max, min, mul, add) and
+//! their backwards; this is one pass forward and one pass backward.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+
+#[derive(Clone, Copy, Debug)]
+struct LeakyRelu {
+    slope: f32,
+}
+
+fn contiguous(s: &CpuStorage, l: &Layout) -> Result<Vec<f32>> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("leaky_relu: f32 only, got {:?}", s.dtype()),
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(data[a..b].to_vec()),
+        None => candle_core::bail!("leaky_relu: input must be contiguous"),
+    }
+}
+
+impl CustomOp1 for LeakyRelu {
+    fn name(&self) -> &'static str {
+        "savl-leaky-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut v = contiguous(s, l)?;
+        let a = self.slope;
+        v.iter_mut().for_each(|x| {
+            if *x < 0.0 {
+                *x *= a
+            }
+        });
+        Ok((CpuStorage::F32(v), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // The sign of the output equals the sign of the input for slope > 0.
+        Ok(Some(res.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &LeakyReluGrad { slope: self.slope },
+        )?))
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LeakyReluGrad {
+    slope: f32,
+}
+
+impl candle_core::CustomOp2 for LeakyReluGrad {
+    fn name(&self) -> &'static str {
+        "savl-leaky-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = contiguous(s1, l1)?;
+        let mut g = contiguous(s2, l2)?;
+        if y.len() != g.len() {
+            candle_core::bail!(
+                "leaky_relu grad: shapes {:?} and {:?} differ",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let a = self.slope;
+        g.iter_mut().zip(&y).for_each(|(g, y)| {
+            if *y < 0.0 {
+                *g *= a
+            }
+        });
+        Ok((CpuStorage::F32(g), l1.shape().clone()))
+    }
+}
+
+/// `max(x, 0) + slope · min(x, 0)`; `slope` must be positive.
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && slope > 0.0 {
+        x.contiguous()?.apply_op1(LeakyRelu {
+            slope: slope as f32,
+        })
+    } else {
+        candle_nn::ops::leaky_relu(x, slope)
+    }
+}

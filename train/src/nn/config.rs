@@ -1,0 +1,208 @@
+//! Model sizes, presets and ablations.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which variant of the model is trained (`--ablation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Ablation {
+    /// Full SAVL: estimator, LM lane with sampling, KL (MIS lane), μ/severity gates.
+    #[default]
+    Full,
+    /// The same body without μ/σ² modulation: no estimator, no gates, no decoder. Extra body
+    /// convs keep the multiply-adds within ±5 % of the full model.
+    NoGuide,
+    /// The estimator feeds the decoder with `r = μ` (no sampling) and there is no KL term.
+    Deterministic,
+    /// A CLUB upper bound on I(r; z) replaces the KL (MIS) term.
+    Club,
+}
+
+impl Ablation {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::NoGuide => "noguide",
+            Self::Deterministic => "deterministic",
+            Self::Club => "club",
+        }
+    }
+
+    /// Every variant.
+    pub const ALL: [Ablation; 4] = [Self::Full, Self::NoGuide, Self::Deterministic, Self::Club];
+
+    /// Whether the net has an estimator and gates.
+    pub fn guided(self) -> bool {
+        self != Self::NoGuide
+    }
+}
+
+impl fmt::Display for Ablation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Ablation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                format!("unknown ablation {s:?} (expected full, noguide, deterministic or club)")
+            })
+    }
+}
+
+/// Sizes of the SAVL network (estimator, SR net, training-only decoder).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Preset name, written to checkpoints and ONNX metadata.
+    pub preset: String,
+    /// Upscaling factor (only 4 is supported by the exporter contract).
+    pub scale: usize,
+    /// Body width C.
+    pub channels: usize,
+    /// Number of C→C conv3x3 in the body (N), before ablation adjustments.
+    pub body_convs: usize,
+    /// A gate multiply after every `gate_every`-th body conv.
+    pub gate_every: usize,
+    /// Estimator width.
+    pub est_channels: usize,
+    /// Number of conv3x3 in the estimator (the first maps 3 → width).
+    pub est_convs: usize,
+    /// Latent size d (μ and log σ² have d channels each).
+    pub latent: usize,
+    /// Decoder width (training only).
+    pub dec_channels: usize,
+    /// Number of width→width conv3x3 in the decoder, between its head and tail convs.
+    pub dec_convs: usize,
+    /// Negative slope of every LeakyReLU.
+    pub leaky_slope: f64,
+    /// Clamp range of log σ².
+    pub logvar_range: (f32, f32),
+    /// Variant.
+    pub ablation: Ablation,
+}
+
+impl Config {
+    /// SAVL-lite (lite-m of the method notes): C = 48, N = 10, estimator 3×conv3x3 @ 32, d = 16;
+    /// ≈ 0.25 M multiply-adds per LR pixel including the estimator.
+    pub fn lite() -> Self {
+        Self {
+            preset: "lite".into(),
+            scale: 4,
+            channels: 48,
+            body_convs: 10,
+            gate_every: 2,
+            est_channels: 32,
+            est_convs: 3,
+            latent: 16,
+            dec_channels: 32,
+            dec_convs: 4,
+            leaky_slope: 0.1,
+            logvar_range: (-10.0, 5.0),
+            ablation: Ablation::Full,
+        }
+    }
+
+    /// A larger net for GPUs: C = 64, N = 16, estimator 3×conv3x3 @ 64, d = 16.
+    pub fn base() -> Self {
+        Self {
+            preset: "base".into(),
+            channels: 64,
+            body_convs: 16,
+            est_channels: 64,
+            dec_channels: 64,
+            dec_convs: 6,
+            ..Self::lite()
+        }
+    }
+
+    /// A toy size for tests: C = 8, N = 2, d = 4.
+    pub fn tiny() -> Self {
+        Self {
+            preset: "tiny".into(),
+            channels: 8,
+            body_convs: 2,
+            est_channels: 8,
+            est_convs: 2,
+            latent: 4,
+            dec_channels: 8,
+            dec_convs: 1,
+            ..Self::lite()
+        }
+    }
+
+    /// A preset by name (`lite`, `base`, `tiny`).
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "lite" => Some(Self::lite()),
+            "base" => Some(Self::base()),
+            "tiny" => Some(Self::tiny()),
+            _ => None,
+        }
+    }
+
+    /// The same sizes with another variant.
+    pub fn with_ablation(mut self, ablation: Ablation) -> Self {
+        self.ablation = ablation;
+        self
+    }
+
+    /// Number of gate multiplies (B = N / gate_every) of the guided net.
+    pub fn gates(&self) -> usize {
+        if self.ablation.guided() {
+            self.body_convs / self.gate_every
+        } else {
+            0
+        }
+    }
+
+    /// Body convs actually built: N for guided nets; for `noguide`, N plus as many extra convs as
+    /// bring the multiply-adds closest to the guided net's.
+    pub fn effective_body_convs(&self) -> usize {
+        if self.ablation.guided() {
+            return self.body_convs;
+        }
+        let guided = self
+            .clone()
+            .with_ablation(Ablation::Full)
+            .macs_per_lr_pixel() as f64;
+        let per_conv = (9 * self.channels * self.channels) as f64;
+        let base = self.sr_macs(self.body_convs) as f64;
+        self.body_convs + ((guided - base) / per_conv).round().max(0.0) as usize
+    }
+
+    fn sr_macs(&self, n: usize) -> usize {
+        let c = self.channels;
+        let out = 3 * self.scale * self.scale;
+        9 * 3 * c + n * 9 * c * c + 9 * c * out
+    }
+
+    /// Multiply-adds per LR pixel of the inference path (estimator, gates, SR net), counting
+    /// convolutions only.
+    pub fn macs_per_lr_pixel(&self) -> usize {
+        let mut macs = self.sr_macs(self.effective_body_convs());
+        if self.ablation.guided() {
+            let e = self.est_channels;
+            macs += 9 * 3 * e + (self.est_convs - 1) * 9 * e * e + 2 * e * self.latent;
+            macs += self.gates() * (self.latent + 1) * self.channels;
+        }
+        macs
+    }
+
+    /// Radius (LR pixels) of the receptive field of `sr`: the runtime's tile halo must be ≥ it.
+    pub fn receptive_field(&self) -> usize {
+        let n = self.effective_body_convs();
+        let body = 1 + n + 1;
+        if !self.ablation.guided() {
+            return body;
+        }
+        // The first gate sits after body conv `gate_every`; what follows it adds its own radius.
+        let est = self.est_convs;
+        body.max(est + (n - self.gate_every) + 1)
+    }
+}
