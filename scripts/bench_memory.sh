@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Peak memory (RSS) and wall time of `savl upscale` on a 4000×3000 JPEG → 16000×12000 PNG.
+#
+# Issue 5's budget: ≤ 400 MB peak RSS. The PNG is streamed row by row, so the 576 MB output
+# never exists in memory. Usage:
+#
+#   scripts/bench_memory.sh [extra savl upscale flags, e.g. --threads 4 --precision f32]
+#
+# Builds release, writes bench-out/big.jpg with examples/make_test_jpeg.rs, runs the upscale
+# under GNU time (`/usr/bin/time -v`, installed with apt-get if missing) and prints the figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${BENCH_OUT:-bench-out}
+mkdir -p "$out"
+
+if ! [ -x /usr/bin/time ]; then
+  echo "installing GNU time (/usr/bin/time)…" >&2
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq time) >&2
+  else
+    (sudo apt-get update -qq && sudo apt-get install -y -qq time) >&2
+  fi
+fi
+
+cargo build --release -p savl --bin savl --example make_test_jpeg >&2
+bin=target/release/savl
+[ -f "$out/big.jpg" ] || target/release/examples/make_test_jpeg "$out/big.jpg" 4000 3000
+rm -f "$out/big_x4.png"
+
+/usr/bin/time -v "$bin" upscale "$out/big.jpg" -o "$out/big_x4.png" "$@" 2> "$out/time.txt" || {
+  cat "$out/time.txt" >&2
+  exit 1
+}
+rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$out/time.txt")
+wall=$(awk '/Elapsed \(wall clock\) time/ {print $NF}' "$out/time.txt")
+cpu_pct=$(awk -F: '/Percent of CPU this job got/ {gsub(/ /, "", $2); print $2}' "$out/time.txt")
+threads=$(nproc)
+
+echo "command:  $bin upscale $out/big.jpg -o $out/big_x4.png $*"
+echo "input:    4000×3000 JPEG ($(du -h "$out/big.jpg" | cut -f1)), output 16000×12000 PNG ($(du -h "$out/big_x4.png" | cut -f1))"
+echo "peak RSS: $((rss_kb / 1024)) MiB ($((rss_kb * 1024 / 1000000)) MB, $rss_kb kB)"
+echo "wall:     $wall (CPU $cpu_pct of $threads cores)"
+if [ "$((rss_kb * 1024 / 1000000))" -gt 400 ]; then
+  echo "over the 400 MB budget" >&2
+  exit 2
+fi

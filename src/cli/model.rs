@@ -1,0 +1,67 @@
+//! Model flags shared by the subcommands, and building the `Upscaler` from them.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use savl::{Precision, Upscaler};
+
+use super::Verbosity;
+
+/// Model, precision, tiling and threads.
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// ONNX model file (default: the model embedded in this binary).
+    #[arg(short, long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+
+    /// Numeric precision: auto, f32, f16 or int8. `auto` picks the fastest one this CPU runs
+    /// natively among those the model has (the choice and why are printed with -v).
+    #[arg(short, long, value_name = "P", default_value = "auto")]
+    pub precision: String,
+
+    /// Tile side in input pixels (default: the runtime's; smaller tiles use less memory).
+    #[arg(long, value_name = "N")]
+    pub tile: Option<usize>,
+
+    /// Worker threads (default: the available cores).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl ModelArgs {
+    /// Loads the model and builds the upscaler; errors name the model file. `max_pixels` is the
+    /// decoded-size limit, passed on so the runtime accepts what the decoder accepted.
+    pub fn build(&self, max_pixels: u64, verbosity: Verbosity) -> Result<Upscaler> {
+        let precision: Precision = self
+            .precision
+            .parse()
+            .with_context(|| format!("invalid --precision {:?}", self.precision))?;
+        let mut builder = Upscaler::builder()
+            .precision(precision)
+            .max_input_pixels(max_pixels);
+        if let Some(path) = &self.model {
+            if !path.is_file() {
+                // A clearer message than the loader's for the commonest mistake.
+                let why = if path.exists() {
+                    "not a file"
+                } else {
+                    "no such file"
+                };
+                anyhow::bail!("model {}: {why}", path.display());
+            }
+            builder = builder.model_path(path);
+        }
+        if let Some(tile) = self.tile {
+            builder = builder.tile(tile);
+        }
+        if let Some(threads) = self.threads {
+            builder = builder.threads(threads);
+        }
+        // The runtime's errors already name the model file (or `<embedded>`).
+        let upscaler = builder.build()?;
+        if verbosity >= Verbosity::Verbose {
+            eprintln!("{}", upscaler.describe());
+        }
+        Ok(upscaler)
+    }
+}

@@ -1,0 +1,42 @@
+//! The progress bar on stderr: shown only on a terminal and without `-q`.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Verbosity;
+
+/// A bar of `total` units (input pixels), hidden when stderr is not a terminal or with `-q`.
+pub fn bar(total: u64, verbosity: Verbosity) -> ProgressBar {
+    if verbosity == Verbosity::Quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] [{bar:30}] {percent:>3}% eta {eta} {wide_msg}",
+    ) {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}
+
+/// A spinner counting frames (raw mode), with the same visibility rules.
+pub fn spinner(verbosity: Verbosity) -> ProgressBar {
+    if verbosity == Verbosity::Quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} frames ({per_sec})")
+    {
+        pb.set_style(style);
+    }
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}
+
+/// Prints a line on stderr without tearing the bar.
+pub fn say(pb: &ProgressBar, line: &str) {
+    pb.suspend(|| eprintln!("{line}"));
+}

@@ -1,0 +1,106 @@
+//! `savl upscale --raw WxH`: rgb24 frames on stdin to ×4 rgb24 frames on stdout.
+//!
+//! ```text
+//! ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - \
+//!   | savl upscale --raw 640x360 \
+//!   | ffmpeg -f rawvideo -pix_fmt rgb24 -s 2560x1440 -r 30 -i - out.mp4
+//! ```
+//!
+//! Each output frame is written band by band as the runtime finishes its rows, and flushed when
+//! complete, so memory is one input frame plus one band. The input must end on a frame boundary.
+
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use savl::io::DecodeLimits;
+
+use super::model::ModelArgs;
+use super::progress::{self, say};
+use super::{Outcome, Verbosity};
+
+/// Runs raw mode on stdin/stdout.
+pub fn run(
+    (w, h): (u32, u32),
+    model: &ModelArgs,
+    limits: DecodeLimits,
+    verbosity: Verbosity,
+) -> Result<Outcome> {
+    if u64::from(w) * u64::from(h) > limits.max_pixels {
+        bail!(
+            "--raw {w}x{h} is over the size limit of {:.1} MP (raise --limit-mp)",
+            limits.max_pixels as f64 / 1e6
+        );
+    }
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        bail!("--raw writes binary frames to stdout: pipe it to a program or a file");
+    }
+    let upscaler = model.build(limits.max_pixels, verbosity)?;
+    let s = upscaler.scale() as u32;
+    if verbosity >= Verbosity::Verbose {
+        eprintln!(
+            "raw: {w}x{h} rgb24 in, {}x{} rgb24 out",
+            u64::from(w) * u64::from(s),
+            u64::from(h) * u64::from(s)
+        );
+    }
+    let frame_len = w as usize * h as usize * 3;
+    let mut input = std::io::stdin().lock();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let pb = progress::spinner(verbosity);
+    let start = Instant::now();
+    let mut buf = vec![0u8; frame_len];
+    let mut frames: u64 = 0;
+    loop {
+        let got = read_full(&mut input, &mut buf).context("cannot read stdin")?;
+        if got == 0 {
+            break;
+        }
+        if got < frame_len {
+            bail!(
+                "stdin ended inside frame {frames}: {got} of {frame_len} bytes \
+                 (is the size {w}x{h} and the pixel format rgb24?)"
+            );
+        }
+        let img = RgbImage::from_raw(w, h, buf).context("frame buffer size")?;
+        upscaler
+            .upscale_rows(&img, |_, rows| {
+                out.write_all(rows).map_err(|source| savl::Error::Io {
+                    path: "<stdout>".into(),
+                    source,
+                })
+            })
+            .with_context(|| format!("frame {frames}"))?;
+        out.flush().context("cannot write stdout")?;
+        buf = img.into_raw();
+        frames += 1;
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if verbosity >= Verbosity::Verbose {
+        say(
+            &pb,
+            &format!(
+                "raw: {frames} frames in {:.1} s",
+                start.elapsed().as_secs_f64()
+            ),
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

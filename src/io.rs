@@ -1,0 +1,832 @@
+//! Image input and output for the savl runtime: decoding with a decoded-size limit, conversion
+//! to RGB8, a streaming (bounded-memory) PNG writer, whole-image JPEG/WebP writers, and atomic,
+//! non-clobbering output files.
+//!
+//! Everything here is independent of the network: the CLI (`savl upscale`, `savl inspect`) and
+//! applications use it around [`crate::Upscaler`].
+//!
+//! # Input
+//!
+//! [`decode_path`] reads PNG, JPEG and WebP (the formats this build of `image` has). The header is
+//! read first and the picture is refused *before* any pixel is decoded if it is over
+//! [`DecodeLimits::max_pixels`] (default 100 MP): a hostile or mistaken 60 000 × 60 000 PNG costs a
+//! few bytes of header, not 10 GB. Every error names the file.
+//!
+//! Conversion to RGB8 (what the network takes):
+//! - **alpha is dropped**: the colour channels are kept as stored, the alpha channel is discarded
+//!   (no compositing). Fully transparent areas therefore show whatever colour the file holds under
+//!   them (often black). The output never has alpha.
+//! - **16-bit** samples are scaled to 8 bits (`v >> 8`, rounded by `image`), **grey** is replicated
+//!   to R = G = B, and float images are clamped to [0, 1].
+//! - The EXIF **orientation** of JPEG/WebP/PNG files is applied, so the output looks the way
+//!   photo viewers show the input.
+//!
+//! # Output
+//!
+//! - **PNG is the streaming format**: [`PngRowWriter`] takes rows in order (as
+//!   `Upscaler::upscale_rows` produces them) and compresses them as they come, so a ×4 output of
+//!   16000 × 12000 never exists in memory (576 MB as RGB8). Use PNG for big pictures.
+//! - **JPEG and WebP need the whole picture** ([`write_image`]): the encoders take a complete
+//!   buffer, so the full output is held in memory. WebP output is lossless (the only WebP encoder
+//!   `image` has) and limited to 16383 px a side by the format; JPEG output is quality
+//!   [`DEFAULT_JPEG_QUALITY`] unless told otherwise.
+//! - [`AtomicOutput`] writes to a hidden temporary file in the destination folder and renames it
+//!   over the destination only once everything is written and synced: a crash or an error never
+//!   leaves a half-written output under the final name. Without `overwrite` it never replaces an
+//!   existing file (checked up front and again, atomically, at the rename).
+//! - [`is_same_file`] lets a caller refuse to write over one of its inputs (the CLI always does,
+//!   even with `--force`).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+/// Default decoded-size limit: 100 megapixels (e.g. 12 000 × 8 333).
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
+/// Default quality of JPEG output (1–100).
+pub const DEFAULT_JPEG_QUALITY: u8 = 92;
+
+/// Resource limits applied while decoding an input picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DecodeLimits {
+    /// Largest accepted `width × height` of an input, checked from the header before decoding.
+    /// Default [`DEFAULT_MAX_PIXELS`] (100 MP). Raising it raises the memory a single input may
+    /// take (about 3 bytes a pixel once decoded, up to 8 while decoding a 16-bit RGBA PNG), and the
+    /// upscaling time (linear in pixels).
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// A limit of `mp` megapixels (10⁶ pixels); fractions are allowed.
+    pub fn megapixels(mp: f64) -> Self {
+        DecodeLimits {
+            max_pixels: (mp.max(0.0) * 1e6).round() as u64,
+        }
+    }
+
+    /// No decoded-size limit (trusted inputs only).
+    pub fn none() -> Self {
+        DecodeLimits {
+            max_pixels: u64::MAX,
+        }
+    }
+
+    fn image_limits(&self, width: u32, height: u32) -> image::Limits {
+        let mut limits = image::Limits::default();
+        // The header passed the pixel check; let the decoder allocate what this size needs
+        // (16-bit RGBA is the worst case: 8 bytes a pixel) plus some working room, and no more.
+        let pixels = u64::from(width) * u64::from(height);
+        let need = pixels.saturating_mul(8).saturating_add(64 << 20);
+        limits.max_alloc = Some(need.max(512 << 20));
+        limits.max_image_width = Some(width);
+        limits.max_image_height = Some(height);
+        limits
+    }
+}
+
+/// What went wrong reading or writing a picture; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// The file could not be opened or read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The bytes are not a picture this build can decode (unknown format, corrupt or truncated).
+    #[error("{}: cannot decode: {source}", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: image::ImageError,
+    },
+    /// The picture is over the decoded-size limit.
+    #[error(
+        "{}: {width}×{height} is {:.1} MP, over the decoded-size limit of {:.1} MP",
+        path.display(),
+        (*width as f64) * (*height as f64) / 1e6,
+        *limit as f64 / 1e6
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// The limit in pixels.
+        limit: u64,
+    },
+    /// The output file could not be created, written, synced or renamed into place.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The encoder refused the picture (e.g. too large for the format).
+    #[error("{}: cannot encode: {message}", path.display())]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// The encoder's message.
+        message: String,
+    },
+    /// The output exists and overwriting was not allowed.
+    #[error("{}: already exists (use --force to overwrite)", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl IoError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            IoError::Read { path, .. }
+            | IoError::Decode { path, .. }
+            | IoError::TooLarge { path, .. }
+            | IoError::Write { path, .. }
+            | IoError::Encode { path, .. }
+            | IoError::Exists { path } => path,
+        }
+    }
+}
+
+/// Reads and decodes the picture at `path` to RGB8 (see the module docs for the conversions),
+/// refusing it before decoding if it is over `limits`.
+pub fn decode_path(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, IoError> {
+    let file = File::open(path).map_err(|source| IoError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    decode_reader(BufReader::new(file), path, limits)
+}
+
+/// Decodes a picture from `reader` (format guessed from its first bytes) to RGB8; `name` is used
+/// in error messages only.
+pub fn decode_reader<R: BufRead + Seek>(
+    reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+) -> Result<RgbImage, IoError> {
+    let decode_err = |source| IoError::Decode {
+        path: name.to_owned(),
+        source,
+    };
+    let mut reader = ImageReader::new(reader)
+        .with_guessed_format()
+        .map_err(|source| IoError::Read {
+            path: name.to_owned(),
+            source,
+        })?;
+    if reader.format().is_none() {
+        return Err(decode_err(image::ImageError::Unsupported(
+            image::error::UnsupportedError::from_format_and_kind(
+                image::error::ImageFormatHint::Unknown,
+                image::error::UnsupportedErrorKind::Format(image::error::ImageFormatHint::Unknown),
+            ),
+        )));
+    }
+    // The header alone (no pixels) under a small allocation cap.
+    let mut header_limits = image::Limits::default();
+    header_limits.max_alloc = Some(64 << 20);
+    reader.limits(header_limits);
+    let mut decoder = reader.into_decoder().map_err(decode_err)?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(IoError::TooLarge {
+            path: name.to_owned(),
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
+    decoder
+        .set_limits(limits.image_limits(width, height))
+        .map_err(decode_err)?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    img.apply_orientation(orientation);
+    Ok(to_rgb8(img))
+}
+
+/// Converts any decoded picture to RGB8: alpha dropped, 16-bit scaled, grey replicated. Free for
+/// an RGB8 picture.
+pub fn to_rgb8(img: DynamicImage) -> RgbImage {
+    match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.into_rgb8(),
+    }
+}
+
+/// Reads only the header of the picture at `path`: its `(width, height)` before orientation.
+pub fn dimensions(path: &Path) -> Result<(u32, u32), IoError> {
+    let reader = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|source| IoError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    reader.into_dimensions().map_err(|source| IoError::Decode {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputFormat {
+    /// PNG, written row by row ([`PngRowWriter`]): bounded memory at any size.
+    Png,
+    /// Baseline JPEG at the given quality (1–100); needs the whole picture in memory.
+    Jpeg {
+        /// Quality 1–100.
+        quality: u8,
+    },
+    /// Lossless WebP; needs the whole picture in memory; at most 16383 px a side.
+    WebP,
+}
+
+impl OutputFormat {
+    /// JPEG at [`DEFAULT_JPEG_QUALITY`].
+    pub const JPEG: OutputFormat = OutputFormat::Jpeg {
+        quality: DEFAULT_JPEG_QUALITY,
+    };
+
+    /// The format of a file name's extension (`png`, `jpg`/`jpeg`, `webp`, any case), if known.
+    pub fn from_path(path: &Path) -> Option<OutputFormat> {
+        let ext = path.extension()?.to_str()?;
+        ext.parse().ok()
+    }
+
+    /// The usual extension, without the dot.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            OutputFormat::Png => "png",
+            OutputFormat::Jpeg { .. } => "jpg",
+            OutputFormat::WebP => "webp",
+        }
+    }
+
+    /// Whether rows can be streamed to this format without holding the whole picture.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self, OutputFormat::Png)
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+impl FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "png" => Ok(OutputFormat::Png),
+            "jpg" | "jpeg" => Ok(OutputFormat::JPEG),
+            "webp" => Ok(OutputFormat::WebP),
+            other => Err(format!(
+                "unknown output format {other:?} (expected png, jpg or webp)"
+            )),
+        }
+    }
+}
+
+/// Whether `path` has the extension of an input picture this build reads
+/// (`png`, `jpg`, `jpeg`, `webp`, any case).
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .and_then(ImageFormat::from_extension)
+        .is_some_and(|f| matches!(f, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP))
+}
+
+/// Encodes a whole RGB8 picture to `out` in `format`; `name` is used in error messages.
+pub fn write_image<W: Write + Seek>(
+    img: &RgbImage,
+    format: OutputFormat,
+    out: W,
+    name: &Path,
+) -> Result<(), IoError> {
+    let encode_err = |e: image::ImageError| match e {
+        image::ImageError::IoError(source) => IoError::Write {
+            path: name.to_owned(),
+            source,
+        },
+        other => IoError::Encode {
+            path: name.to_owned(),
+            message: other.to_string(),
+        },
+    };
+    match format {
+        OutputFormat::Png => {
+            let mut out = BufWriter::new(out);
+            let mut encoder = png::Encoder::new(&mut out, img.width(), img.height());
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder.set_compression(png::Compression::Fast);
+            let mut writer = encoder.write_header().map_err(|e| png_err(e, name))?;
+            writer
+                .write_image_data(img.as_raw())
+                .map_err(|e| png_err(e, name))?;
+            writer.finish().map_err(|e| png_err(e, name))?;
+            out.flush().map_err(|source| IoError::Write {
+                path: name.to_owned(),
+                source,
+            })
+        }
+        OutputFormat::Jpeg { quality } => {
+            let mut out = BufWriter::new(out);
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+                .encode_image(img)
+                .map_err(encode_err)?;
+            out.flush().map_err(|source| IoError::Write {
+                path: name.to_owned(),
+                source,
+            })
+        }
+        OutputFormat::WebP => {
+            let mut out = BufWriter::new(out);
+            image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+                .encode(
+                    img.as_raw(),
+                    img.width(),
+                    img.height(),
+                    image::ExtendedColorType::Rgb8,
+                )
+                .map_err(encode_err)?;
+            out.flush().map_err(|source| IoError::Write {
+                path: name.to_owned(),
+                source,
+            })
+        }
+    }
+}
+
+/// A PNG encoder fed row by row: memory is a few rows whatever the picture's size.
+///
+/// Rows are RGB8, `width * 3` bytes each, top to bottom; any number of whole rows per
+/// [`write_rows`](Self::write_rows) call. [`finish`](Self::finish) checks that exactly `height`
+/// rows came and writes the end of the file. The writer is owned (`'static`, a limitation of
+/// `png`'s stream writer): pass a `File` (for an [`AtomicOutput`], [`AtomicOutput::writer`]), not a
+/// borrow. Compression is `png`'s `Fast` (fdeflate) with
+/// adaptive filtering: close to the default level's size at several times the speed.
+pub struct PngRowWriter<W: Write + 'static> {
+    stream: png::StreamWriter<'static, BufWriter<Latch<W>>>,
+    latch: Arc<Mutex<Option<std::io::Error>>>,
+    row_bytes: usize,
+    rows_left: u64,
+    name: PathBuf,
+}
+
+impl<W: Write + 'static> fmt::Debug for PngRowWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PngRowWriter")
+            .field("row_bytes", &self.row_bytes)
+            .field("rows_left", &self.rows_left)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write + 'static> PngRowWriter<W> {
+    /// Writes the PNG header of a `width × height` RGB8 picture to `out`; `name` is used in error
+    /// messages.
+    pub fn new(out: W, width: u32, height: u32, name: &Path) -> Result<Self, IoError> {
+        let latch = Arc::new(Mutex::new(None));
+        let out = Latch {
+            inner: out,
+            error: Arc::clone(&latch),
+        };
+        let mut encoder = png::Encoder::new(BufWriter::with_capacity(1 << 16, out), width, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fast);
+        let writer = encoder.write_header().map_err(|e| png_err(e, name))?;
+        let stream = writer
+            .into_stream_writer_with_size(1 << 16)
+            .map_err(|e| png_err(e, name))?;
+        Ok(PngRowWriter {
+            stream,
+            latch,
+            row_bytes: width as usize * 3,
+            rows_left: u64::from(height),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Appends whole rows (a multiple of `width * 3` bytes).
+    pub fn write_rows(&mut self, rows: &[u8]) -> Result<(), IoError> {
+        if self.row_bytes == 0 || rows.len() % self.row_bytes != 0 {
+            return Err(IoError::Encode {
+                path: self.name.clone(),
+                message: format!(
+                    "{} bytes is not a whole number of {}-byte rows",
+                    rows.len(),
+                    self.row_bytes
+                ),
+            });
+        }
+        let n = (rows.len() / self.row_bytes) as u64;
+        if n > self.rows_left {
+            return Err(IoError::Encode {
+                path: self.name.clone(),
+                message: format!("{n} rows given, only {} left", self.rows_left),
+            });
+        }
+        self.stream
+            .write_all(rows)
+            .map_err(|source| IoError::Write {
+                path: self.name.clone(),
+                source,
+            })?;
+        self.rows_left -= n;
+        Ok(())
+    }
+
+    /// Rows still expected.
+    pub fn rows_left(&self) -> u64 {
+        self.rows_left
+    }
+
+    /// Checks that every row came, then writes the end of the file and flushes it.
+    pub fn finish(self) -> Result<(), IoError> {
+        if self.rows_left != 0 {
+            return Err(IoError::Encode {
+                path: self.name,
+                message: format!("{} rows missing", self.rows_left),
+            });
+        }
+        let name = self.name;
+        // `finish` flushes the compressed data; dropping the stream then writes IEND into the
+        // `BufWriter`, whose own drop flushes it. Those last writes report errors only through
+        // the latch, checked here.
+        self.stream.finish().map_err(|e| png_err(e, &name))?;
+        let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
+        match late {
+            Some(source) => Err(IoError::Write { path: name, source }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Passes writes through and keeps the first error, so that errors of writes made while
+/// `png` drops its writer are not lost.
+struct Latch<W> {
+    inner: W,
+    error: Arc<Mutex<Option<std::io::Error>>>,
+}
+
+impl<W: Write> Latch<W> {
+    fn keep<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            if let Ok(mut slot) = self.error.lock() {
+                if slot.is_none() && e.kind() != std::io::ErrorKind::Interrupted {
+                    *slot = Some(std::io::Error::new(e.kind(), e.to_string()));
+                }
+            }
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for Latch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.keep(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.keep(r)
+    }
+}
+
+fn png_err(e: png::EncodingError, name: &Path) -> IoError {
+    match e {
+        png::EncodingError::IoError(source) => IoError::Write {
+            path: name.to_owned(),
+            source,
+        },
+        other => IoError::Encode {
+            path: name.to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// An output file written under a temporary name in the destination's folder and renamed into
+/// place by [`commit`](Self::commit). Dropped without `commit`, the temporary file is removed and
+/// the destination is untouched.
+#[derive(Debug)]
+pub struct AtomicOutput {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    overwrite: bool,
+}
+
+impl AtomicOutput {
+    /// Creates the temporary file next to `dest`. Without `overwrite`, fails with
+    /// [`IoError::Exists`] if `dest` already exists.
+    pub fn create(dest: &Path, overwrite: bool) -> Result<Self, IoError> {
+        let write_err = |source| IoError::Write {
+            path: dest.to_owned(),
+            source,
+        };
+        if !overwrite && dest.symlink_metadata().is_ok() {
+            return Err(IoError::Exists {
+                path: dest.to_owned(),
+            });
+        }
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let file_name = dest
+            .file_name()
+            .ok_or_else(|| write_err(std::io::Error::other("not a file name")))?;
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(file_name);
+        prefix.push(".");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // Like a plain `File::create`: 0666 less the umask (tempfile's default is 0600).
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder.tempfile_in(dir).map_err(write_err)?;
+        Ok(AtomicOutput {
+            tmp,
+            dest: dest.to_owned(),
+            overwrite,
+        })
+    }
+
+    /// The final path.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The temporary file to write to (seekable, unbuffered: wrap it in a `BufWriter` or use
+    /// [`write_image`], which buffers).
+    pub fn file(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// An owned handle on the temporary file (a duplicate descriptor), for writers that must own
+    /// theirs, such as [`PngRowWriter`].
+    pub fn writer(&self) -> Result<File, IoError> {
+        self.tmp
+            .as_file()
+            .try_clone()
+            .map_err(|source| IoError::Write {
+                path: self.dest.clone(),
+                source,
+            })
+    }
+
+    /// Syncs the temporary file and renames it to the destination. Without `overwrite` the rename
+    /// fails (atomically) if the destination appeared meanwhile.
+    pub fn commit(self) -> Result<(), IoError> {
+        let dest = self.dest;
+        let write_err = |source| IoError::Write {
+            path: dest.clone(),
+            source,
+        };
+        self.tmp.as_file().sync_all().map_err(write_err)?;
+        if self.overwrite {
+            self.tmp.persist(&dest).map_err(|e| write_err(e.error))?;
+        } else {
+            self.tmp.persist_noclobber(&dest).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    IoError::Exists { path: dest.clone() }
+                } else {
+                    write_err(e.error)
+                }
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `a` and `b` name the same existing file (same device and inode on Unix, so hard
+/// links and symlinks count; canonical paths elsewhere). `false` if either does not exist.
+pub fn is_same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(ma), Ok(mb)) => ma.dev() == mb.dev() && ma.ino() == mb.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match (a.canonicalize(), b.canonicalize()) {
+            (Ok(ca), Ok(cb)) => ca == cb,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 5) as u8, (x ^ y) as u8])
+        })
+    }
+
+    #[test]
+    fn png_rows_round_trip() {
+        let img = gradient(37, 23);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.png");
+        let out = AtomicOutput::create(&path, false).unwrap();
+        let mut w = PngRowWriter::new(out.writer().unwrap(), 37, 23, &path).unwrap();
+        for band in img.as_raw().chunks(37 * 3 * 5) {
+            w.write_rows(band).unwrap();
+        }
+        w.finish().unwrap();
+        out.commit().unwrap();
+        let back = decode_path(&path, &DecodeLimits::default()).unwrap();
+        assert_eq!(back, img);
+    }
+
+    #[test]
+    fn png_rows_missing_is_an_error() {
+        let mut w = PngRowWriter::new(Vec::new(), 4, 4, Path::new("m.png")).unwrap();
+        w.write_rows(&[0; 4 * 3 * 2]).unwrap();
+        assert!(w.write_rows(&[0; 5]).is_err());
+        let err = w.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("m.png") && err.contains("2 rows missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn limit_refuses_before_decoding() {
+        let mut buf = Cursor::new(Vec::new());
+        write_image(
+            &gradient(100, 100),
+            OutputFormat::Png,
+            &mut buf,
+            Path::new("x"),
+        )
+        .unwrap();
+        let err = decode_reader(
+            Cursor::new(buf.get_ref()),
+            Path::new("big.png"),
+            &DecodeLimits::megapixels(0.005),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            IoError::TooLarge {
+                width: 100,
+                height: 100,
+                ..
+            }
+        ));
+        assert!(err.to_string().starts_with("big.png: 100×100"), "{err}");
+    }
+
+    #[test]
+    fn garbage_and_truncated_name_the_file() {
+        let err = decode_reader(
+            Cursor::new(b"not a picture at all".to_vec()),
+            Path::new("junk.png"),
+            &DecodeLimits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("junk.png: "), "{err}");
+
+        let mut buf = Cursor::new(Vec::new());
+        write_image(
+            &gradient(64, 64),
+            OutputFormat::Png,
+            &mut buf,
+            Path::new("x"),
+        )
+        .unwrap();
+        let half = &buf.get_ref()[..buf.get_ref().len() / 2];
+        let err = decode_reader(
+            Cursor::new(half),
+            Path::new("cut.png"),
+            &DecodeLimits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("cut.png: "), "{err}");
+    }
+
+    #[test]
+    fn rgba_grey_and_16_bit_become_rgb8() {
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            3,
+            2,
+            image::Rgba([10, 20, 30, 0]),
+        ));
+        assert_eq!(to_rgb8(rgba).get_pixel(1, 1).0, [10, 20, 30]);
+        let grey16 = DynamicImage::ImageLuma16(image::ImageBuffer::from_pixel(
+            2,
+            2,
+            image::Luma([0xffffu16]),
+        ));
+        assert_eq!(to_rgb8(grey16).get_pixel(0, 0).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn jpeg_and_webp_encode() {
+        let img = gradient(16, 8);
+        for format in [OutputFormat::JPEG, OutputFormat::WebP] {
+            let mut buf = Cursor::new(Vec::new());
+            write_image(&img, format, &mut buf, Path::new("o")).unwrap();
+            let back = decode_reader(
+                Cursor::new(buf.get_ref()),
+                Path::new("o"),
+                &DecodeLimits::default(),
+            )
+            .unwrap();
+            assert_eq!(back.dimensions(), (16, 8));
+        }
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!("JPEG".parse::<OutputFormat>(), Ok(OutputFormat::JPEG));
+        assert_eq!(
+            OutputFormat::from_path(Path::new("a/b.WebP")),
+            Some(OutputFormat::WebP)
+        );
+        assert_eq!(OutputFormat::from_path(Path::new("a/b.tiff")), None);
+        assert!(has_image_extension(Path::new("x.JPG")));
+        assert!(!has_image_extension(Path::new("x.txt")));
+    }
+
+    #[test]
+    fn atomic_output_never_clobbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.png");
+        std::fs::write(&dest, b"old").unwrap();
+        assert!(matches!(
+            AtomicOutput::create(&dest, false),
+            Err(IoError::Exists { .. })
+        ));
+        // Appears between create and commit: still not clobbered.
+        let other = dir.path().join("late.png");
+        let mut out = AtomicOutput::create(&other, false).unwrap();
+        out.file().write_all(b"new").unwrap();
+        std::fs::write(&other, b"first").unwrap();
+        assert!(matches!(out.commit(), Err(IoError::Exists { .. })));
+        assert_eq!(std::fs::read(&other).unwrap(), b"first");
+        // With overwrite.
+        let mut out = AtomicOutput::create(&dest, true).unwrap();
+        out.file().write_all(b"new").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        // Dropped without commit: no temporary file left.
+        let out = AtomicOutput::create(&dir.path().join("gone.png"), false).unwrap();
+        drop(out);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(is_same_file(&dest, &dir.path().join(".").join("out.png")));
+        assert!(!is_same_file(&dest, &other));
+    }
+}
