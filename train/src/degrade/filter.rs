@@ -3,6 +3,29 @@
 
 use super::kernels::Kernel;
 
+/// Defines `$name` as `$imp` compiled twice: for the baseline target and with AVX2 (chosen at
+/// run time). Rust never contracts `a * b + c` into FMA, so both paths give bit-identical
+/// results; AVX2 only widens the auto-vectorised loops.
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:ident) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    $imp($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $imp($($arg),*)
+        }
+    };
+}
+
 /// Reflect-101 index (OpenCV `BORDER_REFLECT_101`, PyTorch `reflect`): `-1 → 1`, `n → n − 2`.
 /// Folds repeatedly, so any offset is valid for `n ≥ 1`.
 #[inline]
@@ -38,10 +61,15 @@ pub fn pad_reflect(plane: &[f32], h: usize, w: usize, r: usize) -> Vec<f32> {
     out
 }
 
+multiversion! {
 /// Adds `weight(u) · (kernel ⊛ plane)(u)` into `out` for every pixel where `weight > 0`
-/// (`weight = None` means 1 everywhere). Borders reflect-101, as in BasicSR `filter2D`.
-/// `out`, `plane` and `weight` are `h × w`.
-pub fn conv_accumulate(
+    /// (`weight = None` means 1 everywhere). Borders reflect-101, as in BasicSR `filter2D`.
+    /// `out`, `plane` and `weight` are `h × w`.
+    pub fn conv_accumulate(plane: &[f32], h: usize, w: usize, kernel: &Kernel, weight: Option<&[f32]>, out: &mut [f32]) => conv_accumulate_impl
+}
+
+#[inline(always)]
+fn conv_accumulate_impl(
     plane: &[f32],
     h: usize,
     w: usize,
@@ -161,9 +189,14 @@ pub fn separable_factors(kernel: &Kernel, tol: f64, max_terms: usize) -> Option<
     }
 }
 
+multiversion! {
 /// Adds `weight(u) · (kernel ⊛ plane)(u)` into `out`, like [`conv_accumulate`], but through the
-/// rank-1 terms of `sep`; only rows whose weight is non-zero somewhere are computed.
-pub fn sep_conv_accumulate(
+    /// rank-1 terms of `sep`; only rows whose weight is non-zero somewhere are computed.
+    pub fn sep_conv_accumulate(plane: &[f32], h: usize, w: usize, sep: &SeparableKernel, weight: Option<&[f32]>, out: &mut [f32]) => sep_conv_accumulate_impl
+}
+
+#[inline(always)]
+fn sep_conv_accumulate_impl(
     plane: &[f32],
     h: usize,
     w: usize,
@@ -310,9 +343,14 @@ pub fn gaussian_taps(sigma: f64, r: usize) -> Vec<f32> {
     t.into_iter().map(|v| (v / s) as f32).collect()
 }
 
+multiversion! {
 /// Separable filter with symmetric odd `taps` (`taps[i] = taps[n − 1 − i]`) along rows then
-/// columns, reflect-101 borders. Mirrored taps are summed first, halving the multiplies.
-pub fn separable(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
+    /// columns, reflect-101 borders. Mirrored taps are summed first, halving the multiplies.
+    pub fn separable(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> => separable_impl
+}
+
+#[inline(always)]
+fn separable_impl(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
     let r = taps.len() / 2;
     debug_assert!(
         taps.iter().zip(taps.iter().rev()).all(|(a, b)| a == b),
