@@ -264,6 +264,14 @@ impl LoadedModel {
                 .map_err(|e| model_err(lbl, "cannot fix batch", e))?;
         }
 
+        // Before reading outlet ids: the rewrite renumbers nodes.
+        let fused = if opts.fuse_modulation {
+            crate::modulate::fuse_modulation(&mut typed)
+                .map_err(|e| model_err(lbl, "fused-modulation rewrite failed", e))?
+        } else {
+            0
+        };
+
         let outputs: Vec<OutletId> = typed
             .output_outlets()
             .map(|o| o.to_vec())
@@ -324,13 +332,6 @@ impl LoadedModel {
                 None,
             ));
         }
-
-        let fused = if opts.fuse_modulation {
-            crate::modulate::fuse_modulation(&mut typed)
-                .map_err(|e| model_err(lbl, "fused-modulation rewrite failed", e))?
-        } else {
-            0
-        };
 
         Ok(LoadedModel {
             label,

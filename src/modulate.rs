@@ -1,8 +1,183 @@
-//! Fused modulation: `x · sigmoid(g)` in one pass (rewrite at load time).
+//! Fused modulation: `x · sigmoid(g)` in one pass, as a typed tract op inserted at load time.
+//!
+//! SAVL gates are `sigmoid(conv1x1([μ ‖ s]))`, split per block, and multiplied into the body
+//! features after every 2nd conv. Unfused, tract runs that as a full Sigmoid pass over the gate
+//! tensor, a Slice copy per block, and a same-shape Mul pass (which tract does not fuse into
+//! the matmul). [`fuse_modulation`] rewrites `Mul(x, [Slice…](Sigmoid(g)))` into
+//! `SigmoidMul(x, [Slice…](g))`, which computes the sigmoid of a cache-sized chunk of `g` and
+//! multiplies it into `x` in place: one pass, no intermediate gate tensor.
 
+use tract_linalg::routines::Func;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::array::Slice;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::math::Mul;
+use tract_onnx::tract_core::ops::nn::Sigmoid;
 
-/// Rewrite every `Mul(x, Sigmoid(g))` into one fused op; returns how many were fused.
-pub(crate) fn fuse_modulation(_model: &mut TypedModel) -> TractResult<usize> {
-    Ok(0)
+/// Elements per chunk: small enough for the gate chunk to stay in L1.
+const CHUNK: usize = 1024;
+
+/// `x · sigmoid(g)` for same-shape f32 tensors, in one pass.
+#[derive(Debug, Clone, Default, Hash, PartialEq, Eq)]
+pub struct SigmoidMul;
+
+impl Op for SigmoidMul {
+    fn name(&self) -> StaticName {
+        "SavlSigmoidMul".into()
+    }
+    op_as_typed_op!();
+}
+
+impl EvalOp for SigmoidMul {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let [x, g]: [TValue; 2] = inputs
+            .into_vec()
+            .try_into()
+            .map_err(|_| format_err!("SigmoidMul takes 2 inputs"))?;
+        ensure!(x.shape() == g.shape(), "SigmoidMul: shapes differ");
+        // In place when the feature map is not shared (the usual case: a LeakyReLU output).
+        let mut x = x.into_tensor();
+        let sig = Func::Sigmoid.ew_f32()?;
+        {
+            let g = g.try_as_plain_ram()?;
+            let g = g.as_slice::<f32>()?;
+            let mut xv = x.try_as_plain_ram_mut()?;
+            let xs = xv.as_slice_mut::<f32>()?;
+            sigmoid_mul(xs, g, &*sig)?;
+        }
+        Ok(tvec!(x.into_tvalue()))
+    }
+}
+
+/// `x[i] *= sigmoid(g[i])`, chunk by chunk, with tract's own sigmoid kernel (so the result is
+/// bit-identical to the unfused Sigmoid → Mul).
+pub fn sigmoid_mul(
+    x: &mut [f32],
+    g: &[f32],
+    sig: &dyn tract_linalg::element_wise::ElementWise<f32>,
+) -> TractResult<()> {
+    ensure!(x.len() == g.len());
+    let mut buf = [0f32; CHUNK];
+    for (xc, gc) in x.chunks_mut(CHUNK).zip(g.chunks(CHUNK)) {
+        let b = &mut buf[..gc.len()];
+        b.copy_from_slice(gc);
+        sig.run(b)?;
+        for (xv, s) in xc.iter_mut().zip(b.iter()) {
+            *xv *= *s;
+        }
+    }
+    Ok(())
+}
+
+impl TypedOp for SigmoidMul {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 2);
+        ensure!(inputs[0].datum_type == f32::datum_type());
+        ensure!(inputs[1].datum_type == f32::datum_type());
+        ensure!(inputs[0].shape == inputs[1].shape);
+        Ok(tvec!(inputs[0].datum_type.fact(inputs[0].shape.clone())))
+    }
+
+    fn axes_mapping(
+        &self,
+        inputs: &[&TypedFact],
+        outputs: &[&TypedFact],
+    ) -> TractResult<AxesMapping> {
+        AxesMapping::natural(inputs, outputs)
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let n = inputs[0].shape.volume();
+        Ok(tvec!((Cost::FMA(f32::datum_type()), n * 13)))
+    }
+
+    as_op!();
+}
+
+fn is_sigmoid(node: &TypedNode) -> bool {
+    node.op_as::<ElementWiseOp>()
+        .is_some_and(|op| op.0.is::<Sigmoid>())
+}
+
+fn is_mul(node: &TypedNode) -> bool {
+    node.op_as::<TypedBinOp>()
+        .is_some_and(|op| op.0.is::<Mul>())
+}
+
+/// For a Mul input, the Slice chain back to a Sigmoid: `(sigmoid input, slices in order)`.
+fn gate_source(model: &TypedModel, outlet: OutletId) -> Option<(OutletId, Vec<Slice>)> {
+    let mut slices = vec![];
+    let mut cur = outlet;
+    for _ in 0..8 {
+        let node = model.node(cur.node);
+        if is_sigmoid(node) {
+            slices.reverse();
+            return Some((node.inputs[0], slices));
+        }
+        let slice = node.op_as::<Slice>()?;
+        slices.push(slice.clone());
+        cur = node.inputs[0];
+    }
+    None
+}
+
+/// One rewrite, if any `Mul(x, Slice*(Sigmoid(g)))` is left.
+fn fuse_one(model: &TypedModel) -> TractResult<Option<TypedModelPatch>> {
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        if !is_mul(node) || node.inputs.len() != 2 {
+            continue;
+        }
+        let facts = model.node_input_facts(id)?;
+        if facts[0].datum_type != f32::datum_type()
+            || facts[1].datum_type != f32::datum_type()
+            || facts[0].shape != facts[1].shape
+        {
+            continue;
+        }
+        for gate_ix in [1usize, 0] {
+            let Some((g, slices)) = gate_source(model, node.inputs[gate_ix]) else {
+                continue;
+            };
+            let x = node.inputs[1 - gate_ix];
+            let mut patch = TypedModelPatch::new("savl fused modulation");
+            let mut gw = patch.tap_model(model, g)?;
+            for (k, s) in slices.into_iter().enumerate() {
+                gw = patch.wire_node(format!("{}.gate_slice{k}", node.name), s, &[gw])?[0];
+            }
+            let xw = patch.tap_model(model, x)?;
+            // The rewired gate must still match x (it does unless a Slice was not a pure split).
+            let gf = patch.outlet_fact(gw)?;
+            if gf.shape != facts[1 - gate_ix].shape {
+                continue;
+            }
+            let out =
+                patch.wire_node(format!("{}.sigmoid_mul", node.name), SigmoidMul, &[xw, gw])?[0];
+            patch.shunt_outside(model, id.into(), out)?;
+            return Ok(Some(patch));
+        }
+    }
+    Ok(None)
+}
+
+/// Rewrite every `Mul(x, Sigmoid(g))` (the Sigmoid possibly followed by Slices, as when one
+/// gate tensor is split per block) into one fused [`SigmoidMul`]; returns how many were fused.
+/// Leaves the model unchanged where the pattern does not match exactly (other dtypes,
+/// broadcasting muls).
+pub fn fuse_modulation(model: &mut TypedModel) -> TractResult<usize> {
+    let mut n = 0;
+    while let Some(patch) = fuse_one(model)? {
+        patch.apply(model)?;
+        n += 1;
+        ensure!(n < 10_000, "fused-modulation rewrite does not converge");
+    }
+    if n > 0 {
+        // Drop the now-unused Sigmoid/Slice nodes.
+        *model = std::mem::take(model).into_decluttered()?;
+    }
+    Ok(n)
 }

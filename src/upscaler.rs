@@ -511,10 +511,18 @@ impl Upscaler {
                 let t = outs.first().ok_or_else(|| Error::runtime("no output"))?;
                 let t = t.cast_to::<f32>().map_err(Error::runtime)?;
                 let v = t.try_as_plain_ram().map_err(Error::runtime)?;
-                let (tw4, th4) = (v.shape()[3], v.shape()[2]);
+                let shape = v.shape().to_vec();
                 let data = v.as_slice::<f32>().map_err(Error::runtime)?;
-                let mut o = out.lock().map_err(Error::runtime)?;
                 let (c, d) = (tile.crop, tile.dst);
+                if shape.len() != 4
+                    || shape[1] != 3
+                    || shape[2] < c.bottom()
+                    || shape[3] < c.right()
+                {
+                    return Err(Error::runtime(format!("unexpected output shape {shape:?}")));
+                }
+                let (th4, tw4) = (shape[2], shape[3]);
+                let mut o = out.lock().map_err(Error::runtime)?;
                 for ch in 0..3 {
                     for y in 0..c.h {
                         let src = ch * th4 * tw4 + (c.y + y) * tw4 + c.x;
