@@ -674,3 +674,30 @@ fn poisson_tables_have_the_right_mean_and_variance() {
         );
     }
 }
+
+/// Recomputes the `noise_bin` calibration (slow: 1000 pairs). Run with
+/// `cargo test -p savl-train --test degrade_physics -- --ignored calibrate --nocapture`.
+#[test]
+#[ignore]
+fn calibrate_noise_bins_on_the_training_photos() {
+    let dir = std::path::Path::new("/work/shared/data/train");
+    let (s, _) = PairSampler::from_dir(dir, DegradeConfig::default()).unwrap();
+    let q = s.noise_quintiles(1000, 256, 0xCA11B);
+    println!(
+        "noise_bin_edges: {q:?} (configured {:?})",
+        DegradeConfig::default().noise_bin_edges
+    );
+    for (a, b) in q.iter().zip(DegradeConfig::default().noise_bin_edges) {
+        assert!((a - b).abs() < 0.02 * b, "calibration moved: {q:?}");
+    }
+}
+
+#[test]
+fn noise_bins_split_pixels_by_the_configured_edges() {
+    let pair = degrade(&ramp(64, 64), &DegradeConfig::default(), 77);
+    let e = DegradeConfig::default().noise_bin_edges;
+    for (&s, &b) in pair.maps.noise_sigma.iter().zip(&pair.maps.noise_bin) {
+        let want = e.iter().filter(|&&x| s >= x).count() as u8;
+        assert_eq!(b, want);
+    }
+}

@@ -220,4 +220,16 @@ impl PairSampler {
             .map(|i| self.sample(crop_hr, seed, first_index + i))
             .collect()
     }
+
+    /// Quintile edges of `noise_sigma` over every LR pixel of `n` pairs (stream `seed`): the
+    /// calibration behind [`DegradeConfig::noise_bin_edges`](super::DegradeConfig).
+    pub fn noise_quintiles(&self, n: usize, crop_hr: usize, seed: u64) -> [f32; 4] {
+        let mut v: Vec<f32> = self
+            .batch(n, crop_hr, seed, 0)
+            .iter()
+            .flat_map(|p| p.maps.noise_sigma.iter().copied())
+            .collect();
+        v.sort_by(f32::total_cmp);
+        std::array::from_fn(|i| v[(v.len() * (i + 1) / 5).min(v.len().saturating_sub(1))])
+    }
 }
