@@ -21,7 +21,51 @@
 //! Module map: [`kernels`] (kernel formulas), [`filter`] (convolution), [`resize`] (PyTorch
 //! resampling, antialiased bicubic), [`usm`], [`masks`], [`noise`], [`jpeg`] (DiffJPEG port),
 //! [`plan`] (random draws), [`pipeline`] (execution and maps), [`sampler`] (the trainer's
-//! on-the-fly pairs), [`maps_io`] (files).
+//! on-the-fly pairs), [`maps_io`] (the file format of the maps).
+//!
+//! # Trainer path
+//!
+//! [`PairSampler::from_dir`] keeps the photos as 8-bit RGB; [`PairSampler::sample`] is
+//! deterministic in `(seed, index)` (ChaCha8 seeded from a hash of both, [`rng_for`]) and
+//! [`PairSampler::batch`] runs samples in parallel with rayon, giving the same pairs whatever the
+//! thread count. The crop is degraded as is (no margin): the filters use reflect-101 borders.
+//! [`downscale_bicubic_aa`] gives the clean content code z of an HR crop.
+//!
+//! # Command line
+//!
+//! `savl-train degrade --input DIR --output DIR --scale 4 --seed N [--crop 256 --per-image K]`
+//! writes `hr/`, `lr/` (PNG) and `maps/` (safetensors, format in [`maps_io`]);
+//! `savl-train degrade --preview OUT.png --input IMG --seed N` writes a contact sheet.
+//!
+//! # Throughput (256 → 64 crops at ×4, the 79 photos of `shared/data/train`)
+//!
+//! | command | figure |
+//! |---|---|
+//! | `RAYON_NUM_THREADS=2 cargo bench -p savl-train --bench degrade --profile dev` | 35.5 pairs/s on 2 threads (batch of 64), 21.6 pairs/s on 1 thread |
+//! | CPU time per pair (process CPU time over a 300-pair `batch`) | 21 ms per pair, i.e. ≈ 95 pairs/s on 2 idle cores |
+//!
+//! Measured 2026-11-26 on the shared 2-core development machine while other builds and a training
+//! run were using it (load average 4–5), with the `dev` profile (opt-level 2, dependencies 3)
+//! because no release build of the workspace exists there. **The target of 200 pairs/s on 2
+//! cores is not reached** (about half of it by CPU time). Where the time goes: USM of the GT
+//! (~20 %: six 51-tap passes), the per-regime blurs (~15 %, trimmed to their support and
+//! factored into rank-1 terms when that is cheaper), noise (~7 %), JPEG (~4 %), resampling, masks.
+//! Next steps: FFT or recursive filtering for the 51-tap USM blur, and a pair pool (§1.6) on the
+//! trainer side.
+//!
+//! # Deviations from the recipe (deliberate, documented)
+//!
+//! - Every random choice is drawn per sample (the reference draws the resizes, noise type,
+//!   second-blur flag and final order per batch, §1.7).
+//! - Resize coordinates use `in/out` as the scale (PyTorch uses `1/scale_factor` when given one;
+//!   the two differ by the rounding of the output size).
+//! - Blur kernels are trimmed of outer rings worth ≤ 0.125/255 and, when cheaper, applied as
+//!   rank-1 terms within 0.25/255 ([`filter::SEPARABLE_TOL`]); outputs move by < 0.4/255.
+//! - Drift modulates the noise amplitudes only (not the blur width).
+//! - A mild regime also forbids sinc kernels and uses the pulse as its final kernel.
+//! - `blur_sigma` counts the final sinc (clamped at 0) as a third term; resampling filters are not
+//!   counted.
+//! - No exact-label probe generator (§3.8) yet.
 
 pub mod filter;
 pub mod jpeg;

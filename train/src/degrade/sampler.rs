@@ -1,5 +1,5 @@
 //! On-the-fly training pairs: HR photos kept in memory as 8-bit RGB, random crop + flip +
-//! [`degrade`](super::degrade), deterministic in `(seed, index)`.
+//! [`degrade`], deterministic in `(seed, index)`.
 
 use super::{degrade, rng_for, DegradeConfig, DegradedPair};
 use crate::image::PlanarImage;
