@@ -26,12 +26,26 @@ fn main() -> anyhow::Result<()> {
     let side: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(128);
     let runs: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(7);
     let (f32m, int8m, label) = if args.len() >= 2 {
-        (load_model(args[0].as_ref())?, load_model(args[1].as_ref())?, format!("{} vs {}", args[0], args[1]))
+        (
+            load_model(args[0].as_ref())?,
+            load_model(args[1].as_ref())?,
+            format!("{} vs {}", args[0], args[1]),
+        )
     } else {
-        let m = SmallModel { channels: 32, body: 8, dim: 8, seed: 3 }.proto();
+        let m = SmallModel {
+            channels: 32,
+            body: 8,
+            dim: 8,
+            seed: 3,
+        }
+        .proto();
         let cal: Vec<_> = (0..4).map(|i| synthetic(32, 32, i)).collect();
         let (q, _) = quantize_int8(&m, &cal, &Int8Options::default(), "synthetic")?;
-        (m, q, "synthetic 32-channel model (8 body convs)".to_string())
+        (
+            m,
+            q,
+            "synthetic 32-channel model (8 body convs)".to_string(),
+        )
     };
     let img = synthetic(side, side, 42);
     let mut res = vec![];
@@ -56,9 +70,15 @@ fn main() -> anyhow::Result<()> {
             t.push(s.elapsed().as_secs_f64() * 1e3);
         }
         let med = median(t.clone());
-        println!("{name:>5}: median {med:8.1} ms over {runs} runs (min {:.1}), kernels {kernels:?}", t.iter().cloned().fold(f64::INFINITY, f64::min));
+        println!(
+            "{name:>5}: median {med:8.1} ms over {runs} runs (min {:.1}), kernels {kernels:?}",
+            t.iter().cloned().fold(f64::INFINITY, f64::min)
+        );
         res.push(med);
     }
-    println!("{label}, {side}×{side} LR input: f32/int8 time ratio {:.2} (>1: int8 faster)", res[0] / res[1]);
+    println!(
+        "{label}, {side}×{side} LR input: f32/int8 time ratio {:.2} (>1: int8 faster)",
+        res[0] / res[1]
+    );
     Ok(())
 }

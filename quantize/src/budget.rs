@@ -14,12 +14,20 @@ pub struct Budget {
 }
 
 /// int8 (QOperator, per-channel weights, per-tensor u8 activations).
-pub const INT8: Budget =
-    Budget { scheme: "int8", min_psnr_vs_f32: 40.0, max_psnr_y_loss: 0.15, max_weight_rel_rmse: 0.02 };
+pub const INT8: Budget = Budget {
+    scheme: "int8",
+    min_psnr_vs_f32: 40.0,
+    max_psnr_y_loss: 0.15,
+    max_weight_rel_rmse: 0.02,
+};
 
 /// fp16 weights and activations.
-pub const FP16: Budget =
-    Budget { scheme: "f16", min_psnr_vs_f32: 55.0, max_psnr_y_loss: 0.02, max_weight_rel_rmse: 1e-3 };
+pub const FP16: Budget = Budget {
+    scheme: "f16",
+    min_psnr_vs_f32: 55.0,
+    max_psnr_y_loss: 0.02,
+    max_weight_rel_rmse: 1e-3,
+};
 
 /// The budget for a `savl.precision` value.
 pub fn for_precision(p: &str) -> Option<Budget> {

@@ -77,7 +77,8 @@ pub fn collect(
     let g = m.graph.as_mut().expect("decoded model has a graph");
     for t in tensors {
         if !g.output.iter().any(|o| &o.name == t) {
-            g.output.push(onnx_graph::value_info(t, DataType::Float, None));
+            g.output
+                .push(onnx_graph::value_info(t, DataType::Float, None));
         }
     }
     g.value_info.clear();

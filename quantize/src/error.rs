@@ -77,9 +77,15 @@ pub type Result<T, E = QuantError> = std::result::Result<T, E>;
 
 impl QuantError {
     pub(crate) fn tract(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
-        QuantError::Tract { what: what.into(), reason: format!("{e:#}") }
+        QuantError::Tract {
+            what: what.into(),
+            reason: format!("{e:#}"),
+        }
     }
     pub(crate) fn graph(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        QuantError::Graph { what: what.into(), reason: reason.into() }
+        QuantError::Graph {
+            what: what.into(),
+            reason: reason.into(),
+        }
     }
 }

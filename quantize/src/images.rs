@@ -44,13 +44,18 @@ impl Planar {
 
 /// Image files (png, jpg, jpeg, webp, bmp) in a directory, sorted by name.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|source| QuantError::Io { path: dir.to_path_buf(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| QuantError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "webp" | "bmp")
+                matches!(
+                    e.to_ascii_lowercase().as_str(),
+                    "png" | "jpg" | "jpeg" | "webp" | "bmp"
+                )
             })
         })
         .collect();
@@ -67,11 +72,20 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Decodes an image file to 8-bit RGB.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let img = image::ImageReader::open(path)
-        .map_err(|source| QuantError::Io { path: path.to_path_buf(), source })?
+        .map_err(|source| QuantError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
         .with_guessed_format()
-        .map_err(|source| QuantError::Io { path: path.to_path_buf(), source })?
+        .map_err(|source| QuantError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
         .decode()
-        .map_err(|e| QuantError::Image { path: path.to_path_buf(), reason: e.to_string() })?;
+        .map_err(|e| QuantError::Image {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     Ok(img.to_rgb8())
 }
 
@@ -90,7 +104,12 @@ pub struct CalibCrops {
 
 impl Default for CalibCrops {
     fn default() -> Self {
-        CalibCrops { crop: 64, downscale: 4, max_images: 16, crops_per_image: 2 }
+        CalibCrops {
+            crop: 64,
+            downscale: 4,
+            max_images: 16,
+            crops_per_image: 2,
+        }
     }
 }
 
@@ -149,7 +168,11 @@ pub fn synthetic(h: usize, w: usize, seed: u64) -> Planar {
             for x in 0..w {
                 let (xf, yf) = (x as f32, y as f32);
                 let smooth = 0.25 * ((xf * fx + ph + c as f32).sin() * (yf * fy).cos());
-                let edge = if xf + 0.5 * yf > ex + 0.5 * ey { 0.2 } else { -0.1 };
+                let edge = if xf + 0.5 * yf > ex + 0.5 * ey {
+                    0.2
+                } else {
+                    -0.1
+                };
                 let v = base + smooth + edge + 0.05 * (rnd() - 0.5);
                 data[c * h * w + y * w + x] = v.clamp(0.0, 1.0);
             }

@@ -38,7 +38,10 @@ pub fn quantize_per_channel(w: &[f32], cout: usize) -> ChannelQuant {
         let m = ch.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         let s = if m > 0.0 { m / 127.0 } else { 1.0 };
         scales.push(s);
-        q.extend(ch.iter().map(|v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8));
+        q.extend(
+            ch.iter()
+                .map(|v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8),
+        );
     }
     ChannelQuant { scales, q }
 }
@@ -46,7 +49,10 @@ pub fn quantize_per_channel(w: &[f32], cout: usize) -> ChannelQuant {
 /// The f32 weights a [`ChannelQuant`] stands for.
 pub fn dequantize_per_channel(cq: &ChannelQuant) -> Vec<f32> {
     let per = cq.q.len() / cq.scales.len().max(1);
-    cq.q.iter().enumerate().map(|(i, q)| *q as f32 * cq.scales[i / per.max(1)]).collect()
+    cq.q.iter()
+        .enumerate()
+        .map(|(i, q)| *q as f32 * cq.scales[i / per.max(1)])
+        .collect()
 }
 
 /// Options of [`quantize_int8`].
@@ -134,11 +140,17 @@ pub fn quantize_int8(
     og::ensure_node_names(g);
     let convs = conv_infos(g);
     if convs.is_empty() {
-        return Err(QuantError::graph(what, "no Conv with constant FLOAT weights to quantize"));
+        return Err(QuantError::graph(
+            what,
+            "no Conv with constant FLOAT weights to quantize",
+        ));
     }
     for k in &opts.keep_f32 {
         if !g.node.iter().any(|n| &n.name == k) {
-            return Err(QuantError::graph(what, format!("--keep-f32: no node named `{k}`")));
+            return Err(QuantError::graph(
+                what,
+                format!("--keep-f32: no node named `{k}`"),
+            ));
         }
     }
     // Calibration.
@@ -189,7 +201,9 @@ pub fn quantize_int8(
         Policy::All => {}
         Policy::KeepEnds => keep.extend(policy::end_convs(model.graph.as_ref().unwrap())),
         Policy::Auto => {
-            let target = opts.auto_target_db.unwrap_or(crate::budget::INT8.min_psnr_vs_f32 + 3.0);
+            let target = opts
+                .auto_target_db
+                .unwrap_or(crate::budget::INT8.min_psnr_vs_f32 + 3.0);
             let max_keep = opts.auto_max_keep.unwrap_or((convs.len() / 4).max(2));
             let base = score(&keep)?;
             if base < target {
@@ -218,8 +232,11 @@ pub fn quantize_int8(
     let calib_psnr = score(&keep)?;
     let mut out = build(&model, &convs, &qp, &keep);
     og::set_meta(&mut out, "savl.precision", "int8");
-    let kept: Vec<String> =
-        convs.iter().filter(|c| keep.contains(&c.name)).map(|c| c.name.clone()).collect();
+    let kept: Vec<String> = convs
+        .iter()
+        .filter(|c| keep.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect();
     og::set_meta(&mut out, "savl.int8.kept_f32", &kept.join(","));
     let (mut se, mut ss) = (0.0f64, 0.0f64);
     for c in convs.iter().filter(|c| !keep.contains(&c.name)) {
@@ -230,7 +247,11 @@ pub fn quantize_int8(
         }
     }
     let summary = Int8Summary {
-        quantized: convs.iter().filter(|c| !keep.contains(&c.name)).map(|c| c.name.clone()).collect(),
+        quantized: convs
+            .iter()
+            .filter(|c| !keep.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect(),
         kept_f32: kept,
         calib_psnr,
         weight_rel_rmse: if ss > 0.0 { (se / ss).sqrt() } else { 0.0 },
@@ -263,7 +284,10 @@ fn build(
         (s, z)
     };
     for n in std::mem::take(&mut g.node) {
-        let Some(c) = by_name.get(n.name.as_str()).filter(|c| !keep.contains(&c.name)) else {
+        let Some(c) = by_name
+            .get(n.name.as_str())
+            .filter(|c| !keep.contains(&c.name))
+        else {
             nodes.push(n);
             continue;
         };
@@ -272,15 +296,24 @@ fn build(
             Some(q) => q.clone(),
             None => {
                 let q = format!("{}__q", c.x);
-                nodes.push(node(&format!("{}__quant", c.x), "QuantizeLinear", &[&c.x, &xs, &xz], &[&q], vec![]));
+                nodes.push(node(
+                    &format!("{}__quant", c.x),
+                    "QuantizeLinear",
+                    &[&c.x, &xs, &xz],
+                    &[&q],
+                    vec![],
+                ));
                 q_of.insert(c.x.clone(), q.clone());
                 q
             }
         };
         let cout = c.w_dims[0] as usize;
         let cq = quantize_per_channel(&c.w, cout);
-        let (wq, wsn, wzn) =
-            (format!("{}__wq", c.name), format!("{}__wscale", c.name), format!("{}__wzp", c.name));
+        let (wq, wsn, wzn) = (
+            format!("{}__wq", c.name),
+            format!("{}__wscale", c.name),
+            format!("{}__wzp", c.name),
+        );
         inits.push(og::tensor_i8(&wq, &c.w_dims, &cq.q));
         inits.push(og::tensor_f32(&wsn, &[cout as i64], &cq.scales));
         inits.push(og::tensor_i8(&wzn, &[cout as i64], &vec![0; cout]));
@@ -299,8 +332,20 @@ fn build(
             inputs.push(bn);
         }
         let inputs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
-        nodes.push(node(&n.name, "QLinearConv", &inputs, &[&yq], n.attribute.clone()));
-        nodes.push(node(&format!("{}__dequant", n.name), "DequantizeLinear", &[&yq, &ys, &yz], &[&c.y], vec![]));
+        nodes.push(node(
+            &n.name,
+            "QLinearConv",
+            &inputs,
+            &[&yq],
+            n.attribute.clone(),
+        ));
+        nodes.push(node(
+            &format!("{}__dequant", n.name),
+            "DequantizeLinear",
+            &[&yq, &ys, &yz],
+            &[&c.y],
+            vec![],
+        ));
         q_of.insert(c.y.clone(), yq);
     }
     g.node = nodes;

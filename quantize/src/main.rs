@@ -12,7 +12,11 @@ use savl_quantize::runner::{self, Runner};
 use savl_quantize::{budget, fp16, npy, onnx_graph, report, Method, Policy};
 
 #[derive(Parser)]
-#[command(name = "savl-quantize", version, about = "int8 and fp16 ONNX files from a savl f32 model")]
+#[command(
+    name = "savl-quantize",
+    version,
+    about = "int8 and fp16 ONNX files from a savl f32 model"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -118,11 +122,31 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
-        Cmd::Int8 { model, calib, output, method, policy, keep_f32, crop, max_images, downscale } => {
+        Cmd::Int8 {
+            model,
+            calib,
+            output,
+            method,
+            policy,
+            keep_f32,
+            crop,
+            max_images,
+            downscale,
+        } => {
             let proto = onnx_graph::load_model(&model)?;
-            let crops = CalibCrops { crop, downscale, max_images, ..Default::default() };
+            let crops = CalibCrops {
+                crop,
+                downscale,
+                max_images,
+                ..Default::default()
+            };
             let imgs = images::calibration_crops(&calib, &crops)?;
-            let opts = Int8Options { method, policy, keep_f32, ..Default::default() };
+            let opts = Int8Options {
+                method,
+                policy,
+                keep_f32,
+                ..Default::default()
+            };
             let (q, s) = int8::quantize_int8(&proto, &imgs, &opts, &name(&model))?;
             onnx_graph::save_model(&q, &output)?;
             println!(
@@ -137,13 +161,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.weight_rel_rmse
             );
         }
-        Cmd::Fp16 { model, output, io_f16 } => {
+        Cmd::Fp16 {
+            model,
+            output,
+            io_f16,
+        } => {
             let proto = onnx_graph::load_model(&model)?;
             let h = fp16::convert_fp16(&proto, io_f16);
             onnx_graph::save_model(&h, &output)?;
-            println!("{}: f16 (io {})", output.display(), if io_f16 { "f16" } else { "f32" });
+            println!(
+                "{}: f16 (io {})",
+                output.display(),
+                if io_f16 { "f16" } else { "f32" }
+            );
         }
-        Cmd::Report { f32_model, quant_model, images, hr, max_lr, check } => {
+        Cmd::Report {
+            f32_model,
+            quant_model,
+            images,
+            hr,
+            max_lr,
+            check,
+        } => {
             let fp = onnx_graph::load_model(&f32_model)?;
             let qp = onnx_graph::load_model(&quant_model)?;
             let fr = Runner::new(&fp, &name(&f32_model))?;
@@ -151,8 +190,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let sr = runner::sr_output_name(&fp);
             let imgs = report::load_eval(images.as_deref(), hr.as_deref(), max_lr)?;
             let r = report::compare(&fr, &qr, &sr, &imgs)?;
-            let precision = onnx_graph::meta(&qp, "savl.precision").unwrap_or("?").to_string();
-            println!("{:<16} {:>12} {:>12} {:>12}", "image", "dB vs f32", "PSNR-Y f32", "PSNR-Y q");
+            let precision = onnx_graph::meta(&qp, "savl.precision")
+                .unwrap_or("?")
+                .to_string();
+            println!(
+                "{:<16} {:>12} {:>12} {:>12}",
+                "image", "dB vs f32", "PSNR-Y f32", "PSNR-Y q"
+            );
             let opt = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
             for f in &r.images {
                 println!(
@@ -177,7 +221,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(b) = budget::for_precision(&precision) {
                 let v = r.check(&b);
                 if v.is_empty() {
-                    println!("within the {} budget (≥ {} dB vs f32, ≤ {} dB PSNR-Y loss)", b.scheme, b.min_psnr_vs_f32, b.max_psnr_y_loss);
+                    println!(
+                        "within the {} budget (≥ {} dB vs f32, ≤ {} dB PSNR-Y loss)",
+                        b.scheme, b.min_psnr_vs_f32, b.max_psnr_y_loss
+                    );
                 } else {
                     for m in &v {
                         println!("OVER BUDGET: {m}");
@@ -188,11 +235,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Cmd::Run { model, input, output, name: out_name } => {
+        Cmd::Run {
+            model,
+            input,
+            output,
+            name: out_name,
+        } => {
             let proto = onnx_graph::load_model(&model)?;
             let (shape, data) = npy::read(&input)?;
             if shape.len() != 4 || shape[0] != 1 {
-                bail!("{}: expected a [1, C, H, W] array, got {:?}", input.display(), shape);
+                bail!(
+                    "{}: expected a [1, C, H, W] array, got {:?}",
+                    input.display(),
+                    shape
+                );
             }
             let r = Runner::new(&proto, &name(&model))?;
             let want = out_name.unwrap_or_else(|| runner::sr_output_name(&proto));
@@ -201,14 +257,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .with_context(|| format!("running {}", model.display()))?;
             npy::write(&output, &o.shape, &o.data)?;
         }
-        Cmd::Testmodel { output, images: dir } => {
+        Cmd::Testmodel {
+            output,
+            images: dir,
+        } => {
             let m = savl_quantize::testmodel::SmallModel::default().proto();
             onnx_graph::save_model(&m, &output)?;
             if let Some(dir) = dir {
                 std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
                 for i in 0..4 {
                     let p = dir.join(format!("synthetic_{i}.png"));
-                    images::synthetic(32, 32, 100 + i).to_rgb().save(&p).with_context(|| p.display().to_string())?;
+                    images::synthetic(32, 32, 100 + i)
+                        .to_rgb()
+                        .save(&p)
+                        .with_context(|| p.display().to_string())?;
                 }
             }
         }

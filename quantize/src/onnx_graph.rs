@@ -14,15 +14,19 @@ use crate::error::{QuantError, Result};
 
 /// Reads and decodes an ONNX file.
 pub fn load_model(path: &Path) -> Result<pb::ModelProto> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| QuantError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| QuantError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     decode_model(&bytes, path)
 }
 
 /// Decodes ONNX bytes; `path` only names the source in errors.
 pub fn decode_model(bytes: &[u8], path: &Path) -> Result<pb::ModelProto> {
-    let m = pb::ModelProto::decode(bytes)
-        .map_err(|e| QuantError::Decode { path: path.to_path_buf(), reason: e.to_string() })?;
+    let m = pb::ModelProto::decode(bytes).map_err(|e| QuantError::Decode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     if m.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
         return Err(QuantError::Decode {
             path: path.to_path_buf(),
@@ -34,8 +38,10 @@ pub fn decode_model(bytes: &[u8], path: &Path) -> Result<pb::ModelProto> {
 
 /// Encodes and writes an ONNX file.
 pub fn save_model(model: &pb::ModelProto, path: &Path) -> Result<()> {
-    std::fs::write(path, model.encode_to_vec())
-        .map_err(|source| QuantError::Io { path: path.to_path_buf(), source })
+    std::fs::write(path, model.encode_to_vec()).map_err(|source| QuantError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The graph of a model (a model without one is rejected by [`decode_model`]).
@@ -48,24 +54,39 @@ pub fn set_meta(model: &mut pb::ModelProto, key: &str, value: &str) {
     if let Some(e) = model.metadata_props.iter_mut().find(|e| e.key == key) {
         e.value = value.into();
     } else {
-        model
-            .metadata_props
-            .push(pb::StringStringEntryProto { key: key.into(), value: value.into() });
+        model.metadata_props.push(pb::StringStringEntryProto {
+            key: key.into(),
+            value: value.into(),
+        });
     }
 }
 
 /// A metadata property.
 pub fn meta<'a>(model: &'a pb::ModelProto, key: &str) -> Option<&'a str> {
-    model.metadata_props.iter().find(|e| e.key == key).map(|e| e.value.as_str())
+    model
+        .metadata_props
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.value.as_str())
 }
 
 /// Integer attribute.
 pub fn attr_i(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i, ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i,
+        ..Default::default()
+    }
 }
 /// Float attribute.
 pub fn attr_f(name: &str, f: f32) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f, ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Float as i32,
+        f,
+        ..Default::default()
+    }
 }
 /// Integer-list attribute.
 pub fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
@@ -116,16 +137,29 @@ fn raw_tensor(name: &str, dims: &[i64], dt: DataType, raw: Vec<u8>) -> pb::Tenso
 
 /// FLOAT initializer.
 pub fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
-    raw_tensor(name, dims, DataType::Float, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    raw_tensor(
+        name,
+        dims,
+        DataType::Float,
+        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 /// FLOAT16 initializer.
 pub fn tensor_f16(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
-    let raw = data.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+    let raw = data
+        .iter()
+        .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+        .collect();
     raw_tensor(name, dims, DataType::Float16, raw)
 }
 /// INT8 initializer.
 pub fn tensor_i8(name: &str, dims: &[i64], data: &[i8]) -> pb::TensorProto {
-    raw_tensor(name, dims, DataType::Int8, data.iter().map(|v| *v as u8).collect())
+    raw_tensor(
+        name,
+        dims,
+        DataType::Int8,
+        data.iter().map(|v| *v as u8).collect(),
+    )
 }
 /// UINT8 initializer.
 pub fn tensor_u8(name: &str, dims: &[i64], data: &[u8]) -> pb::TensorProto {
@@ -133,11 +167,21 @@ pub fn tensor_u8(name: &str, dims: &[i64], data: &[u8]) -> pb::TensorProto {
 }
 /// INT32 initializer.
 pub fn tensor_i32(name: &str, dims: &[i64], data: &[i32]) -> pb::TensorProto {
-    raw_tensor(name, dims, DataType::Int32, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    raw_tensor(
+        name,
+        dims,
+        DataType::Int32,
+        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 /// INT64 initializer.
 pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> pb::TensorProto {
-    raw_tensor(name, dims, DataType::Int64, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    raw_tensor(
+        name,
+        dims,
+        DataType::Int64,
+        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
 }
 
 /// Values of a FLOAT or FLOAT16 tensor as f32 (`raw_data` or `float_data`); `None` for other types.
@@ -159,9 +203,12 @@ pub fn tensor_to_f32(t: &pb::TensorProto) -> Option<Vec<f32>> {
                 .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
         ),
-        DataType::Float16 => {
-            Some(t.int32_data.iter().map(|v| f16::from_bits(*v as u16).to_f32()).collect())
-        }
+        DataType::Float16 => Some(
+            t.int32_data
+                .iter()
+                .map(|v| f16::from_bits(*v as u16).to_f32())
+                .collect(),
+        ),
         _ => None,
     }
 }
@@ -176,7 +223,10 @@ pub fn value_info(name: &str, elem: DataType, dims: Option<&[Dim]>) -> pb::Value
                 shape: dims.map(|dims| pb::TensorShapeProto {
                     dim: dims
                         .iter()
-                        .map(|d| Dimension { value: Some(d.clone()), ..Default::default() })
+                        .map(|d| Dimension {
+                            value: Some(d.clone()),
+                            ..Default::default()
+                        })
                         .collect(),
                 }),
             })),

@@ -98,7 +98,11 @@ pub fn load_eval(
     max_lr: Option<u32>,
 ) -> Result<Vec<EvalImage>> {
     let mut out = vec![];
-    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let pairs: Vec<(String, RgbImage, Option<RgbImage>)> = match (lr_dir, hr_dir) {
         (Some(lr), hr) => {
             let hr_files = match hr {
@@ -165,7 +169,11 @@ pub fn load_eval(
                 });
             }
         }
-        out.push(EvalImage { name, lr: Planar::from_rgb(&lr), hr });
+        out.push(EvalImage {
+            name,
+            lr: Planar::from_rgb(&lr),
+            hr,
+        });
     }
     Ok(out)
 }
@@ -186,7 +194,12 @@ pub fn compare(f32_model: &Runner, quant: &Runner, sr: &str, imgs: &[EvalImage])
             });
         }
         let p = savl::metrics::psnr_f32(&a.data, &b.data);
-        se_all += a.data.iter().zip(&b.data).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>();
+        se_all += a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>();
         n_all += a.data.len();
         let (mut pf, mut pq) = (None, None);
         if let Some(hr) = &im.hr {
@@ -204,13 +217,25 @@ pub fn compare(f32_model: &Runner, quant: &Runner, sr: &str, imgs: &[EvalImage])
             y_q.push(vq);
             (pf, pq) = (Some(vf), Some(vq));
         }
-        figures.push(ImageFigures { name: im.name.clone(), psnr_vs_f32: p, psnr_y_f32: pf, psnr_y_quant: pq });
+        figures.push(ImageFigures {
+            name: im.name.clone(),
+            psnr_vs_f32: p,
+            psnr_y_f32: pf,
+            psnr_y_quant: pq,
+        });
     }
     let mse = se_all / n_all.max(1) as f64;
     let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     Ok(Report {
-        psnr_vs_f32: if mse == 0.0 { f64::INFINITY } else { 10.0 * (1.0 / mse).log10() },
-        min_psnr_vs_f32: figures.iter().map(|f| f.psnr_vs_f32).fold(f64::INFINITY, f64::min),
+        psnr_vs_f32: if mse == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (1.0 / mse).log10()
+        },
+        min_psnr_vs_f32: figures
+            .iter()
+            .map(|f| f.psnr_vs_f32)
+            .fold(f64::INFINITY, f64::min),
         mean_psnr_y_f32: mean(&y_f),
         mean_psnr_y_quant: mean(&y_q),
         images: figures,

@@ -78,7 +78,11 @@ impl Runner {
 
     /// The optimised typed model for an `h × w` input (for inspection).
     pub fn optimized(&self, h: usize, w: usize) -> Result<TypedModel> {
-        let dt = if self.input_f16 { f16::datum_type() } else { f32::datum_type() };
+        let dt = if self.input_f16 {
+            f16::datum_type()
+        } else {
+            f32::datum_type()
+        };
         let fact = InferenceFact::dt_shape(dt, tvec![1, self.channels, h, w]);
         self.model
             .clone()
@@ -104,24 +108,36 @@ impl Runner {
         let plan = self.plan(h, w)?;
         let err = |e| QuantError::tract(self.what.clone(), e);
         let t = Tensor::from_shape(&[1, self.channels, h, w], input).map_err(err)?;
-        let t = if self.input_f16 { t.cast_to::<f16>().map_err(err)?.into_owned() } else { t };
+        let t = if self.input_f16 {
+            t.cast_to::<f16>().map_err(err)?.into_owned()
+        } else {
+            t
+        };
         let outs = plan.run(tvec![t.into()]).map_err(err)?;
         outs.iter()
             .zip(&self.output_names)
             .map(|(o, name)| {
                 let o = o.cast_to::<f32>().map_err(err)?;
-                let data =
-                    o.try_as_plain_ram().and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()));
-                Ok(Output { name: name.clone(), shape: o.shape().to_vec(), data: data.map_err(err)? })
+                let data = o
+                    .try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()));
+                Ok(Output {
+                    name: name.clone(),
+                    shape: o.shape().to_vec(),
+                    data: data.map_err(err)?,
+                })
             })
             .collect()
     }
 
     /// Runs and returns the output called `name`.
     pub fn run_output(&self, input: &[f32], h: usize, w: usize, name: &str) -> Result<Output> {
-        self.run(input, h, w)?.into_iter().find(|o| o.name == name).ok_or_else(|| {
-            QuantError::graph(self.what.clone(), format!("no output named `{name}`"))
-        })
+        self.run(input, h, w)?
+            .into_iter()
+            .find(|o| o.name == name)
+            .ok_or_else(|| {
+                QuantError::graph(self.what.clone(), format!("no output named `{name}`"))
+            })
     }
 }
 

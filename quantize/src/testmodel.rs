@@ -8,7 +8,9 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 
-use crate::onnx_graph::{attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, tensor_i64, value_info};
+use crate::onnx_graph::{
+    attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, tensor_i64, value_info,
+};
 
 /// Shape of the small model.
 #[derive(Debug, Clone, Copy)]
@@ -25,7 +27,12 @@ pub struct SmallModel {
 
 impl Default for SmallModel {
     fn default() -> Self {
-        SmallModel { channels: 16, body: 4, dim: 4, seed: 7 }
+        SmallModel {
+            channels: 16,
+            body: 4,
+            dim: 4,
+            seed: 7,
+        }
     }
 }
 
@@ -38,7 +45,10 @@ struct B {
 
 impl B {
     fn uniform(&mut self) -> f32 {
-        self.rng = self.rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.rng = self
+            .rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.rng >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     fn fresh(&mut self, p: &str) -> String {
@@ -68,17 +78,26 @@ impl B {
     }
     fn conv(&mut self, x: &str, cin: usize, cout: usize, k: usize, gain: f32) -> String {
         let scale = gain * 1.7 / ((cin * k * k) as f32).sqrt();
-        let w: Vec<f32> = (0..cout * cin * k * k).map(|_| self.uniform() * scale).collect();
+        let w: Vec<f32> = (0..cout * cin * k * k)
+            .map(|_| self.uniform() * scale)
+            .collect();
         let b: Vec<f32> = (0..cout).map(|_| self.uniform() * 0.05).collect();
         let wn = self.fresh("w");
-        self.inits.push(tensor_f32(&wn, &[cout as i64, cin as i64, k as i64, k as i64], &w));
+        self.inits.push(tensor_f32(
+            &wn,
+            &[cout as i64, cin as i64, k as i64, k as i64],
+            &w,
+        ));
         let bn = self.fresh("b");
         self.inits.push(tensor_f32(&bn, &[cout as i64], &b));
         let p = (k / 2) as i64;
         self.op(
             "Conv",
             &[x, &wn, &bn],
-            vec![attr_ints("kernel_shape", &[k as i64, k as i64]), attr_ints("pads", &[p, p, p, p])],
+            vec![
+                attr_ints("kernel_shape", &[k as i64, k as i64]),
+                attr_ints("pads", &[p, p, p, p]),
+            ],
         )
     }
     fn lrelu(&mut self, x: &str) -> String {
@@ -91,7 +110,12 @@ impl SmallModel {
     pub fn proto(&self) -> pb::ModelProto {
         let (c, d) = (self.channels, self.dim);
         let blocks = (self.body / 2).max(1);
-        let mut b = B { nodes: vec![], inits: vec![], rng: self.seed ^ 0x5eed, n: 0 };
+        let mut b = B {
+            nodes: vec![],
+            inits: vec![],
+            rng: self.seed ^ 0x5eed,
+            n: 0,
+        };
         // Estimator: mu (d channels) and a standardised severity in [-3, 3].
         let e = b.conv("lr", 3, 8, 3, 1.0);
         let e = b.lrelu(&e);
@@ -100,8 +124,12 @@ impl SmallModel {
         b.inits.push(tensor_i64(&sizes, &[2], &[d as i64, 1]));
         let parts = b.op_n("Split", &[&e, &sizes], vec![attr_i("axis", 1)], 2);
         let mu = parts[0].clone();
-        let (m0, s0, lo, hi) =
-            (b.konst(&[], &[0.1]), b.konst(&[], &[0.5]), b.konst(&[], &[-3.0]), b.konst(&[], &[3.0]));
+        let (m0, s0, lo, hi) = (
+            b.konst(&[], &[0.1]),
+            b.konst(&[], &[0.5]),
+            b.konst(&[], &[-3.0]),
+            b.konst(&[], &[3.0]),
+        );
         let sv = b.op("Sub", &[&parts[1], &m0], vec![]);
         let sv = b.op("Div", &[&sv, &s0], vec![]);
         let sev = b.op("Clip", &[&sv, &lo, &hi], vec![]);
@@ -113,7 +141,8 @@ impl SmallModel {
             vec![gs]
         } else {
             let gsz = b.fresh("split");
-            b.inits.push(tensor_i64(&gsz, &[blocks as i64], &vec![c as i64; blocks]));
+            b.inits
+                .push(tensor_i64(&gsz, &[blocks as i64], &vec![c as i64; blocks]));
             b.op_n("Split", &[&gs, &gsz], vec![attr_i("axis", 1)], blocks)
         };
         let ml = b.conv(&cat, d + 1, c, 1, 0.5);
@@ -121,7 +150,11 @@ impl SmallModel {
         let ml = b.op("Clip", &[&ml, &l1, &h1], vec![]);
         let mscale = b.op("Exp", &[&ml], vec![]);
         // Body: head on [lr ‖ mean_c(lr)], modulated, gated blocks, long skip.
-        let mean = b.op("ReduceMean", &["lr"], vec![attr_ints("axes", &[1]), attr_i("keepdims", 1)]);
+        let mean = b.op(
+            "ReduceMean",
+            &["lr"],
+            vec![attr_ints("axes", &[1]), attr_i("keepdims", 1)],
+        );
         let inp = b.op("Concat", &["lr", &mean], vec![attr_i("axis", 1)]);
         let head = b.conv(&inp, 4, c, 3, 1.0);
         let head = b.op("Mul", &[&head, &mscale], vec![]);
@@ -135,7 +168,11 @@ impl SmallModel {
         }
         x = b.op("Add", &[&x, &head], vec![]);
         let t = b.conv(&x, c, 48, 3, 0.3);
-        let d2s = b.op("DepthToSpace", &[&t], vec![attr_i("blocksize", 4), attr_s("mode", "CRD")]);
+        let d2s = b.op(
+            "DepthToSpace",
+            &[&t],
+            vec![attr_i("blocksize", 4), attr_s("mode", "CRD")],
+        );
         let scales = b.konst(&[4], &[1.0, 1.0, 4.0, 4.0]);
         let up = b.op(
             "Resize",
@@ -147,8 +184,18 @@ impl SmallModel {
             ],
         );
         let sr = b.op("Add", &[&d2s, &up], vec![]);
-        for (from, to) in [(sr.as_str(), "sr"), (mu.as_str(), "mu"), (sev.as_str(), "severity")] {
-            b.nodes.push(node(&format!("out_{to}"), "Identity", &[from], &[to], vec![]));
+        for (from, to) in [
+            (sr.as_str(), "sr"),
+            (mu.as_str(), "mu"),
+            (sev.as_str(), "severity"),
+        ] {
+            b.nodes.push(node(
+                &format!("out_{to}"),
+                "Identity",
+                &[from],
+                &[to],
+                vec![],
+            ));
         }
         let hw = || [Dim::DimParam("H".into()), Dim::DimParam("W".into())];
         let dims = |ch: i64| {
@@ -161,7 +208,16 @@ impl SmallModel {
             initializer: b.inits,
             input: vec![value_info("lr", DataType::Float, Some(&dims(3)))],
             output: vec![
-                value_info("sr", DataType::Float, None),
+                value_info(
+                    "sr",
+                    DataType::Float,
+                    Some(&[
+                        Dim::DimValue(1),
+                        Dim::DimValue(3),
+                        Dim::DimParam("H4".into()),
+                        Dim::DimParam("W4".into()),
+                    ]),
+                ),
                 value_info("mu", DataType::Float, Some(&dims(d as i64))),
                 value_info("severity", DataType::Float, Some(&dims(1))),
             ],
@@ -175,12 +231,18 @@ impl SmallModel {
         ];
         pb::ModelProto {
             ir_version: 8,
-            opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
             producer_name: "savl-quantize-testmodel".into(),
             graph: Some(graph),
             metadata_props: meta
                 .iter()
-                .map(|(k, v)| pb::StringStringEntryProto { key: k.to_string(), value: v.clone() })
+                .map(|(k, v)| pb::StringStringEntryProto {
+                    key: k.to_string(),
+                    value: v.clone(),
+                })
                 .collect(),
             ..Default::default()
         }

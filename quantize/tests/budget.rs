@@ -11,19 +11,39 @@ use savl_quantize::{images, Method, Policy};
 
 fn eval(n: usize, side: usize) -> Vec<EvalImage> {
     (0..n)
-        .map(|i| EvalImage { name: format!("s{i}"), lr: images::synthetic(side, side, 900 + i as u64), hr: None })
+        .map(|i| EvalImage {
+            name: format!("s{i}"),
+            lr: images::synthetic(side, side, 900 + i as u64),
+            hr: None,
+        })
         .collect()
 }
 
 #[test]
 fn int8_within_budget_on_unseen_images() {
     let m = common::small();
-    let (q, s) = quantize_int8(&m, &common::calib(6, 32), &Int8Options::default(), "small").unwrap();
-    assert!(s.weight_rel_rmse <= budget::INT8.max_weight_rel_rmse, "{s:?}");
-    let r = compare(&Runner::new(&m, "f32").unwrap(), &Runner::new(&q, "int8").unwrap(), "sr", &eval(4, 24))
-        .unwrap();
-    eprintln!("int8 {:?} psnr {:.2} (calib {:.2})", s.kept_f32, r.psnr_vs_f32, s.calib_psnr);
-    assert!(r.check(&budget::INT8).is_empty(), "{:?}", r.check(&budget::INT8));
+    let (q, s) =
+        quantize_int8(&m, &common::calib(6, 32), &Int8Options::default(), "small").unwrap();
+    assert!(
+        s.weight_rel_rmse <= budget::INT8.max_weight_rel_rmse,
+        "{s:?}"
+    );
+    let r = compare(
+        &Runner::new(&m, "f32").unwrap(),
+        &Runner::new(&q, "int8").unwrap(),
+        "sr",
+        &eval(4, 24),
+    )
+    .unwrap();
+    eprintln!(
+        "int8 {:?} psnr {:.2} (calib {:.2})",
+        s.kept_f32, r.psnr_vs_f32, s.calib_psnr
+    );
+    assert!(
+        r.check(&budget::INT8).is_empty(),
+        "{:?}",
+        r.check(&budget::INT8)
+    );
     assert!(!s.quantized.is_empty());
 }
 
@@ -31,14 +51,33 @@ fn int8_within_budget_on_unseen_images() {
 fn int8_all_policies_and_methods_run() {
     let m = common::small();
     let cal = common::calib(3, 24);
-    for (policy, method) in [(Policy::All, Method::MinMax), (Policy::KeepEnds, Method::Percentile)] {
-        let opts = Int8Options { policy, method, ..Default::default() };
+    for (policy, method) in [
+        (Policy::All, Method::MinMax),
+        (Policy::KeepEnds, Method::Percentile),
+    ] {
+        let opts = Int8Options {
+            policy,
+            method,
+            ..Default::default()
+        };
         let (q, s) = quantize_int8(&m, &cal, &opts, "small").unwrap();
-        let r = compare(&Runner::new(&m, "f32").unwrap(), &Runner::new(&q, "int8").unwrap(), "sr", &eval(2, 16))
-            .unwrap();
-        eprintln!("{policy:?} {method:?}: {:.2} dB, kept {:?}", r.psnr_vs_f32, s.kept_f32);
+        let r = compare(
+            &Runner::new(&m, "f32").unwrap(),
+            &Runner::new(&q, "int8").unwrap(),
+            "sr",
+            &eval(2, 16),
+        )
+        .unwrap();
+        eprintln!(
+            "{policy:?} {method:?}: {:.2} dB, kept {:?}",
+            r.psnr_vs_f32, s.kept_f32
+        );
         // Even with everything quantized, the output stays close to f32.
-        assert!(r.psnr_vs_f32 > 30.0, "{policy:?} {method:?}: {}", r.psnr_vs_f32);
+        assert!(
+            r.psnr_vs_f32 > 30.0,
+            "{policy:?} {method:?}: {}",
+            r.psnr_vs_f32
+        );
         if policy == Policy::All {
             assert!(s.kept_f32.is_empty());
         } else {
@@ -52,8 +91,17 @@ fn fp16_within_budget() {
     let m = common::small();
     let h = convert_fp16(&m, false);
     // f16 runs a software kernel on x86: small inputs.
-    let r = compare(&Runner::new(&m, "f32").unwrap(), &Runner::new(&h, "f16").unwrap(), "sr", &eval(2, 12))
-        .unwrap();
+    let r = compare(
+        &Runner::new(&m, "f32").unwrap(),
+        &Runner::new(&h, "f16").unwrap(),
+        "sr",
+        &eval(2, 12),
+    )
+    .unwrap();
     eprintln!("f16 psnr {:.2}", r.psnr_vs_f32);
-    assert!(r.check(&budget::FP16).is_empty(), "{:?}", r.check(&budget::FP16));
+    assert!(
+        r.check(&budget::FP16).is_empty(),
+        "{:?}",
+        r.check(&budget::FP16)
+    );
 }

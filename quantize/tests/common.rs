@@ -10,5 +10,7 @@ pub fn small() -> pb::ModelProto {
 }
 
 pub fn calib(n: usize, side: usize) -> Vec<Planar> {
-    (0..n).map(|i| synthetic(side, side, 100 + i as u64)).collect()
+    (0..n)
+        .map(|i| synthetic(side, side, 100 + i as u64))
+        .collect()
 }

@@ -34,7 +34,11 @@ fn empty_calibration_dir_names_the_dir() {
     let d = tmpdir("emptycal");
     let e = calibration_crops(&d, &CalibCrops::default()).unwrap_err();
     assert!(matches!(e, QuantError::Images { .. }));
-    assert!(e.to_string().contains(d.file_name().unwrap().to_str().unwrap()), "{e}");
+    assert!(
+        e.to_string()
+            .contains(d.file_name().unwrap().to_str().unwrap()),
+        "{e}"
+    );
 }
 
 #[test]
@@ -46,7 +50,12 @@ fn cli_fails_with_the_file_name() {
     let out = d.join("out.onnx");
     // Missing model.
     let o = Command::new(exe)
-        .args(["fp16", d.join("missing.onnx").to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args([
+            "fp16",
+            d.join("missing.onnx").to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
@@ -55,7 +64,14 @@ fn cli_fails_with_the_file_name() {
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let o = Command::new(exe)
-        .args(["int8", model.to_str().unwrap(), "--calib", empty.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args([
+            "int8",
+            model.to_str().unwrap(),
+            "--calib",
+            empty.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());

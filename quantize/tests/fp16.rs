@@ -15,17 +15,33 @@ fn fp16_structure() {
         assert!(g.value_info.is_empty());
         assert_eq!(meta(&h, "savl.precision"), Some("f16"));
         assert_eq!(meta(&h, "savl.scale"), Some("4"));
-        let io = if io_f16 { DataType::Float16 } else { DataType::Float } as i32;
+        let io = if io_f16 {
+            DataType::Float16
+        } else {
+            DataType::Float
+        } as i32;
         assert_eq!(elem_type(&g.input[0]), Some(io));
         assert!(g.output.iter().all(|o| elem_type(o) == Some(io)));
         let resize = g.node.iter().find(|n| n.op_type == "Resize").unwrap();
-        let scales = g.initializer.iter().find(|t| t.name == resize.input[2]).unwrap();
+        let scales = g
+            .initializer
+            .iter()
+            .find(|t| t.name == resize.input[2])
+            .unwrap();
         assert_eq!(scales.data_type, DataType::Float as i32);
         let conv = g.node.iter().find(|n| n.op_type == "Conv").unwrap();
-        let w = g.initializer.iter().find(|t| t.name == conv.input[1]).unwrap();
+        let w = g
+            .initializer
+            .iter()
+            .find(|t| t.name == conv.input[1])
+            .unwrap();
         assert_eq!(w.data_type, DataType::Float16 as i32);
         // Nothing else FLOAT among the initializers.
-        let floats = g.initializer.iter().filter(|t| t.data_type == DataType::Float as i32).count();
+        let floats = g
+            .initializer
+            .iter()
+            .filter(|t| t.data_type == DataType::Float as i32)
+            .count();
         assert_eq!(floats, 1);
     }
 }
