@@ -42,6 +42,8 @@ pub mod testmodel;
 mod tiling;
 mod upscaler;
 
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod io;
 pub mod metrics;
 
