@@ -100,24 +100,27 @@ impl DecodeLimits {
 }
 
 /// What went wrong reading or writing a picture; every variant names the file.
+///
+/// The message is complete (it includes the underlying error's text), so the underlying error is
+/// not also exposed as [`std::error::Error::source`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IoError {
     /// The file could not be opened or read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The bytes are not a picture this build can decode (unknown format, corrupt or truncated).
-    #[error("{}: cannot decode: {source}", path.display())]
+    #[error("{}: cannot decode: {cause}", path.display())]
     Decode {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: image::ImageError,
+        cause: image::ImageError,
     },
     /// The picture is over the decoded-size limit.
     #[error(
@@ -137,12 +140,12 @@ pub enum IoError {
         limit: u64,
     },
     /// The output file could not be created, written, synced or renamed into place.
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write: {cause}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The encoder refused the picture (e.g. too large for the format).
     #[error("{}: cannot encode: {message}", path.display())]
@@ -177,9 +180,9 @@ impl IoError {
 /// Reads and decodes the picture at `path` to RGB8 (see the module docs for the conversions),
 /// refusing it before decoding if it is over `limits`.
 pub fn decode_path(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, IoError> {
-    let file = File::open(path).map_err(|source| IoError::Read {
+    let file = File::open(path).map_err(|cause| IoError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     decode_reader(BufReader::new(file), path, limits)
 }
@@ -191,15 +194,15 @@ pub fn decode_reader<R: BufRead + Seek>(
     name: &Path,
     limits: &DecodeLimits,
 ) -> Result<RgbImage, IoError> {
-    let decode_err = |source| IoError::Decode {
+    let decode_err = |cause| IoError::Decode {
         path: name.to_owned(),
-        source,
+        cause,
     };
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
-        .map_err(|source| IoError::Read {
+        .map_err(|cause| IoError::Read {
             path: name.to_owned(),
-            source,
+            cause,
         })?;
     if reader.format().is_none() {
         return Err(decode_err(image::ImageError::Unsupported(
@@ -247,13 +250,13 @@ pub fn to_rgb8(img: DynamicImage) -> RgbImage {
 pub fn dimensions(path: &Path) -> Result<(u32, u32), IoError> {
     let reader = ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
-        .map_err(|source| IoError::Read {
+        .map_err(|cause| IoError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
-    reader.into_dimensions().map_err(|source| IoError::Decode {
+    reader.into_dimensions().map_err(|cause| IoError::Decode {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 
@@ -337,9 +340,9 @@ pub fn write_image<W: Write + Seek>(
     name: &Path,
 ) -> Result<(), IoError> {
     let encode_err = |e: image::ImageError| match e {
-        image::ImageError::IoError(source) => IoError::Write {
+        image::ImageError::IoError(cause) => IoError::Write {
             path: name.to_owned(),
-            source,
+            cause,
         },
         other => IoError::Encode {
             path: name.to_owned(),
@@ -358,9 +361,9 @@ pub fn write_image<W: Write + Seek>(
                 .write_image_data(img.as_raw())
                 .map_err(|e| png_err(e, name))?;
             writer.finish().map_err(|e| png_err(e, name))?;
-            out.flush().map_err(|source| IoError::Write {
+            out.flush().map_err(|cause| IoError::Write {
                 path: name.to_owned(),
-                source,
+                cause,
             })
         }
         OutputFormat::Jpeg { quality } => {
@@ -368,9 +371,9 @@ pub fn write_image<W: Write + Seek>(
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
                 .encode_image(img)
                 .map_err(encode_err)?;
-            out.flush().map_err(|source| IoError::Write {
+            out.flush().map_err(|cause| IoError::Write {
                 path: name.to_owned(),
-                source,
+                cause,
             })
         }
         OutputFormat::WebP => {
@@ -383,9 +386,9 @@ pub fn write_image<W: Write + Seek>(
                     image::ExtendedColorType::Rgb8,
                 )
                 .map_err(encode_err)?;
-            out.flush().map_err(|source| IoError::Write {
+            out.flush().map_err(|cause| IoError::Write {
                 path: name.to_owned(),
-                source,
+                cause,
             })
         }
     }
@@ -464,9 +467,9 @@ impl<W: Write + 'static> PngRowWriter<W> {
         }
         self.stream
             .write_all(rows)
-            .map_err(|source| IoError::Write {
+            .map_err(|cause| IoError::Write {
                 path: self.name.clone(),
-                source,
+                cause,
             })?;
         self.rows_left -= n;
         Ok(())
@@ -492,7 +495,7 @@ impl<W: Write + 'static> PngRowWriter<W> {
         self.stream.finish().map_err(|e| png_err(e, &name))?;
         let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
         match late {
-            Some(source) => Err(IoError::Write { path: name, source }),
+            Some(cause) => Err(IoError::Write { path: name, cause }),
             None => Ok(()),
         }
     }
@@ -532,9 +535,9 @@ impl<W: Write> Write for Latch<W> {
 
 fn png_err(e: png::EncodingError, name: &Path) -> IoError {
     match e {
-        png::EncodingError::IoError(source) => IoError::Write {
+        png::EncodingError::IoError(cause) => IoError::Write {
             path: name.to_owned(),
-            source,
+            cause,
         },
         other => IoError::Encode {
             path: name.to_owned(),
@@ -557,9 +560,9 @@ impl AtomicOutput {
     /// Creates the temporary file next to `dest`. Without `overwrite`, fails with
     /// [`IoError::Exists`] if `dest` already exists.
     pub fn create(dest: &Path, overwrite: bool) -> Result<Self, IoError> {
-        let write_err = |source| IoError::Write {
+        let write_err = |cause| IoError::Write {
             path: dest.to_owned(),
-            source,
+            cause,
         };
         if !overwrite && dest.symlink_metadata().is_ok() {
             return Err(IoError::Exists {
@@ -609,9 +612,9 @@ impl AtomicOutput {
         self.tmp
             .as_file()
             .try_clone()
-            .map_err(|source| IoError::Write {
+            .map_err(|cause| IoError::Write {
                 path: self.dest.clone(),
-                source,
+                cause,
             })
     }
 
@@ -619,9 +622,9 @@ impl AtomicOutput {
     /// fails (atomically) if the destination appeared meanwhile.
     pub fn commit(self) -> Result<(), IoError> {
         let dest = self.dest;
-        let write_err = |source| IoError::Write {
+        let write_err = |cause| IoError::Write {
             path: dest.clone(),
-            source,
+            cause,
         };
         self.tmp.as_file().sync_all().map_err(write_err)?;
         if self.overwrite {

@@ -108,8 +108,8 @@ fn is_broken_pipe_cause(cause: &(dyn std::error::Error + 'static)) -> bool {
         Some(savl::Error::Io { source, .. }) => source.kind() == std::io::ErrorKind::BrokenPipe,
         Some(savl::Error::Sink(inner)) => is_broken_pipe_cause(inner.as_ref()),
         _ => match cause.downcast_ref::<savl::io::IoError>() {
-            Some(savl::io::IoError::Write { source, .. }) => {
-                source.kind() == std::io::ErrorKind::BrokenPipe
+            Some(savl::io::IoError::Write { cause, .. }) => {
+                cause.kind() == std::io::ErrorKind::BrokenPipe
             }
             _ => false,
         },

@@ -79,8 +79,7 @@ struct Job {
     output: Result<PathBuf, String>,
 }
 
-/// The resolved command: jobs, format, limits. The model is loaded by [`run`] only if some job
-/// can run.
+/// The resolved command: jobs, format, limits (the model is loaded by [`run`]).
 #[derive(Debug)]
 pub struct Plan {
     jobs: Vec<Job>,
@@ -266,12 +265,8 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Runs the plan: loads the model (if any job can run), upscales each job, lists failures.
 pub fn run(plan: Plan, model: &ModelArgs) -> Result<Outcome> {
     let start = Instant::now();
-    let runnable = plan.jobs.iter().filter(|j| j.output.is_ok()).count();
-    let upscaler = if runnable > 0 {
-        Some(model.build(plan.limits.max_pixels, plan.verbosity)?)
-    } else {
-        None
-    };
+    // Loaded even if no job can run, so that a bad --model is reported first (exit 2).
+    let upscaler = model.build(plan.limits.max_pixels, plan.verbosity)?;
     let total: u64 = plan
         .jobs
         .iter()
@@ -284,12 +279,12 @@ pub fn run(plan: Plan, model: &ModelArgs) -> Result<Outcome> {
     let mut failures: Vec<String> = Vec::new();
     let mut done: Vec<(PathBuf, (u32, u32))> = Vec::new();
     for job in &plan.jobs {
-        let result = match (&job.output, &upscaler) {
-            (Err(why), _) => Err(why.clone()),
-            (Ok(out), Some(up)) => {
+        let result = match &job.output {
+            Err(why) => Err(why.clone()),
+            Ok(out) => {
                 pb.set_message(job.input.display().to_string());
                 let t = Instant::now();
-                upscale_one(up, &job.input, out, &plan, &pb)
+                upscale_one(&upscaler, &job.input, out, &plan, &pb)
                     .map(|size| {
                         if plan.verbosity >= Verbosity::Verbose {
                             say(
@@ -308,7 +303,6 @@ pub fn run(plan: Plan, model: &ModelArgs) -> Result<Outcome> {
                     })
                     .map_err(|e| with_name(&job.input, &format!("{e:#}")))
             }
-            (Ok(_), None) => unreachable!("the model is loaded when a job can run"),
         };
         if let Err(msg) = result {
             say(&pb, &format!("savl: {msg}"));
