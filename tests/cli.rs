@@ -256,9 +256,10 @@ fn inspect_writes_a_three_panel_map() {
     let o = f.savl(&["inspect", "a.png", "--map", "map.png"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("severity"));
+    // Panels of 20×10 enlarged 8× (small inputs are enlarged for readability), 8-px gaps.
     let (w, h) = dims(&f.path("map.png"));
-    assert_eq!(w, 3 * 20 + 2 * 8);
-    assert!(h > 10);
+    assert_eq!(w, 3 * 160 + 2 * 8);
+    assert!(h > 80);
     // The map never replaces its input.
     let o = f.savl(&["inspect", "a.png", "--map", "a.png", "--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -1,6 +1,7 @@
 //! The degradation map drawn by `savl inspect --map`.
 //!
-//! Three panels side by side, each the size of the input, on a white background:
+//! Three panels side by side, each the size of the input (small inputs enlarged by a whole
+//! factor so the longer side reaches 320 px), on a white background:
 //!
 //! 1. **left**: the input picture;
 //! 2. **middle**: the severity `s(u)` as a heatmap, turbo colour map from `s = −3` (dark blue:
@@ -176,11 +177,17 @@ impl<'a> From<&'a DegradationEstimate> for Maps<'a> {
     }
 }
 
+/// Panels of small pictures are enlarged (nearest neighbour, whole factors up to 8) until their
+/// longer side reaches this, so the map stays readable.
+const MIN_PANEL_SIDE: u32 = 320;
+
 /// Draws the three-panel map (see the module docs) for `input` and its maps.
 pub fn render(input: &RgbImage, est: Maps<'_>) -> RgbImage {
     let (w, h) = input.dimensions();
-    let strip = (h / 16).clamp(6, 32);
-    let mut canvas = RgbImage::from_pixel(3 * w + 2 * GAP, h + GAP + strip, Rgb([255, 255, 255]));
+    let k = MIN_PANEL_SIDE.div_ceil(w.max(h).max(1)).clamp(1, 8);
+    let (pw, ph) = (w * k, h * k);
+    let strip = (ph / 16).clamp(6, 32);
+    let mut canvas = RgbImage::from_pixel(3 * pw + 2 * GAP, ph + GAP + strip, Rgb([255, 255, 255]));
     let (ew, eh) = (est.width.max(1), est.height.max(1));
     let n = est.width * est.height;
     let mu_rgb = mu_to_rgb(est.mu, est.dim, n);
@@ -190,28 +197,29 @@ pub fn render(input: &RgbImage, est: Maps<'_>) -> RgbImage {
         let ey = (y as usize * eh / h as usize).min(eh - 1);
         ey * est.width + ex
     };
-    for y in 0..h {
-        for x in 0..w {
-            canvas.put_pixel(x, y, *input.get_pixel(x, y));
+    for py in 0..ph {
+        for px in 0..pw {
+            let (x, y) = (px / k, py / k);
+            canvas.put_pixel(px, py, *input.get_pixel(x, y));
             let i = at(x, y);
             let s = est.severity.get(i).copied().unwrap_or(0.0);
-            canvas.put_pixel(w + GAP + x, y, Rgb(severity_colour(s)));
+            canvas.put_pixel(pw + GAP + px, py, Rgb(severity_colour(s)));
             let m = mu_rgb.get(i).copied().unwrap_or([0.5; 3]);
             canvas.put_pixel(
-                2 * (w + GAP) + x,
-                y,
+                2 * (pw + GAP) + px,
+                py,
                 Rgb(m.map(|c| (c * 255.0).round() as u8)),
             );
         }
     }
-    for x in 0..w {
-        let t = if w > 1 {
-            x as f32 / (w - 1) as f32
+    for px in 0..pw {
+        let t = if pw > 1 {
+            px as f32 / (pw - 1) as f32
         } else {
             0.5
         };
-        for y in h + GAP..h + GAP + strip {
-            canvas.put_pixel(w + GAP + x, y, Rgb(turbo(t)));
+        for py in ph + GAP..ph + GAP + strip {
+            canvas.put_pixel(pw + GAP + px, py, Rgb(turbo(t)));
         }
     }
     canvas
@@ -273,9 +281,10 @@ mod tests {
             severity: &severity,
         };
         let map = render(&input, est);
-        assert_eq!(map.dimensions(), (3 * 10 + 2 * GAP, 6 + GAP + 6));
-        assert_eq!(map.get_pixel(0, 0).0, [1, 2, 3]);
-        assert_eq!(map.get_pixel(10 + GAP, 0).0, severity_colour(3.0));
+        // 10×6 is enlarged 8× (the cap) to 80×48 panels.
+        assert_eq!(map.dimensions(), (3 * 80 + 2 * GAP, 48 + GAP + 6));
+        assert_eq!(map.get_pixel(79, 47).0, [1, 2, 3]);
+        assert_eq!(map.get_pixel(80 + GAP, 0).0, severity_colour(3.0));
     }
 
     #[test]
