@@ -1,10 +1,146 @@
-//! `savl-train train` (to be written).
+//! `savl-train train --data DIR --preset lite --steps N --out runs/NAME [--resume]`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use crate::degrade::{DegradeConfig, PairSampler};
+use crate::nn::{Ablation, Config};
+use crate::train::{device, run as train_loop, TrainConfig, Trainer};
 
 /// Arguments of `savl-train train`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Folder of HR photos (png, jpg, webp); pairs are synthesised on the fly.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Model preset: lite (edge, default), base (GPU), tiny (tests).
+    #[arg(long, default_value = "lite")]
+    pub preset: String,
+    /// Ablation: full, noguide, deterministic, club.
+    #[arg(long, default_value = "full")]
+    pub ablation: Ablation,
+    /// Total optimiser steps (the cosine schedule spans them).
+    #[arg(long)]
+    pub steps: usize,
+    /// Output folder: checkpoints, train.csv, model.onnx.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue from OUT/last.safetensors (same flags as the first run).
+    #[arg(long)]
+    pub resume: bool,
+    /// Pairs per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// LR crop side in pixels (HR crop is 4×).
+    #[arg(long, default_value_t = 48)]
+    pub lr_crop: usize,
+    /// Seed of initialisation, data order and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Peak learning rate (AdamW, cosine to lr/100).
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// Learning-rate warm-up steps.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: usize,
+    /// β: KL weight (full model), reached after --kl-warmup steps.
+    #[arg(long, default_value_t = 3e-3)]
+    pub kl_weight: f64,
+    /// Steps of the linear KL (and CLUB) weight ramp.
+    #[arg(long, default_value_t = 2000)]
+    pub kl_warmup: usize,
+    /// Per-dim free bits in nats (0 disables).
+    #[arg(long, default_value_t = 0.05)]
+    pub free_bits: f32,
+    /// α: weight of the LM-lane reconstruction loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub rec_weight: f64,
+    /// Weight of the CLUB bound (club ablation).
+    #[arg(long, default_value_t = 3e-3)]
+    pub club_weight: f64,
+    /// EMA decay.
+    #[arg(long, default_value_t = 0.999)]
+    pub ema: f64,
+    /// Checkpoint every this many steps.
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_every: usize,
+    /// Train on CUDA device 0 (needs a build with `--features cuda`).
+    #[arg(long)]
+    pub cuda: bool,
+    /// No progress bar (the CSV log is still written).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Args {
+    /// The plain config the loop receives.
+    pub fn train_config(&self) -> Result<TrainConfig> {
+        let Some(model) = Config::preset(&self.preset) else {
+            bail!("unknown preset {:?} (lite, base, tiny)", self.preset)
+        };
+        let mut tc = TrainConfig::new(model.with_ablation(self.ablation));
+        tc.steps = self.steps;
+        tc.batch = self.batch;
+        tc.lr_crop = self.lr_crop;
+        tc.seed = self.seed;
+        tc.lr = self.lr;
+        tc.lr_min = self.lr / 100.0;
+        tc.warmup = self.warmup;
+        tc.kl_weight = self.kl_weight;
+        tc.kl_warmup = self.kl_warmup;
+        tc.free_bits = self.free_bits;
+        tc.rec_weight = self.rec_weight;
+        tc.club_weight = self.club_weight;
+        tc.ema_decay = self.ema;
+        tc.checkpoint_every = self.checkpoint_every;
+        tc.progress = !self.quiet;
+        Ok(tc)
+    }
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("savl-train train: not implemented yet")
+pub fn run(args: Args) -> Result<()> {
+    let tc = args.train_config()?;
+    let dev = device(args.cuda)?;
+    let (sampler, skipped) = PairSampler::from_dir(&args.data, DegradeConfig::default())
+        .with_context(|| format!("loading training photos from {}", args.data.display()))?;
+    for s in &skipped {
+        eprintln!("savl-train: skipped {s:?}");
+    }
+    eprintln!("{} photos from {}", sampler.len(), args.data.display());
+    let mut trainer = if args.resume {
+        let last = args.out.join("last.safetensors");
+        let t = Trainer::resume(tc, &last, &dev)
+            .with_context(|| format!("resuming from {}", last.display()))?;
+        eprintln!("resuming at step {}", t.step);
+        t
+    } else {
+        if args.out.join("last.safetensors").exists() {
+            bail!(
+                "{} already holds a run; pass --resume or choose another --out",
+                args.out.display()
+            );
+        }
+        Trainer::new(tc, &dev)?
+    };
+    let batch = trainer.tc.batch;
+    let summary = train_loop(&mut trainer, Arc::new(sampler), &args.out)?;
+    let last = summary.losses.last().copied().unwrap_or_default();
+    println!(
+        "step {}: sr L1 {:.4} ({:.2} dB), rec {:.4}, kl {:.3}; median step {:.3} s ({:.2} steps/s, {:.1} samples/s), data wait {:.3} s; checkpoint {}, ONNX {}",
+        trainer.step,
+        last.sr,
+        last.psnr,
+        last.rec,
+        last.kl,
+        summary.median_step_s,
+        1.0 / summary.median_step_s,
+        batch as f64 / summary.median_step_s,
+        summary.median_wait_s,
+        summary.checkpoint.display(),
+        args.out.join("model.onnx").display()
+    );
+    Ok(())
 }

@@ -1,0 +1,92 @@
+//! Conv forward + backward, candle's stock conv2d against the fast op of `savl_train::nn::conv`
+//! (b16, 48 → 48 channels, 48×48, 3×3), and one `lite` training step (batch 16, 48² LR crops,
+//! AdamW) on a fixed in-memory batch.
+//!
+//! `cargo bench -p savl-train --bench conv`
+
+use std::hint::black_box;
+
+use candle_core::{Device, Tensor, Var};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use savl_train::nn::conv::{conv2d, conv2d_stock};
+use savl_train::nn::Config;
+use savl_train::train::{HostBatch, TrainConfig, Trainer};
+
+fn rand(shape: &[usize], seed: u64) -> Tensor {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(
+        (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect::<Vec<_>>(),
+        shape,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn conv(c: &mut Criterion) {
+    let (b, ch, hw) = (16, 48, 48);
+    let x = Var::from_tensor(&rand(&[b, ch, hw, hw], 1)).unwrap();
+    let w = Var::from_tensor(&(rand(&[ch, ch, 3, 3], 2) * 0.1).unwrap()).unwrap();
+    let r = rand(&[b, ch, hw, hw], 3);
+    let mut g = c.benchmark_group("conv3x3_b16_c48_48x48");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(b as u64));
+    type ConvFn = fn(&Tensor, &Tensor, usize) -> candle_core::Result<Tensor>;
+    for (name, f) in [
+        ("stock", conv2d_stock as ConvFn),
+        ("fast", conv2d as ConvFn),
+    ] {
+        g.bench_function(format!("{name}/forward"), |bn| {
+            bn.iter(|| black_box(f(&x, &w, 1).unwrap()))
+        });
+        g.bench_function(format!("{name}/forward+backward"), |bn| {
+            bn.iter(|| {
+                let y = f(&x, &w, 1).unwrap();
+                black_box((y * &r).unwrap().sum_all().unwrap().backward().unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn step(c: &mut Criterion) {
+    let mut tc = TrainConfig::new(Config::lite());
+    tc.progress = false;
+    let (n, h) = (16, 48);
+    let lr = rand(&[n, 3, h, h], 4)
+        .affine(0.5, 0.5)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let hr = rand(&[n, 3, 4 * h, 4 * h], 5)
+        .affine(0.5, 0.5)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let batch = HostBatch {
+        n,
+        h,
+        w: h,
+        z: lr.clone(),
+        lr,
+        hr,
+    };
+    let mut t = Trainer::new(tc, &Device::Cpu).unwrap();
+    let mut g = c.benchmark_group("lite_step_b16_48x48");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("adamw_step", |bn| {
+        bn.iter(|| black_box(t.train_step(&batch).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, conv, step);
+criterion_main!(benches);

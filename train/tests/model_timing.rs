@@ -1,0 +1,99 @@
+//! Ad-hoc timings (ignored by default): `cargo test -p savl-train --test model_timing -- --ignored --nocapture`.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use savl_train::nn::conv::{conv2d, conv2d_stock};
+
+fn rand(shape: &[usize], seed: u64) -> Tensor {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(
+        (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect::<Vec<_>>(),
+        shape,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn med(mut f: impl FnMut(), reps: usize) -> f64 {
+    let mut v: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[reps / 2]
+}
+
+#[test]
+#[ignore]
+fn conv_timings() {
+    let (b, ch, hw) = (16, 48, 48);
+    let x = Var::from_tensor(&rand(&[b, ch, hw, hw], 1)).unwrap();
+    let w = Var::from_tensor(&(rand(&[ch, ch, 3, 3], 2) * 0.1).unwrap()).unwrap();
+    let r = rand(&[b, ch, hw, hw], 3);
+    println!("rayon threads {}", rayon::current_num_threads());
+    type ConvFn = fn(&Tensor, &Tensor, usize) -> candle_core::Result<Tensor>;
+    for (name, f) in [
+        ("fast", conv2d as ConvFn),
+        ("stock", conv2d_stock as ConvFn),
+    ] {
+        let fwd = med(|| drop(f(&x, &w, 1).unwrap()), 5);
+        let fb = med(
+            || {
+                let y = f(&x, &w, 1).unwrap();
+                drop((y * &r).unwrap().sum_all().unwrap().backward().unwrap())
+            },
+            5,
+        );
+        println!("{name}: forward {fwd:.1} ms, forward+backward {fb:.1} ms");
+    }
+}
+
+#[test]
+#[ignore]
+fn step_timings() {
+    use savl_train::nn::{Ablation, Config};
+    use savl_train::train::{HostBatch, TrainConfig, Trainer};
+    let (n, h) = (16, 48);
+    let lr = rand(&[n, 3, h, h], 4)
+        .affine(0.5, 0.5)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let hr = rand(&[n, 3, 4 * h, 4 * h], 5)
+        .affine(0.5, 0.5)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let batch = HostBatch {
+        n,
+        h,
+        w: h,
+        z: lr.clone(),
+        lr,
+        hr,
+    };
+    for ab in [Ablation::Full, Ablation::NoGuide] {
+        let mut tc = TrainConfig::new(Config::lite().with_ablation(ab));
+        tc.progress = false;
+        let mut t = Trainer::new(tc, &Device::Cpu).unwrap();
+        let ms = med(|| drop(t.train_step(&batch).unwrap()), 5);
+        let x = Tensor::from_slice(&batch.lr, (n, 3, h, h), &Device::Cpu).unwrap();
+        let fwd = med(|| drop(t.model.forward(&x).unwrap()), 5);
+        println!(
+            "lite {ab}: step {ms:.0} ms ({:.1} samples/s), inference forward {fwd:.0} ms",
+            n as f64 / ms * 1e3
+        );
+    }
+}
