@@ -54,3 +54,29 @@ pub use upscaler::{
     DegradationEstimate, Upscaler, UpscalerBuilder, DEFAULT_FOREIGN_HALO, DEFAULT_MAX_INPUT_PIXELS,
     MAX_THREADS,
 };
+
+/// Keep freed tensor memory in the process instead of handing it back to the kernel after
+/// every run (glibc only; a no-op elsewhere). tract allocates multi-MB intermediates per conv;
+/// with glibc's defaults each run re-faults them (tens of thousands of page faults per tile).
+/// Process-wide: call it from a binary, not from a library. Returns whether it took effect.
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: mallopt only changes glibc malloc tunables; both values are in range
+        // (the mmap threshold is capped at 32 MiB on 64-bit glibc).
+        unsafe {
+            let a = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+            let b = mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            a == 1 && b == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

@@ -312,6 +312,11 @@ impl Upscaler {
         UpscalerBuilder::default()
     }
 
+    /// Precisions of the default model embedded in this build (empty if none was embedded).
+    pub fn embedded_precisions() -> Vec<Precision> {
+        model::embedded_precisions()
+    }
+
     /// Upscaling factor of the model (4 for savl models).
     pub fn scale(&self) -> usize {
         self.model.scale
@@ -483,6 +488,46 @@ impl Upscaler {
             sink((r0 * s) as u32, &band)?;
         }
         Ok(())
+    }
+
+    /// Per-op time of one `h × w` tile (SR plan), one line per op kind, slowest first.
+    #[doc(hidden)]
+    pub fn profile(&self, h: usize, w: usize, multithread: bool) -> Result<String, Error> {
+        use std::collections::HashMap;
+        use std::time::Instant;
+        use tract_onnx::tract_core::plan::eval;
+        let exec = if multithread {
+            self.executor.as_ref()
+        } else {
+            None
+        };
+        let plan = self
+            .model
+            .plan(h, w, PlanKind::Sr, exec, self.disable_direct_spatial)?;
+        let mut state = TypedSimpleState::new(&plan).map_err(Error::runtime)?;
+        let img = RgbImage::from_pixel(w as u32, h as u32, image::Rgb([100, 120, 140]));
+        let x = self.tile_input(&img, Rect { x: 0, y: 0, w, h })?;
+        state.run(tvec!(x.clone())).map_err(Error::runtime)?;
+        let mut per_op: HashMap<String, (f64, usize)> = HashMap::new();
+        let t0 = Instant::now();
+        state
+            .run_plan_with_eval(tvec!(x), |ctx, st, node, inputs| {
+                let t = Instant::now();
+                let r = eval(ctx, st, node, inputs);
+                let e = per_op.entry(node.op().name().to_string()).or_default();
+                e.0 += t.elapsed().as_secs_f64() * 1e3;
+                e.1 += 1;
+                r
+            })
+            .map_err(Error::runtime)?;
+        let total = t0.elapsed().as_secs_f64() * 1e3;
+        let mut rows: Vec<_> = per_op.into_iter().collect();
+        rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+        let mut out = format!("{w}×{h} tile: {total:.1} ms\n");
+        for (op, (ms, n)) in rows {
+            out.push_str(&format!("  {ms:8.2} ms  {n:3}×  {op}\n"));
+        }
+        Ok(out)
     }
 
     /// Tiled SR output as planar f32 `[3, H·s, W·s]`, before quantisation (tests the seams).

@@ -1,0 +1,213 @@
+//! Builder validation, bad models, precision handling, streaming order and estimate.
+
+use savl::testmodel::TestModel;
+use savl::{Error, Precision, Upscaler};
+
+fn img(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, 90]))
+}
+
+fn bytes() -> Vec<u8> {
+    TestModel::default().onnx_bytes()
+}
+
+#[test]
+fn builder_validates_ranges() {
+    let b = || Upscaler::builder().model_bytes(bytes());
+    let e = b().tile(8).build().unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidConfig(_)) && e.to_string().contains("16..=1024"),
+        "{e}"
+    );
+    let e = b().tile(64).halo(32).build().unwrap_err();
+    assert!(
+        e.to_string().contains("halo 32 must be < tile/2 = 32"),
+        "{e}"
+    );
+    let e = b().threads(0).build().unwrap_err();
+    assert!(e.to_string().contains("threads 0 must be in 1..="), "{e}");
+    let up = b().threads(1).build().unwrap();
+    assert_eq!(up.scale(), 4);
+    assert_eq!(up.halo(), TestModel::default().receptive_field());
+    assert_eq!(up.precision(), Precision::F32);
+    let d = up.describe();
+    assert!(d.contains("precision: f32") && d.contains("<bytes>"), "{d}");
+}
+
+#[test]
+fn bad_model_files_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.onnx");
+    let e = Upscaler::builder()
+        .model_path(&missing)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Io { .. }) && e.to_string().contains("nope.onnx"),
+        "{e}"
+    );
+
+    let corrupt = dir.path().join("corrupt.onnx");
+    std::fs::write(
+        &corrupt,
+        b"\x08\x07garbage that is not protobuf \xff\xff\xff",
+    )
+    .unwrap();
+    let e = Upscaler::builder()
+        .model_path(&corrupt)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, Error::Model { .. }), "{e:?}");
+    assert!(e.to_string().contains("corrupt.onnx"), "{e}");
+
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    let e = Upscaler::builder().model_path(&empty).build().unwrap_err();
+    assert!(e.to_string().contains("empty.onnx"), "{e}");
+
+    // Truncated real model.
+    let trunc = dir.path().join("trunc.onnx");
+    let b = bytes();
+    std::fs::write(&trunc, &b[..b.len() / 2]).unwrap();
+    let e = Upscaler::builder().model_path(&trunc).build().unwrap_err();
+    assert!(
+        matches!(e, Error::Model { .. }) && e.to_string().contains("trunc.onnx"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_precision_is_unsupported_and_siblings_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.onnx");
+    std::fs::write(&p, bytes()).unwrap();
+    let e = Upscaler::builder()
+        .model_path(&p)
+        .precision(Precision::Int8)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("m.onnx") && e.to_string().contains("int8"),
+        "{e}"
+    );
+    let e = Upscaler::builder()
+        .model_bytes(bytes())
+        .precision(Precision::F16)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+    // Explicit f32 on the f32 file, and on a `.int8.onnx` name whose f32 sibling exists.
+    let up = Upscaler::builder()
+        .model_path(&p)
+        .precision(Precision::F32)
+        .build()
+        .unwrap();
+    assert_eq!(up.precision(), Precision::F32);
+}
+
+#[test]
+fn upscale_rows_streams_bands_in_order() {
+    let up = Upscaler::builder()
+        .model_bytes(bytes())
+        .tile(32)
+        .threads(2)
+        .build()
+        .unwrap();
+    let src = img(45, 70);
+    let whole = up.upscale(&src).unwrap();
+    let row = 45 * 4 * 3;
+    let mut next = 0u32;
+    let mut bands = 0;
+    up.upscale_rows(&src, |y, rows| {
+        assert_eq!(y, next);
+        assert_eq!(rows.len() % row, 0);
+        let n = (rows.len() / row) as u32;
+        assert!(n <= 32 * 4, "a band is at most one tile row");
+        let s = y as usize * row;
+        assert_eq!(&whole.as_raw()[s..s + rows.len()], rows);
+        next += n;
+        bands += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(next, 70 * 4);
+    assert!(bands > 1);
+}
+
+#[test]
+fn sink_error_stops_and_is_returned() {
+    let up = Upscaler::builder()
+        .model_bytes(bytes())
+        .tile(32)
+        .threads(1)
+        .build()
+        .unwrap();
+    let mut calls = 0;
+    let r = up.upscale_rows(&img(40, 90), |_, _| {
+        calls += 1;
+        Err(Error::Sink("disk full".into()))
+    });
+    assert!(matches!(r, Err(Error::Sink(_))));
+    assert_eq!(calls, 1);
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let up = Upscaler::builder()
+        .model_bytes(bytes())
+        .threads(1)
+        .max_input_pixels(1000)
+        .build();
+    let up = up.unwrap();
+    assert!(matches!(
+        up.upscale(&image::RgbImage::new(0, 5)),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(up.upscale(&img(40, 40)), Err(Error::Limits(_))));
+    assert!(up.upscale(&img(1, 1)).is_ok());
+}
+
+#[test]
+fn estimate_matches_whole_image_and_peers_are_unsupported() {
+    let up = Upscaler::builder()
+        .model_bytes(bytes())
+        .tile(32)
+        .threads(2)
+        .build()
+        .unwrap();
+    let whole = Upscaler::builder()
+        .model_bytes(bytes())
+        .tile(256)
+        .threads(1)
+        .build()
+        .unwrap();
+    let src = img(50, 41);
+    let (a, b) = (up.estimate(&src).unwrap(), whole.estimate(&src).unwrap());
+    assert_eq!(
+        (a.width, a.height, a.dim),
+        (50, 41, TestModel::default().dim)
+    );
+    assert_eq!(a.mu.len(), a.dim * 50 * 41);
+    let max =
+        a.mu.iter()
+            .zip(&b.mu)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+    assert!(max < 1e-5, "{max}");
+    assert!(a.severity.iter().all(|s| (-3.0..=3.0).contains(s)));
+
+    let peer = TestModel {
+        degradation_outputs: false,
+        metadata: false,
+        ..Default::default()
+    };
+    let up = Upscaler::builder()
+        .model_bytes(peer.onnx_bytes())
+        .threads(1)
+        .build()
+        .unwrap();
+    assert_eq!(up.halo(), savl::DEFAULT_FOREIGN_HALO);
+    assert!(matches!(up.estimate(&src), Err(Error::Unsupported(_))));
+    assert_eq!(up.upscale(&src).unwrap().dimensions(), (200, 164));
+}
