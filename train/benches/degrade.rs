@@ -34,6 +34,7 @@ fn sampler() -> PairSampler {
 
 fn bench(c: &mut Criterion) {
     let s = sampler();
+    s.prepare_all();
     let mut g = c.benchmark_group("degrade");
     g.sample_size(10);
     g.throughput(Throughput::Elements(1));

@@ -701,3 +701,31 @@ fn noise_bins_split_pixels_by_the_configured_edges() {
         assert_eq!(b, want);
     }
 }
+
+#[test]
+fn sharpening_a_whole_photo_equals_sharpening_the_crop_away_from_its_border() {
+    // The sampler sharpens photos once at load; USM only looks 2 × 25 px away, so a crop's
+    // interior must match sharpening the crop itself.
+    let (h, w) = (160, 170);
+    let mut rng = rng_for(31, 0);
+    use rand::Rng;
+    let img = PlanarImage::from_vec(
+        3,
+        h,
+        w,
+        (0..3 * h * w)
+            .map(|_| rng.random_range(0.2f32..0.8))
+            .collect(),
+    );
+    let whole = usm_sharpen(&img);
+    let (x0, y0, s) = (10, 20, 130);
+    let part = usm_sharpen(&img.crop(x0, y0, s, s));
+    let m = 50;
+    for c in 0..3 {
+        for y in m..s - m {
+            for x in m..s - m {
+                assert!((whole.at(c, y0 + y, x0 + x) - part.at(c, y, x)).abs() < 1e-5);
+            }
+        }
+    }
+}

@@ -241,3 +241,18 @@ pub fn degrade(hr: &PlanarImage, cfg: &DegradeConfig, seed: u64) -> DegradedPair
     let plan = draw_plan(&mut rng, hr.height, hr.width, cfg);
     execute(hr, &plan, cfg, &mut rng)
 }
+
+/// [`degrade`] for a crop of an already USM-sharpened photo (see [`PairSampler`]): the same
+/// random draws from `seed`, without sharpening again; `hr_sharp` is the returned target.
+///
+/// # Panics
+/// As [`degrade`].
+pub fn degrade_presharpened(
+    hr_sharp: &PlanarImage,
+    cfg: &DegradeConfig,
+    seed: u64,
+) -> DegradedPair {
+    let mut rng = rng_for(seed, 0);
+    let plan = draw_plan(&mut rng, hr_sharp.height, hr_sharp.width, cfg);
+    pipeline::execute_presharpened(hr_sharp, &plan, cfg, &mut rng)
+}

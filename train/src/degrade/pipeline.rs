@@ -157,10 +157,34 @@ fn add(x: &mut PlanarImage, n: &PlanarImage) {
 /// # Panics
 /// If `hr` is not RGB, or a side is not a positive multiple of `cfg.scale`.
 pub fn execute<R: Rng>(
+    hr: &PlanarImage,
+    plan: &Plan,
+    cfg: &DegradeConfig,
+    rng: &mut R,
+) -> DegradedPair {
+    execute_with(hr, plan, cfg, rng, true)
+}
+
+/// Like [`execute`], for an `hr` that is already USM-sharpened when `plan.usm` (the sampler
+/// sharpens whole photos once at load time); `hr` is used as the target as is.
+///
+/// # Panics
+/// As [`execute`].
+pub fn execute_presharpened<R: Rng>(
+    hr: &PlanarImage,
+    plan: &Plan,
+    cfg: &DegradeConfig,
+    rng: &mut R,
+) -> DegradedPair {
+    execute_with(hr, plan, cfg, rng, false)
+}
+
+fn execute_with<R: Rng>(
     hr_in: &PlanarImage,
     plan: &Plan,
     cfg: &DegradeConfig,
     rng: &mut R,
+    sharpen: bool,
 ) -> DegradedPair {
     let s = cfg.scale;
     let (hh, hw) = (hr_in.height, hr_in.width);
@@ -170,7 +194,7 @@ pub fn execute<R: Rng>(
         "HR sides must be multiples of the scale"
     );
     let (lh, lw) = (hh / s, hw / s);
-    let hr = if plan.usm {
+    let hr = if plan.usm && sharpen {
         usm_sharpen(hr_in)
     } else {
         hr_in.clone()
