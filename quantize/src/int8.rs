@@ -215,13 +215,8 @@ pub fn quantize_int8(
                     gains.push((score(&k)?, c.name.clone()));
                 }
                 gains.sort_by(|a, b| b.0.total_cmp(&a.0));
-                let mut added = 0;
-                for (_, name) in gains {
-                    if added >= max_keep {
-                        break;
-                    }
+                for (name, _) in gains.into_iter().map(|(_, n)| n).zip(0..max_keep) {
                     keep.insert(name);
-                    added += 1;
                     if score(&keep)? >= target {
                         break;
                     }
