@@ -2,9 +2,10 @@
 //!
 //! `cargo bench -p savl-train --bench degrade`; `RAYON_NUM_THREADS=2` pins the batch bench to
 //! two threads. Photos come from `SAVL_BENCH_PHOTOS` (default `/work/shared/data/train`), or
-//! synthetic textures when that folder is missing.
+//! synthetic textures when that folder is missing. Before the criterion groups it prints the
+//! process CPU time per pair, which does not depend on other load on the machine.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use savl_train::degrade::{DegradeConfig, PairSampler};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -58,4 +59,40 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+/// Process CPU time (user + system) in seconds, from `/proc/self/stat` (Linux; 10 ms ticks).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let f: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+}
+
+/// Wall-clock and CPU-time throughput of one 256-pair batch. The CPU time per pair does not
+/// depend on what else runs on the machine, so it also gives the rate on idle cores.
+fn cpu_report() {
+    let s = sampler();
+    s.prepare_all();
+    let n = 256;
+    let (t, c0) = (std::time::Instant::now(), cpu_seconds());
+    black_box(s.batch(n, 256, 3, 0));
+    let wall = t.elapsed().as_secs_f64();
+    println!(
+        "degrade/cpu_report: {n} pairs 256->64 on {} rayon threads: {:.1} pairs/s wall",
+        rayon::current_num_threads(),
+        n as f64 / wall
+    );
+    if let (Some(c0), Some(c1)) = (c0, cpu_seconds()) {
+        let per = (c1 - c0) / n as f64;
+        println!(
+            "degrade/cpu_report: {:.1} ms CPU per pair = {:.0} pairs/s per idle core, {:.0} pairs/s on 2 idle cores",
+            per * 1e3,
+            1.0 / per,
+            2.0 / per
+        );
+    }
+}
+
+fn main() {
+    cpu_report();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
