@@ -49,3 +49,8 @@ BIN=target/debug/savl-quantize
     ls -l "$MODEL" "$INT8" "$F16" | awk '{print $5, $9}'
 } 2>&1 | tee "$REPORT"
 echo "wrote $INT8 $F16 $REPORT"
+if grep -q "OVER BUDGET" "$REPORT"; then
+    grep "OVER BUDGET" "$REPORT" >&2
+    echo "error: a quantized file is over its accuracy budget (see $REPORT)" >&2
+    exit 1
+fi
