@@ -302,8 +302,7 @@ impl LoadedModel {
             .map_err(|e| model_err(lbl, "no output fact", e))?;
         let out_h = sr_fact
             .shape
-            .iter()
-            .nth(2)
+            .get(2)
             .and_then(|d| d.eval_to_i64(&probe).ok())
             .filter(|v| *v > 0 && v % 16 == 0);
         let scale = match (out_h, meta.scale) {

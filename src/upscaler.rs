@@ -615,7 +615,7 @@ impl Upscaler {
             .filter(|d| *d > 0)
             .ok_or_else(|| Error::Unsupported("mu output has no concrete channel count".into()))?;
         let n = w * h;
-        let total = n.checked_mul(dim + 1).unwrap_or(usize::MAX);
+        let total = n.saturating_mul(dim + 1);
         if total > (1usize << 28) {
             return Err(Error::Limits(format!(
                 "degradation maps of {w}×{h}×{} floats exceed 1 GiB",
