@@ -31,7 +31,8 @@ pub struct InspectArgs {
     force: bool,
 
     /// Decoded-size limit in megapixels: larger inputs are refused before they are decoded.
-    #[arg(long, value_name = "MP", default_value_t = 100.0)]
+    #[arg(long, value_name = "MP", default_value_t = 100.0,
+          value_parser = super::upscale::parse_megapixels)]
     limit_mp: f64,
 
     #[command(flatten)]
@@ -52,9 +53,6 @@ impl Plan {
     /// Checks the map path (format from its extension, never an input, not existing without
     /// --force).
     pub fn from_args(args: &InspectArgs, verbosity: Verbosity) -> Result<Plan> {
-        if !(args.limit_mp > 0.0) {
-            bail!("--limit-mp must be positive");
-        }
         let map = match &args.map {
             None => None,
             Some(path) => {

@@ -53,11 +53,21 @@ pub struct UpscaleArgs {
     raw: Option<(u32, u32)>,
 
     /// Decoded-size limit in megapixels: larger inputs are refused before they are decoded.
-    #[arg(long, value_name = "MP", default_value_t = 100.0)]
+    #[arg(long, value_name = "MP", default_value_t = 100.0, value_parser = parse_megapixels)]
     limit_mp: f64,
 
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// Parses a positive number of megapixels (`inf` for no limit).
+pub fn parse_megapixels(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(mp) if mp > 0.0 => Ok(mp),
+        _ => Err(format!(
+            "expected a positive number of megapixels, got {s:?}"
+        )),
+    }
 }
 
 /// Parses `WIDTHxHEIGHT` (`x`, `X` or `×`).
@@ -91,9 +101,6 @@ pub struct Plan {
 
 /// Runs `savl upscale`.
 pub fn run_args(args: UpscaleArgs, verbosity: Verbosity) -> Result<Outcome> {
-    if !(args.limit_mp > 0.0) {
-        bail!("--limit-mp must be positive");
-    }
     let limits = DecodeLimits::megapixels(args.limit_mp);
     if let Some(size) = args.raw {
         return raw::run(size, &args.model, limits, verbosity);
