@@ -233,3 +233,31 @@ fn lite_forward_shapes() {
     let n_params: usize = vm.all_vars().iter().map(|v| v.elem_count()).sum();
     assert!(n_params > 200_000 && n_params < 320_000, "{n_params}");
 }
+
+#[test]
+fn fused_conv_bias_act_matches_stock_composition() {
+    use savl_train::nn::conv::conv2d_bias_act;
+    for (slope, k, pad) in [(Some(0.1), 3, 1), (None, 3, 1), (Some(0.2), 1, 0)] {
+        let x = Var::from_tensor(&randn(&[3, 5, 8, 9], 11)).unwrap();
+        let w = Var::from_tensor(&(randn(&[6, 5, k, k], 12) * 0.4).unwrap()).unwrap();
+        let b = Var::from_tensor(&randn(&[6], 13)).unwrap();
+        let r = randn(&[3, 6, 8, 9], 14);
+        let fused =
+            conv2d_bias_act(x.as_tensor(), w.as_tensor(), b.as_tensor(), pad, slope).unwrap();
+        let y = conv2d_stock(x.as_tensor(), w.as_tensor(), pad)
+            .unwrap()
+            .broadcast_add(&b.as_tensor().reshape((1, 6, 1, 1)).unwrap())
+            .unwrap();
+        let stock = match slope {
+            Some(s) => candle_nn::ops::leaky_relu(&y, s).unwrap(),
+            None => y,
+        };
+        assert!(max_abs_diff(&fused, &stock) < 1e-4);
+        let gf = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gs = (stock * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &w, &b] {
+            let d = max_abs_diff(gf.get(v).unwrap(), gs.get(v).unwrap());
+            assert!(d < 1e-4, "gradient differs by {d} (slope {slope:?}, k {k})");
+        }
+    }
+}

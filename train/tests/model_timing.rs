@@ -19,6 +19,22 @@ fn rand(shape: &[usize], seed: u64) -> Tensor {
     .unwrap()
 }
 
+/// User + system CPU seconds of this process so far (from /proc/self/stat, 100 Hz ticks).
+fn cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+/// Median wall milliseconds of `reps` calls, and the mean CPU milliseconds per call.
+fn med_cpu(mut f: impl FnMut(), reps: usize) -> (f64, f64) {
+    let c0 = cpu_s();
+    let m = med(&mut f, reps);
+    (m, (cpu_s() - c0) * 1e3 / reps as f64)
+}
+
 fn med(mut f: impl FnMut(), reps: usize) -> f64 {
     let mut v: Vec<f64> = (0..reps)
         .map(|_| {
@@ -44,15 +60,17 @@ fn conv_timings() {
         ("fast", conv2d as ConvFn),
         ("stock", conv2d_stock as ConvFn),
     ] {
-        let fwd = med(|| drop(f(&x, &w, 1).unwrap()), 5);
-        let fb = med(
+        let (fwd, fwd_cpu) = med_cpu(|| drop(f(&x, &w, 1).unwrap()), 5);
+        let (fb, fb_cpu) = med_cpu(
             || {
                 let y = f(&x, &w, 1).unwrap();
                 drop((y * &r).unwrap().sum_all().unwrap().backward().unwrap())
             },
             5,
         );
-        println!("{name}: forward {fwd:.1} ms, forward+backward {fb:.1} ms");
+        println!(
+            "{name}: forward {fwd:.1} ms (cpu {fwd_cpu:.0} ms), forward+backward {fb:.1} ms (cpu {fb_cpu:.0} ms)"
+        );
     }
 }
 
@@ -84,11 +102,20 @@ fn step_timings() {
         lr,
         hr,
     };
-    for ab in [Ablation::Full, Ablation::NoGuide] {
+    let abl: Vec<Ablation> = match std::env::var("SAVL_ABLATIONS") {
+        Ok(v) => v.split(',').map(|a| a.parse().unwrap()).collect(),
+        Err(_) => vec![Ablation::Full, Ablation::NoGuide],
+    };
+    for ab in abl {
         let mut tc = TrainConfig::new(Config::lite().with_ablation(ab));
         tc.progress = false;
         let mut t = Trainer::new(tc, &Device::Cpu).unwrap();
-        let ms = med(|| drop(t.train_step(&batch).unwrap()), 5);
+        let (ms, _cpu) = med_cpu(
+            || {
+                t.train_step(&batch).unwrap();
+            },
+            5,
+        );
         let x = Tensor::from_slice(&batch.lr, (n, 3, h, h), &Device::Cpu).unwrap();
         let fwd = med(|| drop(t.model.forward(&x).unwrap()), 5);
         println!(

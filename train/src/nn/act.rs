@@ -52,6 +52,32 @@ struct LeakyReluGrad {
     slope: f32,
 }
 
+/// `grad · (y < 0 ? slope : 1)` from the activation output `y` (arg 1) and `grad` (arg 2).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LeakyReluGradOp(LeakyReluGrad);
+
+impl LeakyReluGradOp {
+    pub(crate) fn new(slope: f32) -> Self {
+        Self(LeakyReluGrad { slope })
+    }
+}
+
+impl candle_core::CustomOp2 for LeakyReluGradOp {
+    fn name(&self) -> &'static str {
+        "savl-leaky-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.0.cpu_fwd(s1, l1, s2, l2)
+    }
+}
+
 impl candle_core::CustomOp2 for LeakyReluGrad {
     fn name(&self) -> &'static str {
         "savl-leaky-relu-grad"

@@ -14,7 +14,7 @@
 //! SAVL nets use. On other devices [`conv2d`] falls back to candle's own conv.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Geometry of one stride-1 convolution.
@@ -164,8 +164,9 @@ fn sgemm(
     }
 }
 
-/// Forward kernel on raw NCHW slices: `out[b, Cout, ho, wo]`.
-fn conv_fwd(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
+/// Forward kernel on raw NCHW slices: `out[b, Cout, ho, wo]`, plus an optional per-channel
+/// bias and LeakyReLU applied while the image's output is still in cache.
+fn conv_fwd(x: &[f32], wt: &[f32], g: &Geom, bias: Option<&[f32]>, slope: Option<f32>) -> Vec<f32> {
     let hw_out = g.ho * g.wo;
     let kd = g.kdim();
     let in_len = g.cin * g.h * g.w;
@@ -183,6 +184,18 @@ fn conv_fwd(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
         sgemm(
             g.cout, hw_out, kd, ob, hw_out, false, wt, kd, 1, rhs, hw_out, 1, t,
         );
+        if bias.is_some() || slope.is_some() {
+            for (co, row) in ob.chunks_mut(hw_out).enumerate() {
+                let bv = bias.map_or(0.0, |b| b[co]);
+                match slope {
+                    Some(a) => row.iter_mut().for_each(|v| {
+                        let y = *v + bv;
+                        *v = if y < 0.0 { y * a } else { y };
+                    }),
+                    None => row.iter_mut().for_each(|v| *v += bv),
+                }
+            }
+        }
     };
     if g.b >= threads {
         out.par_chunks_mut(out_len)
@@ -197,7 +210,8 @@ fn conv_fwd(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
     out
 }
 
-/// Weight-gradient kernel: `dW[Cout, Cin, k, k] = Σ_b grad_b × im2col(x_b)ᵀ`.
+/// Weight-gradient kernel: `dW[Cout, Cin, k, k] = Σ_b grad_b × im2col(x_b)ᵀ`, followed by the
+/// bias gradient `db[Cout] = Σ_{b, pixels} grad` (packed: `Cout·Cin·k²` then `Cout` values).
 fn conv_wgrad(x: &[f32], grad: &[f32], g: &Geom) -> Vec<f32> {
     let hw_out = g.ho * g.wo;
     let kd = g.kdim();
@@ -214,9 +228,14 @@ fn conv_wgrad(x: &[f32], grad: &[f32], g: &Geom) -> Vec<f32> {
             cols
         };
         // rhs viewed as [HW, kd]: row stride 1, column stride hw_out.
+        let (dw, db) = acc.split_at_mut(g.cout * kd);
         sgemm(
-            g.cout, kd, hw_out, acc, kd, !first, gb, hw_out, 1, rhs, 1, hw_out, t,
+            g.cout, kd, hw_out, dw, kd, !first, gb, hw_out, 1, rhs, 1, hw_out, t,
         );
+        for (co, row) in gb.chunks(hw_out).enumerate() {
+            let s: f32 = row.iter().sum();
+            db[co] = if first { s } else { db[co] + s };
+        }
     };
     let threads = rayon::current_num_threads();
     if g.b >= threads && threads > 1 {
@@ -224,7 +243,7 @@ fn conv_wgrad(x: &[f32], grad: &[f32], g: &Geom) -> Vec<f32> {
         let parts: Vec<Vec<f32>> = (0..g.b.div_ceil(chunk))
             .into_par_iter()
             .map(|c| {
-                let mut acc = vec![0f32; g.cout * kd];
+                let mut acc = vec![0f32; g.cout * (kd + 1)];
                 let mut cols = Vec::new();
                 for (i, b) in (c * chunk..((c + 1) * chunk).min(g.b)).enumerate() {
                     acc_one(&mut acc, &mut cols, b, i == 0, 1);
@@ -233,13 +252,13 @@ fn conv_wgrad(x: &[f32], grad: &[f32], g: &Geom) -> Vec<f32> {
             })
             .collect();
         let mut it = parts.into_iter();
-        let mut acc = it.next().unwrap_or_else(|| vec![0f32; g.cout * kd]);
+        let mut acc = it.next().unwrap_or_else(|| vec![0f32; g.cout * (kd + 1)]);
         for p in it {
             acc.iter_mut().zip(p).for_each(|(a, b)| *a += b);
         }
         acc
     } else {
-        let mut acc = vec![0f32; g.cout * kd];
+        let mut acc = vec![0f32; g.cout * (kd + 1)];
         let mut cols = Vec::new();
         for b in 0..g.b {
             acc_one(&mut acc, &mut cols, b, b == 0, threads);
@@ -285,7 +304,7 @@ impl CustomOp2 for FastConv2d {
         let g = Geom::new(l1, l2, self.pad)?;
         let x = contiguous_f32(s1, l1, "input")?;
         let w = contiguous_f32(s2, l2, "kernel")?;
-        let out = conv_fwd(x, w, &g);
+        let out = conv_fwd(x, w, &g, None, None);
         Ok((CpuStorage::F32(out), Shape::from((g.b, g.cout, g.ho, g.wo))))
     }
 
@@ -317,8 +336,119 @@ impl CustomOp2 for FastConv2d {
                 pad: k - 1 - self.pad,
             },
         )?;
-        let dw = x.apply_op2_no_bwd(&grad, &WeightGrad { pad: self.pad, k })?;
+        let packed = x.apply_op2_no_bwd(&grad, &WeightGrad { pad: self.pad, k })?;
+        let dw = packed
+            .narrow(0, 0, cout * cin * k * k)?
+            .reshape((cout, cin, k, k))?;
         Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `act(conv2d(x, w) + b)` with `act` = LeakyReLU(slope) or identity; one pass forward, and a
+/// backward that applies the activation mask once and reuses the kernels above.
+#[derive(Clone, Copy, Debug)]
+struct FastConvBiasAct {
+    pad: usize,
+    slope: Option<f32>,
+}
+
+impl CustomOp3 for FastConvBiasAct {
+    fn name(&self) -> &'static str {
+        "savl-fast-conv2d-bias-act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1, l2, self.pad)?;
+        let x = contiguous_f32(s1, l1, "input")?;
+        let w = contiguous_f32(s2, l2, "kernel")?;
+        let b = contiguous_f32(s3, l3, "bias")?;
+        if b.len() != g.cout {
+            candle_core::bail!(
+                "fast conv2d: bias has {} values for {} channels",
+                b.len(),
+                g.cout
+            );
+        }
+        let out = conv_fwd(x, w, &g, Some(b), self.slope);
+        Ok((CpuStorage::F32(out), Shape::from((g.b, g.cout, g.ho, g.wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (cout, cin, k, _) = w.dims4()?;
+        if self.pad + 1 > k {
+            candle_core::bail!(
+                "fast conv2d backward: padding {} must be < kernel {k}",
+                self.pad
+            );
+        }
+        let grad = match self.slope {
+            Some(a) => {
+                res.apply_op2_no_bwd(&grad.contiguous()?, &super::act::LeakyReluGradOp::new(a))?
+            }
+            None => grad.contiguous()?,
+        };
+        let wf = w.flatten_all()?.to_vec1::<f32>()?;
+        let wt = Tensor::from_vec(
+            flip_transpose(&wf, cout, cin, k),
+            (cin, cout, k, k),
+            w.device(),
+        )?;
+        let dx = grad.apply_op2_no_bwd(
+            &wt,
+            &FastConv2d {
+                pad: k - 1 - self.pad,
+            },
+        )?;
+        let packed = x.apply_op2_no_bwd(&grad, &WeightGrad { pad: self.pad, k })?;
+        let n = cout * cin * k * k;
+        let dw = packed.narrow(0, 0, n)?.reshape((cout, cin, k, k))?;
+        let db = packed.narrow(0, n, cout)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `leaky_relu(conv2d(x, w) + b, slope)` (`slope = None`: no activation), stride 1, `padding`
+/// zeros on every side. Fused on the CPU; candle's ops elsewhere.
+pub fn conv2d_bias_act(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    padding: usize,
+    slope: Option<f64>,
+) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && slope.is_none_or(|s| s > 0.0) {
+        let op = FastConvBiasAct {
+            pad: padding,
+            slope: slope.map(|s| s as f32),
+        };
+        x.contiguous()?
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, op)
+    } else {
+        let y = x.conv2d(w, padding, 1, 1, 1)?.broadcast_add(&b.reshape((
+            1,
+            b.elem_count(),
+            1,
+            1,
+        ))?)?;
+        match slope {
+            Some(s) => candle_nn::ops::leaky_relu(&y, s),
+            None => Ok(y),
+        }
     }
 }
 
@@ -363,10 +493,8 @@ impl CustomOp2 for WeightGrad {
         }
         let x = contiguous_f32(s1, l1, "input")?;
         let gr = contiguous_f32(s2, l2, "grad")?;
-        Ok((
-            CpuStorage::F32(conv_wgrad(x, gr, &g)),
-            Shape::from((cout, cin, self.k, self.k)),
-        ))
+        let n = cout * (cin * self.k * self.k + 1);
+        Ok((CpuStorage::F32(conv_wgrad(x, gr, &g)), Shape::from(n)))
     }
 }
 
@@ -440,9 +568,15 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// `leaky_relu(conv(x) + bias, slope)`, fused.
+    pub fn forward_act(&self, x: &Tensor, slope: f64) -> Result<Tensor> {
+        conv2d_bias_act(x, &self.weight, &self.bias, self.padding, Some(slope))
+    }
+}
+
 impl candle_core::Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = conv2d(x, &self.weight, self.padding)?;
-        y.broadcast_add(&self.bias.reshape((1, self.cout(), 1, 1))?)
+        conv2d_bias_act(x, &self.weight, &self.bias, self.padding, None)
     }
 }

@@ -4,7 +4,6 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::act::leaky_relu;
 use super::config::Config;
 use super::conv::Conv;
 
@@ -41,7 +40,7 @@ impl Estimator {
     pub fn forward(&self, y: &Tensor) -> Result<(Tensor, Tensor)> {
         let mut h = y.clone();
         for c in &self.convs {
-            h = leaky_relu(&c.forward(&h)?, self.slope)?;
+            h = c.forward_act(&h, self.slope)?;
         }
         let mu = self.mu.forward(&h)?;
         let lv = self.logvar.forward(&h)?.clamp(self.range.0, self.range.1)?;
@@ -115,7 +114,7 @@ impl SrNet {
         let f0 = self.head.forward(y)?;
         let mut f = f0.clone();
         for (i, c) in self.body.iter().enumerate() {
-            f = leaky_relu(&c.forward(&f)?, self.slope)?;
+            f = c.forward_act(&f, self.slope)?;
             if (i + 1) % self.gate_every == 0 {
                 if let Some(g) = gates.get((i + 1) / self.gate_every - 1) {
                     f = (f * g)?;
@@ -158,10 +157,11 @@ impl Decoder {
         let mut h = Tensor::cat(&[z, r], 1)?;
         let last = self.convs.len() - 1;
         for (i, c) in self.convs.iter().enumerate() {
-            h = c.forward(&h)?;
-            if i < last {
-                h = leaky_relu(&h, self.slope)?;
-            }
+            h = if i < last {
+                c.forward_act(&h, self.slope)?
+            } else {
+                c.forward(&h)?
+            };
         }
         z + h
     }
