@@ -1,5 +1,5 @@
 //! On-the-fly training pairs: HR photos kept in memory as 8-bit RGB, random crop + flip +
-//! [`degrade`], deterministic in `(seed, index)`.
+//! [`degrade`](super::degrade()), deterministic in `(seed, index)`.
 
 use super::usm::usm_sharpen;
 use super::{degrade_presharpened, rng_for, DegradeConfig, DegradedPair};
