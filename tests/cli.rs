@@ -264,3 +264,38 @@ fn inspect_writes_a_three_panel_map() {
     let o = f.savl(&["inspect", "a.png", "--map", "a.png", "--force"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn raw_mode_treats_a_closed_stdout_as_success() {
+    // `savl upscale --raw … | head -c 100`: far more output than a pipe buffer holds, and the
+    // reader goes away after 100 bytes.
+    use std::io::Read;
+    let f = Fixture::new();
+    let frames = vec![128u8; 200 * 12 * 6 * 3];
+    let mut child = Command::new(BIN)
+        .current_dir(f.dir.path())
+        .args([
+            "upscale",
+            "--raw",
+            "12x6",
+            "--model",
+            "tiny.onnx",
+            "-j",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let _ = pipe.write_all(&frames);
+    });
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // stdout is dropped (closed) here.
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
