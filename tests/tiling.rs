@@ -80,3 +80,50 @@ fn tiled_equals_whole_image_f32() {
         }
     }
 }
+
+/// The shipped model file (placeholder or trained), when present: tiled == whole (f32 ≤ 1e-4)
+/// on an odd-sized image, tile sizes from 32 to 256.
+#[test]
+fn shipped_model_tiles_seamlessly() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/savl-lite-x4.onnx");
+    let Ok(bytes) = std::fs::read(path) else {
+        eprintln!("skipped: {path} missing");
+        return;
+    };
+    let img = test_image(45, 37, 5);
+    let whole = savl::testing::raw_sr(&bytes, &img, false).unwrap();
+    for tile in [32, 77, 256] {
+        let up = Upscaler::builder()
+            .model_path(path)
+            .tile(tile)
+            .threads(2)
+            .build()
+            .unwrap();
+        let tiled = up.upscale_planar_f32(&img).unwrap();
+        let max = whole
+            .iter()
+            .zip(&tiled)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max <= 1e-4,
+            "tile {tile} (halo {}): max |diff| {max}",
+            up.halo()
+        );
+    }
+}
+
+/// A peer with 19 input channels is refused with a message naming the file.
+#[test]
+fn non_rgb_peer_is_a_model_error() {
+    let path = "/work/shared/peers/srmd_x4.onnx";
+    if !std::path::Path::new(path).exists() {
+        return;
+    }
+    let e = Upscaler::builder().model_path(path).build().unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("srmd_x4.onnx") && msg.contains("3 channels"),
+        "{msg}"
+    );
+}
