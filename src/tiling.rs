@@ -243,8 +243,11 @@ impl TilePlan {
         let (_, a, e) = self.ys.segment(b);
         (a, e)
     }
-    /// The tile at band `b`, column `c`.
-    pub fn tile(&self, b: usize, c: usize) -> Tile {
+    /// The tile at band `b`, column `c` (`None` when out of range).
+    pub fn tile(&self, b: usize, c: usize) -> Option<Tile> {
+        if b >= self.bands() || c >= self.cols() {
+            return None;
+        }
         let (sy, ay, ey) = self.ys.segment(b);
         let (sx, ax, ex) = self.xs.segment(c);
         let src = Rect {
@@ -265,17 +268,17 @@ impl TilePlan {
             w: ex - ax,
             h: ey - ay,
         };
-        Tile {
+        Some(Tile {
             band: b,
             col: c,
             src,
             dst: dst.scaled(self.scale),
             crop: crop.scaled(self.scale),
-        }
+        })
     }
     /// The tiles of band `b`, left to right.
-    pub fn band(&self, b: usize) -> impl ExactSizeIterator<Item = Tile> + '_ {
-        (0..self.cols()).map(move |c| self.tile(b, c))
+    pub fn band(&self, b: usize) -> impl Iterator<Item = Tile> + '_ {
+        (0..if b < self.bands() { self.cols() } else { 0 }).filter_map(move |c| self.tile(b, c))
     }
     /// Every tile, band by band (row-major).
     pub fn iter(&self) -> TileIter {
@@ -305,7 +308,7 @@ impl Iterator for TileIter {
             return None;
         }
         let cols = self.plan.cols();
-        let t = self.plan.tile(self.next / cols, self.next % cols);
+        let t = self.plan.tile(self.next / cols, self.next % cols)?;
         self.next += 1;
         Some(t)
     }
@@ -337,6 +340,7 @@ mod tests {
         let (th, tw) = plan.tile_shape();
         assert!(th <= tile && tw <= tile);
         assert_eq!(plan.iter().len(), plan.len());
+        assert!(plan.tile(plan.bands(), 0).is_none() && plan.tile(0, plan.cols()).is_none());
         for t in plan.iter() {
             assert_eq!((t.src.h, t.src.w), (th, tw));
             assert!(

@@ -694,7 +694,9 @@ impl Upscaler {
                 if c >= cols {
                     return Ok(());
                 }
-                let tile = plan.tile(b, c);
+                let tile = plan
+                    .tile(b, c)
+                    .ok_or_else(|| Error::runtime("tile out of range"))?;
                 let input = self.tile_input(img, tile.src)?;
                 let outs = state.run(tvec!(input)).map_err(Error::runtime)?;
                 if let Err(e) = done(&tile, outs) {
