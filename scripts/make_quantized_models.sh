@@ -19,14 +19,15 @@ F16=$BASE.f16.onnx
 REPORT=quantize/report-latest.txt
 METHOD=${SAVL_QUANT_METHOD:-mse}
 POLICY=${SAVL_QUANT_POLICY:-auto}
+FORM=${SAVL_QUANT_FORM:-qlinear}   # integer: ConvInteger + float rescale (faster in tract, see quantize/REPORT.md)
 
 cargo build -q -p savl-quantize --bin savl-quantize
 BIN=target/debug/savl-quantize
 {
     echo "# savl-quantize report, $(date -u +%Y-%m-%dT%H:%MZ), f32 model $MODEL (sha256 $(sha256sum "$MODEL" | cut -c1-16))"
     echo
-    echo "\$ savl-quantize int8 $MODEL --calib $CALIB --method $METHOD --policy $POLICY -o $INT8"
-    "$BIN" int8 "$MODEL" --calib "$CALIB" --method "$METHOD" --policy "$POLICY" -o "$INT8"
+    echo "\$ savl-quantize int8 $MODEL --calib $CALIB --method $METHOD --policy $POLICY --form $FORM -o $INT8"
+    "$BIN" int8 "$MODEL" --calib "$CALIB" --method "$METHOD" --policy "$POLICY" --form "$FORM" -o "$INT8"
     echo
     echo "\$ savl-quantize fp16 $MODEL -o $F16"
     "$BIN" fp16 "$MODEL" -o "$F16"

@@ -6,13 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {err}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, so not also a `source`).
+        err: std::io::Error,
     },
     /// A file is not a valid ONNX protobuf.
     #[error("{path}: not a valid ONNX model: {reason}")]

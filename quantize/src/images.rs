@@ -46,7 +46,7 @@ impl Planar {
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|source| QuantError::Io {
         path: dir.to_path_buf(),
-        source,
+        err: source,
     })?;
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -74,12 +74,12 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let img = image::ImageReader::open(path)
         .map_err(|source| QuantError::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         })?
         .with_guessed_format()
         .map_err(|source| QuantError::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         })?
         .decode()
         .map_err(|e| QuantError::Image {

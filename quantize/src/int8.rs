@@ -55,6 +55,19 @@ pub fn dequantize_per_channel(cq: &ChannelQuant) -> Vec<f32> {
         .collect()
 }
 
+/// ONNX form of a quantized convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ConvForm {
+    /// `QLinearConv`: u8 in, u8 out, requantization inside the op (the shipped form).
+    #[default]
+    #[value(name = "qlinear")]
+    QLinear,
+    /// `ConvInteger` (u8 in, i32 out, no weight zero point) → `Cast` → per-channel float
+    /// `Mul` (`s_x·s_w`) and bias `Add`: requantization in float (an experiment for tract speed).
+    #[value(name = "integer")]
+    Integer,
+}
+
 /// Options of [`quantize_int8`].
 #[derive(Debug, Clone, Default)]
 pub struct Int8Options {
@@ -69,6 +82,8 @@ pub struct Int8Options {
     pub auto_target_db: Option<f64>,
     /// At most this many convs kept by [`Policy::Auto`] (default: a quarter of them, at least 2).
     pub auto_max_keep: Option<usize>,
+    /// ONNX form of the quantized convs.
+    pub form: ConvForm,
 }
 
 /// What [`quantize_int8`] did.
@@ -187,7 +202,7 @@ pub fn quantize_int8(
         reference.extend(f32_runner.run_output(&img.data, img.h, img.w, &sr)?.data);
     }
     let score = |keep: &HashSet<String>| -> Result<f64> {
-        let m = build(&model, &convs, &qp, keep);
+        let m = build(&model, &convs, &qp, keep, opts.form);
         let r = Runner::new(&m, what)?;
         let mut out = Vec::with_capacity(reference.len());
         for img in &eval {
@@ -225,7 +240,7 @@ pub fn quantize_int8(
         }
     }
     let calib_psnr = score(&keep)?;
-    let mut out = build(&model, &convs, &qp, &keep);
+    let mut out = build(&model, &convs, &qp, &keep, opts.form);
     og::set_meta(&mut out, "savl.precision", "int8");
     let kept: Vec<String> = convs
         .iter()
@@ -260,6 +275,7 @@ fn build(
     convs: &[ConvInfo],
     qp: &HashMap<String, QParams>,
     keep: &HashSet<String>,
+    form: ConvForm,
 ) -> pb::ModelProto {
     let mut model = model.clone();
     let g = model.graph.as_mut().expect("decoded model has a graph");
@@ -304,6 +320,54 @@ fn build(
         };
         let cout = c.w_dims[0] as usize;
         let cq = quantize_per_channel(&c.w, cout);
+        if form == ConvForm::Integer {
+            let wq = format!("{}__wq", c.name);
+            inits.push(og::tensor_i8(&wq, &c.w_dims, &cq.q));
+            let acc = format!("{}__acc", c.y);
+            nodes.push(node(
+                &n.name,
+                "ConvInteger",
+                &[&xq, &wq, &xz],
+                &[&acc],
+                n.attribute.clone(),
+            ));
+            let accf = format!("{}__accf", c.y);
+            let to_f = vec![og::attr_i("to", DataType::Float as i64)];
+            nodes.push(node(
+                &format!("{}__to_float", n.name),
+                "Cast",
+                &[&acc],
+                &[&accf],
+                to_f,
+            ));
+            let sx = qp[&c.x].scale;
+            let sc: Vec<f32> = cq.scales.iter().map(|sw| sx * sw).collect();
+            let (scn, bn) = (format!("{}__oscale", c.name), format!("{}__obias", c.name));
+            inits.push(og::tensor_f32(&scn, &[1, cout as i64, 1, 1], &sc));
+            let scaled = if c.b.is_some() {
+                format!("{}__scaled", c.y)
+            } else {
+                c.y.clone()
+            };
+            nodes.push(node(
+                &format!("{}__rescale", n.name),
+                "Mul",
+                &[&accf, &scn],
+                &[&scaled],
+                vec![],
+            ));
+            if let Some(b) = &c.b {
+                inits.push(og::tensor_f32(&bn, &[1, cout as i64, 1, 1], b));
+                nodes.push(node(
+                    &format!("{}__add_bias", n.name),
+                    "Add",
+                    &[&scaled, &bn],
+                    &[&c.y],
+                    vec![],
+                ));
+            }
+            continue;
+        }
         let (wq, wsn, wzn) = (
             format!("{}__wq", c.name),
             format!("{}__wscale", c.name),

@@ -43,6 +43,9 @@ enum Cmd {
         /// Conv node names kept in f32 (in addition to the policy).
         #[arg(long = "keep-f32", num_args = 1..)]
         keep_f32: Vec<String>,
+        /// ONNX form of the quantized convs (`integer`: ConvInteger + float rescale, experimental).
+        #[arg(long, value_enum, default_value_t = int8::ConvForm::default())]
+        form: int8::ConvForm,
         /// Side of the LR calibration crops.
         #[arg(long, default_value_t = 64)]
         crop: usize,
@@ -129,6 +132,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             method,
             policy,
             keep_f32,
+            form,
             crop,
             max_images,
             downscale,
@@ -145,6 +149,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 method,
                 policy,
                 keep_f32,
+                form,
                 ..Default::default()
             };
             let (q, s) = int8::quantize_int8(&proto, &imgs, &opts, &name(&model))?;

@@ -10,7 +10,7 @@ use crate::error::{QuantError, Result};
 pub fn read(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read(path).map_err(|source| QuantError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     })?;
     let bad = |r: &str| QuantError::Npy {
         path: path.to_path_buf(),
@@ -93,6 +93,6 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     std::fs::write(path, out).map_err(|source| QuantError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     })
 }

@@ -16,7 +16,7 @@ use crate::error::{QuantError, Result};
 pub fn load_model(path: &Path) -> Result<pb::ModelProto> {
     let bytes = std::fs::read(path).map_err(|source| QuantError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     })?;
     decode_model(&bytes, path)
 }
@@ -40,7 +40,7 @@ pub fn decode_model(bytes: &[u8], path: &Path) -> Result<pb::ModelProto> {
 pub fn save_model(model: &pb::ModelProto, path: &Path) -> Result<()> {
     std::fs::write(path, model.encode_to_vec()).map_err(|source| QuantError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     })
 }
 

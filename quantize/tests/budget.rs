@@ -48,6 +48,34 @@ fn int8_within_budget_on_unseen_images() {
 }
 
 #[test]
+fn int8_integer_form_within_budget() {
+    let m = common::small();
+    let opts = Int8Options {
+        form: savl_quantize::int8::ConvForm::Integer,
+        ..Default::default()
+    };
+    let (q, _) = quantize_int8(&m, &common::calib(4, 24), &opts, "small").unwrap();
+    let g = q.graph.as_ref().unwrap();
+    assert!(g.node.iter().any(|n| n.op_type == "ConvInteger"));
+    assert!(!g
+        .node
+        .iter()
+        .any(|n| n.op_type == "Conv" || n.op_type == "QLinearConv"));
+    let r = compare(
+        &Runner::new(&m, "f32").unwrap(),
+        &Runner::new(&q, "int8").unwrap(),
+        "sr",
+        &eval(2, 24),
+    )
+    .unwrap();
+    assert!(
+        r.check(&budget::INT8).is_empty(),
+        "{:?}",
+        r.check(&budget::INT8)
+    );
+}
+
+#[test]
 fn int8_all_policies_and_methods_run() {
     let m = common::small();
     let cal = common::calib(3, 24);

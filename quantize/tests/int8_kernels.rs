@@ -2,7 +2,7 @@
 
 mod common;
 
-use savl_quantize::int8::{quantize_int8, Int8Options};
+use savl_quantize::int8::{quantize_int8, ConvForm, Int8Options};
 use savl_quantize::runner::Runner;
 use savl_quantize::Policy;
 use tract_onnx::prelude::*;
