@@ -26,9 +26,16 @@ fn describe(m: &TypedModel) -> Vec<String> {
 
 #[test]
 fn optimized_int8_graph_uses_integer_kernels() {
+    for form in [ConvForm::QLinear, ConvForm::Integer] {
+        check_form(form);
+    }
+}
+
+fn check_form(form: ConvForm) {
     let m = common::small();
     let opts = Int8Options {
         policy: Policy::All,
+        form,
         ..Default::default()
     };
     let (q, s) = quantize_int8(&m, &common::calib(2, 16), &opts, "small").unwrap();
