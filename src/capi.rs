@@ -94,7 +94,9 @@ fn guard(f: impl FnOnce() -> Result<(), (SavlStatus, String)>) -> SavlStatus {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(&format!("internal error (panic caught at the C boundary): {what}"));
+            set_last_error(&format!(
+                "internal error (panic caught at the C boundary): {what}"
+            ));
             SavlStatus::Panic
         }
     }
@@ -110,19 +112,29 @@ fn from_error(e: Error) -> (SavlStatus, String) {
 
 /// # Safety
 /// `p` is null or a valid NUL-terminated string.
-unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, (SavlStatus, String)> {
+unsafe fn opt_str<'a>(
+    p: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, (SavlStatus, String)> {
     if p.is_null() {
         return Ok(None);
     }
     // SAFETY: the caller guarantees a NUL-terminated string.
     let s = unsafe { CStr::from_ptr(p) };
-    s.to_str().map(Some).map_err(|_| invalid(format!("{what} is not valid UTF-8")))
+    s.to_str()
+        .map(Some)
+        .map_err(|_| invalid(format!("{what} is not valid UTF-8")))
 }
 
 /// Default options: embedded model, automatic precision, default tile and threads.
 #[no_mangle]
 pub extern "C" fn savl_options_default() -> SavlOptions {
-    SavlOptions { model_path: std::ptr::null(), precision: std::ptr::null(), tile: 0, threads: 0 }
+    SavlOptions {
+        model_path: std::ptr::null(),
+        precision: std::ptr::null(),
+        tile: 0,
+        threads: 0,
+    }
 }
 
 /// Creates an upscaler. On success `*out` holds a handle to release with [`savl_upscaler_free`];
@@ -143,7 +155,11 @@ pub unsafe extern "C" fn savl_upscaler_new(
         // SAFETY: checked non-null above; the caller owns the slot.
         unsafe { *out = std::ptr::null_mut() };
         // SAFETY: null or valid per the contract.
-        let opts = if options.is_null() { savl_options_default() } else { unsafe { *options } };
+        let opts = if options.is_null() {
+            savl_options_default()
+        } else {
+            unsafe { *options }
+        };
         let mut b = Upscaler::builder();
         // SAFETY: strings are null or NUL-terminated per the contract.
         if let Some(path) = unsafe { opt_str(opts.model_path, "model_path")? } {
@@ -181,13 +197,18 @@ pub unsafe extern "C" fn savl_upscaler_output_size(
 ) -> SavlStatus {
     guard(|| {
         if upscaler.is_null() || out_width.is_null() || out_height.is_null() {
-            return Err(invalid("upscaler, out_width and out_height must not be NULL"));
+            return Err(invalid(
+                "upscaler, out_width and out_height must not be NULL",
+            ));
         }
         // SAFETY: non-null, a live handle per the contract.
         let s = unsafe { &(*upscaler).inner }.scale() as u64;
         let (w, h) = (width as u64 * s, height as u64 * s);
         if w > u32::MAX as u64 || h > u32::MAX as u64 {
-            return Err((SavlStatus::Limits, format!("output {w}x{h} does not fit in 32 bits")));
+            return Err((
+                SavlStatus::Limits,
+                format!("output {w}x{h} does not fit in 32 bits"),
+            ));
         }
         // SAFETY: non-null per the check above.
         unsafe {
@@ -227,14 +248,18 @@ pub unsafe extern "C" fn savl_upscaler_run(
         let (w, h) = (width as usize, height as usize);
         let row = w.checked_mul(3).ok_or_else(|| invalid("width too large"))?;
         if src_stride < row {
-            return Err(invalid(format!("src_stride {src_stride} < 3*width = {row}")));
+            return Err(invalid(format!(
+                "src_stride {src_stride} < 3*width = {row}"
+            )));
         }
         // SAFETY: non-null, a live handle per the contract.
         let up = unsafe { &(*upscaler).inner };
         let s = up.scale();
         let out_row = row * s;
         if dst_stride < out_row {
-            return Err(invalid(format!("dst_stride {dst_stride} < 3*width*scale = {out_row}")));
+            return Err(invalid(format!(
+                "dst_stride {dst_stride} < 3*width*scale = {out_row}"
+            )));
         }
         let need = dst_stride
             .checked_mul(h * s - 1)
