@@ -45,9 +45,11 @@
 
 pub mod cmd;
 pub mod degrade;
+pub mod eval;
 pub mod export;
 pub mod image;
 pub mod nn;
+pub mod probe;
 pub mod train;
 
 pub use image::PlanarImage;

@@ -19,6 +19,12 @@ enum Command {
     Train(cmd::train::Args),
     /// Export a checkpoint's inference path to ONNX.
     Export(cmd::export::Args),
+    /// PSNR-Y, SSIM-Y and SSIMULACRA 2 of savl, bicubic and the peers on degraded HR sets.
+    Eval(cmd::eval::Args),
+    /// The same crop from every method side by side, as one labelled PNG.
+    Compare(cmd::compare::Args),
+    /// Representation probes on the frozen degradation code (noise level, scene ID, Spearman).
+    Probe(cmd::probe::Args),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +33,9 @@ fn main() -> ExitCode {
         Command::Degrade(a) => cmd::degrade::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
+        Command::Probe(a) => cmd::probe::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

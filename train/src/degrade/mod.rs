@@ -74,7 +74,7 @@
 //! - A mild regime also forbids sinc kernels and uses the pulse as its final kernel.
 //! - `blur_sigma` counts the final sinc (clamped at 0) as a third term; resampling filters are not
 //!   counted.
-//! - No exact-label probe generator (§3.8) yet.
+//! - The exact-label probe generator (§3.8) is [`probe`] (used by `savl-train probe`).
 
 pub mod filter;
 pub mod jpeg;
@@ -84,6 +84,7 @@ pub mod masks;
 pub mod noise;
 pub mod pipeline;
 pub mod plan;
+pub mod probe;
 pub mod resize;
 pub mod sampler;
 pub mod usm;

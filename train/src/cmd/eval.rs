@@ -1,0 +1,208 @@
+//! `savl-train eval`: PSNR-Y, SSIM-Y and SSIMULACRA 2 of savl models, bicubic and the ONNX
+//! peers on a folder of HR images degraded by `--degrade` (protocol in [`crate::eval`]).
+
+use crate::eval::{evaluate, markdown, DegradeMode, EvalRow, EvalSet, Method};
+use crate::probe::parse_model_arg;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Method selection shared by `eval` and `compare`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MethodArgs {
+    /// ONNX models with a 3-channel input to run through the savl runtime, comma-separated,
+    /// each `LABEL=PATH` or a path (label = file stem). The file's own precision is used.
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<String>,
+    /// Methods, comma-separated, in table order: `bicubic`, `models` (the `--model` list),
+    /// `span48`, `span52`, `anime` (realesr-animevideov3), `general` (realesr-general-x4v3),
+    /// `srmd` (one row per `--srmd-sigma`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "bicubic,models,span48,anime,general,srmd"
+    )]
+    pub methods: Vec<String>,
+    /// Folder of the peer ONNX files.
+    #[arg(long, default_value = "../shared/peers")]
+    pub peers: PathBuf,
+    /// SRMD noise-level inputs σ (0..255 scale), one row each.
+    #[arg(long, value_delimiter = ',', default_value = "0,10")]
+    pub srmd_sigma: Vec<f32>,
+    /// Worker threads per model.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+impl MethodArgs {
+    /// Loads the selected methods in order.
+    ///
+    /// # Errors
+    /// Unknown method names or unloadable models.
+    pub fn build(&self) -> Result<Vec<Method>> {
+        let mut out = Vec::new();
+        let peer = |f: &str| -> PathBuf { self.peers.join(f) };
+        for m in &self.methods {
+            match m.as_str() {
+                "bicubic" => out.push(Method::Bicubic),
+                "models" => {
+                    for s in &self.model {
+                        let (label, path) = parse_model_arg(s);
+                        out.push(Method::runtime(&label, &path, self.threads)?);
+                    }
+                }
+                "span48" => out.push(Method::runtime(
+                    "spanx4_ch48",
+                    &peer("spanx4_ch48.onnx"),
+                    self.threads,
+                )?),
+                "span52" => out.push(Method::runtime(
+                    "spanx4_ch52",
+                    &peer("spanx4_ch52.onnx"),
+                    self.threads,
+                )?),
+                "anime" => out.push(Method::runtime(
+                    "realesr-animevideov3",
+                    &peer("realesr-animevideov3-x4.onnx"),
+                    self.threads,
+                )?),
+                "general" => out.push(Method::runtime(
+                    "realesr-general-x4v3",
+                    &peer("realesr-general-x4v3.onnx"),
+                    self.threads,
+                )?),
+                "srmd" => {
+                    for &s in &self.srmd_sigma {
+                        out.push(Method::srmd(&peer("srmd_x4.onnx"), s)?);
+                    }
+                }
+                other => bail!(
+                    "unknown method {other:?} (bicubic, models, span48, span52, anime, general, srmd)"
+                ),
+            }
+        }
+        if out.is_empty() {
+            bail!("no method selected");
+        }
+        Ok(out)
+    }
+}
+
+/// Arguments of `savl-train eval`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Folders of HR images, comma-separated (e.g. `../shared/data/eval/set5`); one table each.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub set: Vec<PathBuf>,
+    /// How the LR inputs are made.
+    #[arg(long, value_enum, default_value = "hetero")]
+    pub degrade: DegradeMode,
+    /// Global seed of the degradations (per image: seed ⊕ FNV-1a(file stem)).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Methods.
+    #[command(flatten)]
+    pub methods: MethodArgs,
+    /// Score only the first N images of each set.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Images scored for f16 models (a slow software kernel on x86); the row says how many.
+    #[arg(long, default_value_t = 2)]
+    pub f16_images: usize,
+    /// Also print per-image PSNR-Y.
+    #[arg(long)]
+    pub per_image: bool,
+    /// Append the tables (with the command) to this Markdown file.
+    #[arg(long)]
+    pub out_md: Option<PathBuf>,
+}
+
+/// Runs the subcommand.
+///
+/// # Errors
+/// Bad arguments, unreadable images or models, runtime failures, or a failed write.
+pub fn run(args: Args) -> Result<()> {
+    let methods = args.methods.build()?;
+    let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
+    let mut md = String::new();
+    for dir in &args.set {
+        let set = EvalSet::load(dir, args.degrade, args.seed)?;
+        let mut rows: Vec<EvalRow> = Vec::new();
+        for m in &methods {
+            let limit = if m.is_f16() {
+                Some(args.f16_images.min(args.limit.unwrap_or(usize::MAX)))
+            } else {
+                args.limit
+            };
+            eprintln!("{}: {} …", set_name(dir), m.label());
+            rows.push(evaluate(m, &set, limit)?);
+        }
+        let title = format!(
+            "### {} ×4, LR = {} (seed {}), {} images\n\n",
+            set_name(dir),
+            args.degrade.name(),
+            args.seed,
+            set.images.len().min(args.limit.unwrap_or(usize::MAX))
+        );
+        let mut table = markdown(&rows);
+        if args.per_image {
+            table.push_str(&per_image_table(&rows));
+        }
+        println!("{title}{table}");
+        md.push_str(&title);
+        md.push_str(&table);
+        md.push('\n');
+    }
+    if let Some(p) = &args.out_md {
+        append_md(p, &format!("Command: `{cmdline}`\n\n{md}"))?;
+    }
+    Ok(())
+}
+
+/// Last path component of a set folder.
+pub fn set_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+fn per_image_table(rows: &[EvalRow]) -> String {
+    let Some(first) = rows.iter().max_by_key(|r| r.per_image.len()) else {
+        return String::new();
+    };
+    let mut s = String::from("\nPSNR-Y per image:\n\n| method |");
+    for (n, _) in &first.per_image {
+        s.push_str(&format!(" {n} |"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(first.per_image.len()));
+    s.push('\n');
+    for r in rows {
+        s.push_str(&format!("| {} |", r.method));
+        for i in 0..first.per_image.len() {
+            match r.per_image.get(i) {
+                Some((_, sc)) => s.push_str(&format!(" {:.2} |", sc.psnr_y)),
+                None => s.push_str(" — |"),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Appends `text` to a Markdown file (created if needed).
+///
+/// # Errors
+/// A failed write.
+pub fn append_md(p: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .with_context(|| format!("opening {}", p.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
