@@ -17,7 +17,8 @@
 //! * **Spearman ρ** between the model's severity map and the ground-truth σ_n map, per LR pixel,
 //!   pooled over the noise-probe images (ties get average ranks).
 //!
-//! A control row uses per-channel mean and std of each LR patch (6 features) instead of μ.
+//! A control row uses hand-made statistics of each LR patch instead of μ (mean, std and
+//! high-pass RMS per channel): what a trivial estimator gets from the same data.
 
 use crate::degrade::probe::{probe_degrade, ProbeConfig, ProbeMaps};
 use crate::degrade::rng_for;
@@ -246,13 +247,24 @@ pub fn pool_patches(
     (out, ph, pw)
 }
 
-/// Per-channel mean and std of each full `p × p` patch of an image (6 features): the control.
+/// Number of control features per patch: [`pixel_stats_patches`].
+pub const CONTROL_DIM: usize = 9;
+
+/// The control features of each full `p × p` patch: per channel the mean, the std, and the RMS of
+/// the high-pass residual `x − box3(x)` (a crude noise estimator), 9 features.
 pub fn pixel_stats_patches(img: &PlanarImage, p: usize) -> (Vec<f32>, usize, usize) {
     let (h, w) = (img.height, img.width);
     let sq: Vec<f32> = img.data.iter().map(|v| v * v).collect();
+    let mut hp2 = Vec::with_capacity(img.data.len());
+    for c in 0..3 {
+        let plane = img.plane(c);
+        let lo = crate::degrade::filter::box_mean(plane, h, w, 1);
+        hp2.extend(plane.iter().zip(&lo).map(|(a, b)| (a - b) * (a - b)));
+    }
     let (m, ph, pw) = pool_patches(&img.data, 3, h, w, p);
     let (m2, _, _) = pool_patches(&sq, 3, h, w, p);
-    let mut out = Vec::with_capacity(ph * pw * 6);
+    let (r2, _, _) = pool_patches(&hp2, 3, h, w, p);
+    let mut out = Vec::with_capacity(ph * pw * CONTROL_DIM);
     for i in 0..ph * pw {
         for c in 0..3 {
             out.push(m[i * 3 + c]);
@@ -260,6 +272,9 @@ pub fn pixel_stats_patches(img: &PlanarImage, p: usize) -> (Vec<f32>, usize, usi
         for c in 0..3 {
             let v = (m2[i * 3 + c] - m[i * 3 + c].powi(2)).max(0.0);
             out.push(v.sqrt());
+        }
+        for c in 0..3 {
+            out.push(r2[i * 3 + c].sqrt());
         }
     }
     (out, ph, pw)
@@ -274,7 +289,7 @@ pub enum Features {
         /// The loaded model.
         upscaler: Box<savl::Upscaler>,
     },
-    /// Per-channel mean/std of the LR patch (no model).
+    /// Hand-made patch statistics (no model), [`pixel_stats_patches`].
     PixelStats,
 }
 
@@ -283,7 +298,7 @@ impl Features {
     pub fn label(&self) -> String {
         match self {
             Features::Model { label, .. } => label.clone(),
-            Features::PixelStats => "LR patch mean+std (control, no model)".into(),
+            Features::PixelStats => "control: LR patch mean, std, high-pass RMS (no model)".into(),
         }
     }
 
@@ -294,7 +309,7 @@ impl Features {
         p: usize,
     ) -> anyhow::Result<(Vec<f32>, usize, Option<Vec<f32>>)> {
         match self {
-            Features::PixelStats => Ok((pixel_stats_patches(lr, p).0, 6, None)),
+            Features::PixelStats => Ok((pixel_stats_patches(lr, p).0, CONTROL_DIM, None)),
             Features::Model { upscaler, .. } => {
                 let est = upscaler.estimate(&lr.to_rgb8())?;
                 let (f, _, _) = pool_patches(&est.mu, est.dim, est.height, est.width, p);
@@ -354,9 +369,9 @@ pub struct ProbeSet {
 
 impl ProbeSet {
     /// Loads every image of `dir` (sorted by name), cropped at the top-left to a multiple of
-    /// `scale · cell` px, so the cell grid covers the LR image exactly.
+    /// `scale · 16` px (whole JPEG MCUs and 8×8 patches at LR; edge cells may be partial).
     pub fn load(dir: &std::path::Path, cfg: &ProbeConfig) -> anyhow::Result<Self> {
-        let m = cfg.scale * cfg.cell;
+        let m = cfg.scale * 16;
         let mut images = Vec::new();
         for p in crate::degrade::sampler::list_images(dir)? {
             let img = PlanarImage::load(&p)?;
@@ -431,7 +446,7 @@ pub fn run_probes(
 
     // Scene-ID probe: pairs (0,1), (2,3), … with identical maps and noise seed.
     let (mut hits, mut total) = (0usize, 0usize);
-    let m = cfg.gen.scale * cfg.gen.cell;
+    let m = cfg.gen.scale * 16;
     for (k, pair) in set.images.chunks_exact(2).enumerate() {
         let (a, b) = (&pair[0].1, &pair[1].1);
         let (h, w) = (a.height.min(b.height) / m * m, a.width.min(b.width) / m * m);

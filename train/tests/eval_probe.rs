@@ -121,9 +121,9 @@ fn probe_generator_labels_are_exact_and_recoverable_on_a_flat_image() {
         s.noise_level[(k / pw) * 8 * 128 + (k % pw) * 8] as usize
     };
     let mut mean_std = [(0.0f32, 0usize); 5];
-    for k in 0..f.len() / 6 {
+    for k in 0..f.len() / 9 {
         let e = &mut mean_std[label(&s, k)];
-        e.0 += f[k * 6 + 3] * 255.0;
+        e.0 += f[k * 9 + 3] * 255.0;
         e.1 += 1;
     }
     let ms: Vec<f32> = mean_std
@@ -135,12 +135,12 @@ fn probe_generator_labels_are_exact_and_recoverable_on_a_flat_image() {
         "patch std by level {ms:?}"
     );
     assert!(ms[4] > 0.5 * 30.0 && ms[4] < 30.0, "{ms:?}");
-    let ytr: Vec<usize> = (0..f.len() / 6).map(|k| label(&s, k)).collect();
-    let probe = LogisticProbe::fit(&f, &ytr, 6, 5, FitOptions::default());
+    let ytr: Vec<usize> = (0..f.len() / 9).map(|k| label(&s, k)).collect();
+    let probe = LogisticProbe::fit(&f, &ytr, 9, 5, FitOptions::default());
     let maps_b = ProbeMaps::draw(128, 128, &cfg, 5);
     let sb = probe_degrade(&hr, &maps_b, &cfg, 6);
     let (fb, _, _) = pixel_stats_patches(&sb.lr, 8);
-    let yb: Vec<usize> = (0..fb.len() / 6).map(|k| label(&sb, k)).collect();
+    let yb: Vec<usize> = (0..fb.len() / 9).map(|k| label(&sb, k)).collect();
     let acc = probe.accuracy(&fb, &yb);
     assert!(acc > 0.8, "flat-image noise probe accuracy {acc}");
     // Same maps and seed on a second scene: identical noise field where nothing clips.

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 /// Arguments of `savl-train probe`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Models, comma-separated, each `LABEL=PATH` or a path. A missing file gives a "not
-    /// measured" row, a model without a `mu` output an error.
+    /// Models, comma-separated, each `LABEL=PATH` or a path. A missing file or a model
+    /// without `mu`/`severity` outputs gives a "not measured" row.
     #[arg(long, value_delimiter = ',', required = true)]
     pub models: Vec<String>,
     /// Why a model is missing, `LABEL=REASON` (repeatable); shown in its row.
@@ -92,11 +92,13 @@ pub fn run(args: Args) -> Result<()> {
             .threads(args.threads)
             .build()
             .with_context(|| format!("loading {}", path.display()))?;
-        anyhow::ensure!(
-            upscaler.has_estimate(),
-            "{} has no mu/severity outputs",
-            path.display()
-        );
+        if !upscaler.has_estimate() {
+            missing.push(Unmeasured {
+                label,
+                reason: format!("{} has no μ/severity outputs", path.display()),
+            });
+            continue;
+        }
         let label = match reason(&label) {
             Some(r) => format!("{label} ({r})"),
             None => label,
