@@ -24,6 +24,7 @@
 //! `shared/peers/README.md`, a constant noise-level map σ/255), because the runtime feeds RGB only.
 
 pub mod font;
+pub mod niqe;
 
 use crate::degrade::{degrade, downscale_bicubic_aa, DegradeConfig};
 use crate::image::PlanarImage;

@@ -111,6 +111,14 @@ pub struct Args {
     /// Also print per-image PSNR-Y.
     #[arg(long)]
     pub per_image: bool,
+    /// The sets are real low-quality inputs without ground truth: upscale them as they are and
+    /// score NIQE with our own pristine model (see [`crate::eval::niqe`]) instead of the
+    /// full-reference metrics.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Photos the NIQE pristine model is fitted on (with `--no-reference`).
+    #[arg(long, default_value = "../shared/data/train")]
+    pub niqe_pristine: PathBuf,
     /// Append the tables (with the command) to this Markdown file.
     #[arg(long)]
     pub out_md: Option<PathBuf>,
@@ -124,6 +132,13 @@ pub fn run(args: Args) -> Result<()> {
     let methods = args.methods.build()?;
     let cmdline = std::env::args().collect::<Vec<_>>().join(" ");
     let mut md = String::new();
+    if args.no_reference {
+        md = no_reference(&args, &methods)?;
+        if let Some(p) = &args.out_md {
+            append_md(p, &format!("Command: `{cmdline}`\n\n{md}"))?;
+        }
+        return Ok(());
+    }
     for dir in &args.set {
         let set = EvalSet::load(dir, args.degrade, args.seed)?;
         let mut rows: Vec<EvalRow> = Vec::new();
@@ -156,6 +171,99 @@ pub fn run(args: Args) -> Result<()> {
         append_md(p, &format!("Command: `{cmdline}`\n\n{md}"))?;
     }
     Ok(())
+}
+
+/// NIQE (own pristine model) of every method's output on sets without ground truth.
+fn no_reference(args: &Args, methods: &[Method]) -> Result<String> {
+    use crate::eval::niqe::NiqeModel;
+    let t = std::time::Instant::now();
+    let photos = crate::degrade::sampler::list_images(&args.niqe_pristine)?;
+    let mut rows = Vec::new();
+    for p in &photos {
+        let img = image::open(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .to_rgb8();
+        rows.extend(NiqeModel::patch_rows([&img]));
+    }
+    let model = NiqeModel::from_rows(&rows);
+    let model_patches = model.patches;
+    eprintln!(
+        "NIQE pristine model: {} patches from {} photos in {:.0} s",
+        model_patches,
+        photos.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let mut md = String::new();
+    for dir in &args.set {
+        let files = crate::degrade::sampler::list_images(dir)?;
+        let inputs: Vec<(String, image::RgbImage)> = files
+            .iter()
+            .take(args.limit.unwrap_or(usize::MAX))
+            .map(|p| {
+                let img = image::open(p)
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .to_rgb8();
+                let name = p
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Ok((name, img))
+            })
+            .collect::<Result<_>>()?;
+        let mut s = format!(
+            "### {} ×4, no reference: NIQE with our own pristine model (fitted on {} patches of {} photos of `{}`; lower = more natural; NOT comparable with published NIQE), {} images\n\n| method | NIQE (own fit) ↓ | ms / image | images |\n|---|---|---|---|\n",
+            set_name(dir),
+            model_patches,
+            photos.len(),
+            args.niqe_pristine.display(),
+            inputs.len()
+        );
+        let mut per = format!(
+            "\nNIQE per image:\n\n| method |{}\n|---|{}\n",
+            inputs
+                .iter()
+                .map(|(n, _)| format!(" {n} |"))
+                .collect::<String>(),
+            "---|".repeat(inputs.len())
+        );
+        for m in methods {
+            eprintln!("{}: {} …", set_name(dir), m.label());
+            let n = if m.is_f16() {
+                args.f16_images.min(inputs.len())
+            } else {
+                inputs.len()
+            };
+            let (mut tot, mut k, mut ms) = (0.0, 0usize, 0.0);
+            per.push_str(&format!("| {} |", m.label()));
+            for (_, img) in &inputs[..n] {
+                let (sr, dt) = m.upscale(img)?;
+                ms += dt.as_secs_f64() * 1000.0;
+                match model.score(&sr, crate::eval::SHAVE) {
+                    Some(q) => {
+                        tot += q;
+                        k += 1;
+                        per.push_str(&format!(" {q:.2} |"));
+                    }
+                    None => per.push_str(" — |"),
+                }
+            }
+            per.push('\n');
+            s.push_str(&format!(
+                "| {} | {:.3} | {:.0} | {} |\n",
+                m.label(),
+                tot / k.max(1) as f64,
+                ms / n.max(1) as f64,
+                k
+            ));
+        }
+        if args.per_image {
+            s.push_str(&per);
+        }
+        println!("{s}");
+        md.push_str(&s);
+        md.push('\n');
+    }
+    Ok(md)
 }
 
 /// Last path component of a set folder.
