@@ -72,6 +72,11 @@ pub struct Args {
     /// No progress bar (the CSV log is still written).
     #[arg(long)]
     pub quiet: bool,
+    /// Train against the plain HR (no USM sharpening of the target and of the degradation's
+    /// input). Sharpened targets (Real-ESRNet's `gt_usm`) look crisper but cost PSNR against
+    /// the original HR; the shipped model was fine-tuned with this flag (see models/MODELS.md).
+    #[arg(long)]
+    pub no_usm: bool,
 }
 
 impl Args {
@@ -104,8 +109,14 @@ impl Args {
 pub fn run(args: Args) -> Result<()> {
     let tc = args.train_config()?;
     let dev = device(args.cuda)?;
-    let (sampler, skipped) = PairSampler::from_dir(&args.data, DegradeConfig::default())
-        .with_context(|| format!("loading training photos from {}", args.data.display()))?;
+    let (sampler, skipped) = PairSampler::from_dir(
+        &args.data,
+        DegradeConfig {
+            usm: !args.no_usm,
+            ..DegradeConfig::default()
+        },
+    )
+    .with_context(|| format!("loading training photos from {}", args.data.display()))?;
     for s in &skipped {
         eprintln!("savl-train: skipped {s:?}");
     }
