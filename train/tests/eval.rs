@@ -105,3 +105,19 @@ fn a_runtime_model_evaluates_to_finite_numbers() {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_file(&path).ok();
 }
+
+#[test]
+fn compare_sheet_lays_out_labelled_panels() {
+    use savl_train::eval::{compare_sheet, Panel};
+    let p = |v: u8| Panel {
+        label: "ab".into(),
+        image: RgbImage::from_pixel(10, 8, Rgb([v, v, v])),
+    };
+    let sheet = compare_sheet(&[vec![p(200), p(100)], vec![p(50)]], 2);
+    // 2 columns of 20 px + 3 gaps of 4; 2 rows of (16 + 12 label strip) + 3 gaps.
+    assert_eq!(sheet.dimensions(), (2 * 20 + 3 * 4, 2 * 28 + 3 * 4));
+    // First panel's pixels start below the label strip.
+    assert_eq!(sheet.get_pixel(4, 4 + 12).0, [200, 200, 200]);
+    assert_eq!(sheet.get_pixel(4 + 24, 4 + 12).0, [100, 100, 100]);
+    assert_eq!(sheet.get_pixel(4, 4 + 28 + 4 + 12).0, [50, 50, 50]);
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Regenerates the evaluation tables of docs/EVAL.md (fragments in docs/eval/) and docs/compare.png.
+#
+#   scripts/eval_all.sh peers                 # bicubic + the ONNX peers (independent of savl)
+#   scripts/eval_all.sh savl FULL NOGUIDE     # savl f32/int8/f16 (FULL, FULL.int8/.f16 if present)
+#                                             # and the noguide ablation; probes; compare.png
+#
+# Run from the repository root with ../shared beside it. Heavy: `nice -n 10`, one thread per model.
+set -euo pipefail
+BIN=${BIN:-target/debug/savl-train}
+OUT=docs/eval
+mkdir -p "$OUT"
+E=../shared/data/eval
+run() { echo "+ $*" >&2; nice -n 10 "$BIN" "$@"; }
+case "${1:-}" in
+peers)
+  for d in hetero homo bicubic; do
+    rm -f "$OUT/peers-$d.md"
+    run eval --set $E/set5,$E/set14 --degrade $d --seed 0 \
+      --methods bicubic,span48,anime,general,srmd --srmd-sigma 0,10 --out-md "$OUT/peers-$d.md"
+  done
+  rm -f "$OUT/peers-real_lq.md"
+  run eval --no-reference --set $E/real_lq --methods bicubic,span48,anime,general \
+    --per-image --out-md "$OUT/peers-real_lq.md"
+  ;;
+savl)
+  FULL=$2; NOGUIDE=$3
+  base=${FULL%.onnx}
+  models="savl=$FULL"
+  [ -f "$base.int8.onnx" ] && models="$models,savl-int8=$base.int8.onnx"
+  [ -f "$base.f16.onnx" ] && models="$models,savl-f16=$base.f16.onnx"
+  models="$models,noguide=$NOGUIDE"
+  for d in hetero homo bicubic; do
+    rm -f "$OUT/savl-$d.md"
+    run eval --set $E/set5,$E/set14 --degrade $d --seed 0 --methods models \
+      --model "$models" --out-md "$OUT/savl-$d.md"
+  done
+  rm -f "$OUT/savl-real_lq.md"
+  run eval --no-reference --set $E/real_lq --methods models --model "savl=$FULL,noguide=$NOGUIDE" \
+    --per-image --out-md "$OUT/savl-real_lq.md"
+  rm -f "$OUT/probe.md"
+  run probe --models "full=$FULL,deterministic=runs/lite-deterministic/model.onnx,club=runs/lite-club/model.onnx,noguide=$NOGUIDE" \
+    --why "deterministic=not trained: no CPU left for a third run" \
+    --why "club=not trained: no CPU left for a third run" \
+    --set $E/set14 --seed 0 --out-md "$OUT/probe.md"
+  run compare --images $E/set14/baboon.png,$E/set14/comic.png,$E/set5/butterfly.png,$E/set14/zebra.png \
+    --degrade hetero --seed 0 --size 96 --zoom 2 \
+    --model "savl=$FULL,noguide=$NOGUIDE" --methods bicubic,models,span48,general,srmd --srmd-sigma 10 \
+    -o docs/compare.png
+  run compare --real --images $E/real_lq/0014.jpg,$E/real_lq/ADE_val_00000114.jpg \
+    --size 128 --zoom 1 \
+    --model "savl=$FULL,noguide=$NOGUIDE" --methods models,span48,general \
+    -o docs/compare-real.png
+  ;;
+*) echo "usage: $0 peers | savl FULL.onnx NOGUIDE.onnx" >&2; exit 2 ;;
+esac
