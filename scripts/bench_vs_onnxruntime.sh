@@ -30,7 +30,7 @@ else
   MODELS=()
   [ -f models/savl-lite-x4.onnx ] && MODELS+=(models/savl-lite-x4.onnx)
   PEERS=${PEERS:-../shared/peers}
-  [ -d "$PEERS" ] || PEERS=/work/shared/peers
+  [ -d "$PEERS" ] || PEERS=../shared/peers
   for m in spanx4_ch48 spanx4_ch52 realesr-animevideov3-x4 realesr-general-x4v3; do
     [ -f "$PEERS/$m.onnx" ] && MODELS+=("$PEERS/$m.onnx")
   done

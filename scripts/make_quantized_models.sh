@@ -4,15 +4,15 @@
 #
 #   scripts/make_quantized_models.sh [F32_MODEL] [CALIB_DIR] [EVAL_HR_DIR...]
 #
-# Defaults: models/savl-lite-x4.onnx, /work/shared/data/train (calibration photographs,
-# downscaled ×1/4 and cropped), /work/shared/data/eval/set5 and set14 (HR; LR by bicubic ×1/4).
+# Defaults: models/savl-lite-x4.onnx, ../shared/data/train (calibration photographs,
+# downscaled ×1/4 and cropped), ../shared/data/eval/set5 and set14 (HR; LR by bicubic ×1/4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/savl-lite-x4.onnx}
-CALIB=${2:-/work/shared/data/train}
+CALIB=${2:-../shared/data/train}
 shift $(( $# > 2 ? 2 : $# )) || true
 EVAL=("$@")
-[[ ${#EVAL[@]} -eq 0 ]] && EVAL=(/work/shared/data/eval/set5 /work/shared/data/eval/set14)
+[[ ${#EVAL[@]} -eq 0 ]] && EVAL=(../shared/data/eval/set5 ../shared/data/eval/set14)
 BASE=${MODEL%.onnx}
 INT8=$BASE.int8.onnx
 F16=$BASE.f16.onnx

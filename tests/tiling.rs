@@ -116,7 +116,7 @@ fn shipped_model_tiles_seamlessly() {
 /// A peer with 19 input channels is refused with a message naming the file.
 #[test]
 fn non_rgb_peer_is_a_model_error() {
-    let path = "/work/shared/peers/srmd_x4.onnx";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/peers/srmd_x4.onnx");
     if !std::path::Path::new(path).exists() {
         return;
     }

@@ -1,7 +1,7 @@
 //! Throughput of the on-the-fly pair synthesis (256 → 64 crops at ×4).
 //!
 //! `cargo bench -p savl-train --bench degrade`; `RAYON_NUM_THREADS=2` pins the batch bench to
-//! two threads. Photos come from `SAVL_BENCH_PHOTOS` (default `/work/shared/data/train`), or
+//! two threads. Photos come from `SAVL_BENCH_PHOTOS` (default `../shared/data/train` beside the repository), or
 //! synthetic textures when that folder is missing. Before the criterion groups it prints the
 //! process CPU time per pair, which does not depend on other load on the machine.
 
@@ -11,8 +11,15 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 fn sampler() -> PairSampler {
-    let dir = std::env::var_os("SAVL_BENCH_PHOTOS")
-        .map_or_else(|| PathBuf::from("/work/shared/data/train"), PathBuf::from);
+    let dir = std::env::var_os("SAVL_BENCH_PHOTOS").map_or_else(
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/data/train"
+            ))
+        },
+        PathBuf::from,
+    );
     match PairSampler::from_dir(&dir, DegradeConfig::default()) {
         Ok((s, _)) => s,
         Err(_) => {

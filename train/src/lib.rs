@@ -4,8 +4,8 @@
 //! # Training and export
 //!
 //! ```text
-//! savl-train train --data /work/shared/data/train --preset lite --steps 20000 --out runs/lite-a
-//! savl-train train --data /work/shared/data/train --preset lite --steps 20000 --out runs/lite-a --resume
+//! savl-train train --data ../shared/data/train --preset lite --steps 20000 --out runs/lite-a
+//! savl-train train --data ../shared/data/train --preset lite --steps 20000 --out runs/lite-a --resume
 //! savl-train export runs/lite-a/last.safetensors -o models/savl-lite-x4.onnx      # EMA weights
 //! ```
 //!

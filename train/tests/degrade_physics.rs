@@ -680,7 +680,10 @@ fn poisson_tables_have_the_right_mean_and_variance() {
 #[test]
 #[ignore]
 fn calibrate_noise_bins_on_the_training_photos() {
-    let dir = std::path::Path::new("/work/shared/data/train");
+    let dir = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/train"
+    ));
     let (s, _) = PairSampler::from_dir(dir, DegradeConfig::default()).unwrap();
     let q = s.noise_quintiles(1000, 256, 0xCA11B);
     println!(
