@@ -34,7 +34,7 @@ fn null_pointers_and_short_buffers_are_rejected() {
     let mut up: *mut SavlUpscaler = ptr::null_mut();
     // SAFETY: valid options and out-pointer.
     assert_eq!(unsafe { savl_upscaler_new(&opts, &mut up) }, SavlStatus::Ok);
-    let src = vec![128u8; 8 * 6 * 3];
+    let src = [128u8; 8 * 6 * 3];
     let mut dst = vec![0u8; 10];
     // SAFETY: the buffers are valid for the lengths passed.
     let st =
