@@ -2,7 +2,8 @@
 # Regenerates the evaluation tables of docs/EVAL.md (fragments in docs/eval/) and docs/compare.png.
 #
 #   scripts/eval_all.sh peers                 # bicubic + the ONNX peers (independent of savl)
-#   scripts/eval_all.sh savl FULL NOGUIDE     # savl f32/int8/f16 (FULL, FULL.int8/.f16 if present)
+#   scripts/eval_all.sh savl models/savl-lite-x4.onnx models/savl-lite-x4-noguide.onnx
+#                                             # savl f32/int8/f16 (FULL, FULL.int8/.f16 if present)
 #                                             # and the noguide ablation; probes; compare.png
 #
 # Run from the repository root with ../shared beside it. Heavy: `nice -n 10`, one thread per model.
@@ -34,6 +35,9 @@ savl)
     rm -f "$OUT/savl-$d.md"
     run eval --set $E/set5,$E/set14 --degrade $d --seed 0 --methods models \
       --model "$models" --out-md "$OUT/savl-$d.md"
+    # f16 is scored on the first 2 images only (x86 software kernel): f32 on the same 2.
+    run eval --set $E/set5,$E/set14 --degrade $d --seed 0 --methods models --limit 2 \
+      --model "savl=$FULL" --out-md "$OUT/savl-$d.md"
   done
   rm -f "$OUT/savl-real_lq.md"
   run eval --no-reference --set $E/real_lq --methods models --model "savl=$FULL,noguide=$NOGUIDE" \
