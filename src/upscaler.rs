@@ -460,22 +460,9 @@ impl Upscaler {
     {
         let (w, h) = self.check_input(img)?;
         let s = self.model.scale;
-        let plan = TilePlan::new(w, h, s, self.tiles, self.halo)?;
-        let workers = self.workers(&plan);
-        let (th, tw) = plan.tile_shape();
-        let exec = if workers.intra_op {
-            self.executor.as_ref()
-        } else {
-            None
-        };
-        let tplan = self
-            .model
-            .plan(th, tw, PlanKind::Sr, exec, self.disable_direct_spatial)?;
+        let (plan, _, mut states) = self.tiled_run(w, h, s, PlanKind::Sr)?;
         let row_bytes = w * s * 3;
         let mut band = Vec::new();
-        let mut states = (0..workers.tile_workers)
-            .map(|_| TypedSimpleState::new(&tplan).map_err(Error::runtime))
-            .collect::<Result<Vec<_>, _>>()?;
         for b in 0..plan.bands() {
             let (r0, r1) = plan.band_rows(b);
             let len = (r1 - r0) * s * row_bytes;
@@ -535,22 +522,9 @@ impl Upscaler {
     pub fn upscale_planar_f32(&self, img: &RgbImage) -> Result<Vec<f32>, Error> {
         let (w, h) = self.check_input(img)?;
         let s = self.model.scale;
-        let plan = TilePlan::new(w, h, s, self.tiles, self.halo)?;
-        let workers = self.workers(&plan);
-        let (th, tw) = plan.tile_shape();
-        let exec = if workers.intra_op {
-            self.executor.as_ref()
-        } else {
-            None
-        };
-        let tplan = self
-            .model
-            .plan(th, tw, PlanKind::Sr, exec, self.disable_direct_spatial)?;
+        let (plan, _, mut states) = self.tiled_run(w, h, s, PlanKind::Sr)?;
         let (ow, oh) = (w * s, h * s);
         let out = Mutex::new(vec![0f32; 3 * ow * oh]);
-        let mut states = (0..workers.tile_workers)
-            .map(|_| TypedSimpleState::new(&tplan).map_err(Error::runtime))
-            .collect::<Result<Vec<_>, _>>()?;
         for b in 0..plan.bands() {
             self.run_band(&plan, b, img, &mut states, |tile, outs| {
                 let t = outs.first().ok_or_else(|| Error::runtime("no output"))?;
@@ -588,21 +562,7 @@ impl Upscaler {
             return Err(self.model.no_estimate());
         }
         let (w, h) = self.check_input(img)?;
-        let plan = TilePlan::new(w, h, 1, self.tiles, self.halo)?;
-        let workers = self.workers(&plan);
-        let (th, tw) = plan.tile_shape();
-        let exec = if workers.intra_op {
-            self.executor.as_ref()
-        } else {
-            None
-        };
-        let tplan = self.model.plan(
-            th,
-            tw,
-            PlanKind::Estimate,
-            exec,
-            self.disable_direct_spatial,
-        )?;
+        let (plan, tplan, mut states) = self.tiled_run(w, h, 1, PlanKind::Estimate)?;
         let dim = tplan
             .model()
             .output_fact(0)
@@ -623,9 +583,6 @@ impl Upscaler {
             )));
         }
         let maps = Mutex::new((vec![0f32; dim * n], vec![0f32; n]));
-        let mut states = (0..workers.tile_workers)
-            .map(|_| TypedSimpleState::new(&tplan).map_err(Error::runtime))
-            .collect::<Result<Vec<_>, _>>()?;
         for b in 0..plan.bands() {
             self.run_band(&plan, b, img, &mut states, |tile, outs| {
                 let mu = outs
@@ -675,6 +632,32 @@ impl Upscaler {
     }
 
     /// Run every tile of band `b`, spreading them over the states, and call `done` per tile.
+    /// What every tiled run of a `w × h` input needs: the tile geometry, the optimised plan for
+    /// its tile shape (cached) and one tract state per tile worker.
+    fn tiled_run(
+        &self,
+        w: usize,
+        h: usize,
+        scale: usize,
+        kind: PlanKind,
+    ) -> Result<(TilePlan, Arc<TypedSimplePlan>, Vec<TypedSimpleState>), Error> {
+        let plan = TilePlan::new(w, h, scale, self.tiles, self.halo)?;
+        let workers = self.workers(&plan);
+        let (th, tw) = plan.tile_shape();
+        let exec = if workers.intra_op {
+            self.executor.as_ref()
+        } else {
+            None
+        };
+        let tplan = self
+            .model
+            .plan(th, tw, kind, exec, self.disable_direct_spatial)?;
+        let states = (0..workers.tile_workers)
+            .map(|_| TypedSimpleState::new(&tplan).map_err(Error::runtime))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((plan, tplan, states))
+    }
+
     fn run_band<D>(
         &self,
         plan: &TilePlan,
