@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::degrade::{downscale_bicubic_aa, DegradedPair, PairSampler};
 use crate::nn::club::{club_sample, ClubNet};
 use crate::nn::savl::{kl_loss, mean_variance};
-use crate::nn::{init_vars, Ablation, Config, Savl};
+use crate::nn::{init_vars, Ablation, Config, Likelihood, Savl};
 
 /// Everything the loop needs; built from the CLI flags by `cmd::train`, or directly in tests.
 #[derive(Clone, Debug)]
@@ -292,8 +292,17 @@ impl AdamW {
         }
     }
 
-    fn load_from(&mut self, prefix: &str, t: &HashMap<String, Tensor>) -> Result<()> {
+    /// Loads the moments of every variable except those `keep_fresh` names (left at zero).
+    fn load_from(
+        &mut self,
+        prefix: &str,
+        t: &HashMap<String, Tensor>,
+        keep_fresh: &dyn Fn(&str) -> bool,
+    ) -> Result<()> {
         for (n, _, m, v) in self.vars.iter_mut() {
+            if keep_fresh(n) {
+                continue;
+            }
             *m = t
                 .get(&format!("{prefix}.m.{n}"))
                 .with_context(|| format!("checkpoint lacks {prefix}.m.{n}"))?
@@ -381,31 +390,43 @@ impl Trainer {
         })
     }
 
-    /// Continues from a checkpoint written by [`save`](Self::save); the model config must match.
+    /// Continues from a checkpoint written by [`save`](Self::save); the model config must match,
+    /// except that an L1 checkpoint may continue with the Laplace likelihood: its `dec.scale`
+    /// head (training-only) then starts from its initialisation with zero Adam moments.
     pub fn resume(tc: TrainConfig, path: &Path, dev: &Device) -> Result<Self> {
         let ck = Checkpoint::load(path)?;
+        let upgrade = ck.cfg.likelihood == Likelihood::L1
+            && tc.model.likelihood == Likelihood::Laplace
+            && ck.cfg.clone().with_likelihood(Likelihood::Laplace) == tc.model;
         ensure!(
-            ck.cfg == tc.model,
-            "{}: checkpoint model {:?} ({}) differs from the requested {:?} ({})",
+            ck.cfg == tc.model || upgrade,
+            "{}: checkpoint model {:?} ({}, {} likelihood) differs from the requested {:?} ({}, {} likelihood)",
             path.display(),
             ck.cfg.preset,
             ck.cfg.ablation,
+            ck.cfg.likelihood,
             tc.model.preset,
-            tc.model.ablation
+            tc.model.ablation,
+            tc.model.likelihood
         );
+        let fresh = |name: &str| upgrade && name.starts_with("dec.scale.");
         let mut t = Self::new(tc, dev)?;
         for (name, var) in sorted_vars(&t.vm) {
-            var.set(&ck.tensor(&name)?.to_device(dev)?)?;
+            if !fresh(&name) {
+                var.set(&ck.tensor(&name)?.to_device(dev)?)?;
+            }
         }
         for (name, e) in t.ema.iter_mut() {
-            *e = ck.tensor(&format!("ema.{name}"))?.to_device(dev)?;
+            if !fresh(name) {
+                *e = ck.tensor(&format!("ema.{name}"))?.to_device(dev)?;
+            }
         }
-        t.opt.load_from("adam", &ck.tensors)?;
+        t.opt.load_from("adam", &ck.tensors, &fresh)?;
         if let Some((cvm, _, copt)) = t.club.as_mut() {
             for (name, var) in sorted_vars(cvm) {
                 var.set(&ck.tensor(&format!("club.{name}"))?.to_device(dev)?)?;
             }
-            copt.load_from("clubadam", &ck.tensors)?;
+            copt.load_from("clubadam", &ck.tensors, &|_| false)?;
         }
         t.step = ck.step;
         Ok(t)
@@ -511,9 +532,9 @@ impl Trainer {
                     .decoder
                     .as_ref()
                     .context("guided model without decoder")?;
-                let rec = (dec.forward(&z_t, &r)? - &lr_t)?.abs()?.mean_all()?;
+                let (rec, rec_l1) = dec.nll(&z_t, &r, &lr_t)?;
                 let kl = kl_loss(&mu, &lv, tc.free_bits)?;
-                l.rec = rec.to_scalar()?;
+                l.rec = rec_l1.to_scalar()?;
                 l.kl = kl.to_scalar()?;
                 terms.push((rec * tc.rec_weight)?);
                 match tc.model.ablation {
@@ -861,6 +882,7 @@ fn config_to_meta(c: &Config) -> HashMap<String, String> {
         ("logvar_min", c.logvar_range.0.to_string()),
         ("logvar_max", c.logvar_range.1.to_string()),
         ("ablation", c.ablation.name().to_string()),
+        ("likelihood", c.likelihood.name().to_string()),
     ];
     kv.into_iter()
         .map(|(k, v)| (format!("model.{k}"), v))
@@ -893,6 +915,11 @@ fn config_from_meta(m: &HashMap<String, String>) -> Result<Config> {
             num("logvar_max", get("logvar_max")?)?,
         ),
         ablation: get("ablation")?.parse().map_err(anyhow::Error::msg)?,
+        // Checkpoints from before the Laplace likelihood existed are L1.
+        likelihood: match m.get("model.likelihood") {
+            Some(v) => v.parse().map_err(anyhow::Error::msg)?,
+            None => Likelihood::L1,
+        },
     })
 }
 

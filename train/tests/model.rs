@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use savl_train::nn::club::{club_full, club_sample, log_likelihood};
 use savl_train::nn::conv::{conv2d, conv2d_stock};
-use savl_train::nn::savl::{kl_loss, kl_per_dim, severity};
+use savl_train::nn::savl::{kl_loss, kl_per_dim, laplace_nll, severity};
 use savl_train::nn::{Ablation, Config, Savl};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -119,6 +119,35 @@ fn kl_matches_closed_form() {
             .abs()
             < 1e-7
     );
+}
+
+/// `mean(|e|/b + log b)` by hand; for a fixed |e| it is smallest at b = |e| (where it equals
+/// 1 + log|e|), so the scale head is pushed towards the local error level.
+#[test]
+fn laplace_nll_matches_closed_form() {
+    let e = [0.02f32, 0.1, 0.5, 0.0];
+    let logb = [-3.0f32, -2.0, 0.5, -7.0];
+    let want: f32 = e
+        .iter()
+        .zip(&logb)
+        .map(|(e, l)| e * (-l).exp() + l)
+        .sum::<f32>()
+        / 4.0;
+    let t = |v: &[f32]| Tensor::from_slice(v, (1, 1, 2, 2), &Device::Cpu).unwrap();
+    let got = laplace_nll(&t(&e), &t(&logb))
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    let at = |l: f32| {
+        laplace_nll(&t(&[0.05; 4]), &t(&[l; 4]))
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let best = at(0.05f32.ln());
+    assert!((best - (1.0 + 0.05f32.ln())).abs() < 1e-5);
+    assert!(at(0.05f32.ln() - 0.3) > best && at(0.05f32.ln() + 0.3) > best);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use savl_train::degrade::{DegradeConfig, PairSampler};
-use savl_train::nn::{Ablation, Config};
+use savl_train::nn::{Ablation, Config, Likelihood};
 use savl_train::train::{host_batch, run, Checkpoint, HostBatch, PairSource, TrainConfig, Trainer};
 
 fn photos() -> Vec<image::RgbImage> {
@@ -158,6 +158,63 @@ fn resume_is_exact() {
         let _ = std::fs::remove_dir_all(&out_a);
         let _ = std::fs::remove_dir_all(&out_b);
     }
+}
+
+/// An L1 checkpoint continues with the Laplace likelihood: every shared weight is carried over,
+/// the new `dec.scale` head starts from its initialisation, the run trains it and refuses the
+/// reverse switch.
+#[test]
+fn l1_checkpoint_resumes_with_laplace_likelihood() {
+    let s = sampler();
+    let out = tmp_dir("l1-to-laplace");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut l1 = Trainer::new(tiny(Ablation::Full, 2), &Device::Cpu).unwrap();
+    for step in 0..2 {
+        let b = host_batch(&s.pairs(4, 48, 7, (step * 4) as u64), 4).unwrap();
+        l1.train_step(&b).unwrap();
+    }
+    let ck = out.join("last.safetensors");
+    l1.save(&ck).unwrap();
+
+    let mut tc = tiny(Ablation::Full, 4);
+    tc.model = tc.model.with_likelihood(Likelihood::Laplace);
+    let mut lap = Trainer::resume(tc.clone(), &ck, &Device::Cpu).unwrap();
+    assert_eq!(lap.step, 2);
+    let (a, b) = (all_weights(&l1), all_weights(&lap));
+    let scale: Vec<_> = b.iter().filter(|(n, _)| n.contains("dec.scale.")).collect();
+    assert_eq!(
+        scale.len(),
+        4,
+        "weight and bias of the scale head, and their EMA"
+    );
+    let shared: Vec<_> = b
+        .iter()
+        .filter(|(n, _)| !n.contains("dec.scale."))
+        .collect();
+    assert_eq!(shared.len(), a.len());
+    for ((na, va), (nb, vb)) in a.iter().zip(shared) {
+        assert_eq!(na, nb);
+        assert_eq!(va, vb, "{na} not carried over");
+    }
+    let before = scale[1].1.clone();
+    let b = host_batch(&s.pairs(4, 48, 7, 8), 4).unwrap();
+    let l = lap.train_step(&b).unwrap();
+    assert!(l.total.is_finite());
+    let after = all_weights(&lap)
+        .into_iter()
+        .find(|(n, _)| n == &scale[1].0)
+        .unwrap()
+        .1;
+    assert_ne!(before, after, "the scale head must be trained");
+
+    // Laplace → L1 would drop a trained head: refused.
+    let lap_ck = out.join("laplace.safetensors");
+    lap.save(&lap_ck).unwrap();
+    let err = Trainer::resume(tiny(Ablation::Full, 4), &lap_ck, &Device::Cpu)
+        .err()
+        .expect("laplace checkpoint must not resume as l1");
+    assert!(format!("{err:#}").contains("likelihood"), "{err:#}");
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// The checkpoint's EMA model (what `export` uses) equals the trainer's EMA model.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::degrade::{DegradeConfig, PairSampler};
-use crate::nn::{Ablation, Config};
+use crate::nn::{Ablation, Config, Likelihood};
 use crate::train::{device, run as train_loop, TrainConfig, Trainer};
 
 /// Arguments of `savl-train train`.
@@ -21,6 +21,11 @@ pub struct Args {
     /// Ablation: full, noguide, deterministic, club.
     #[arg(long, default_value = "full")]
     pub ablation: Ablation,
+    /// The LM lane's likelihood: l1 (fixed-scale Laplace) or laplace (per-pixel scale from the
+    /// latent, which rewards it for carrying the noise level). An L1 checkpoint may be resumed
+    /// with laplace.
+    #[arg(long, default_value = "l1")]
+    pub likelihood: Likelihood,
     /// Total optimiser steps (the cosine schedule spans them).
     #[arg(long)]
     pub steps: usize,
@@ -85,7 +90,11 @@ impl Args {
         let Some(model) = Config::preset(&self.preset) else {
             bail!("unknown preset {:?} (lite, base, tiny)", self.preset)
         };
-        let mut tc = TrainConfig::new(model.with_ablation(self.ablation));
+        let mut tc = TrainConfig::new(
+            model
+                .with_ablation(self.ablation)
+                .with_likelihood(self.likelihood),
+        );
         tc.steps = self.steps;
         tc.batch = self.batch;
         tc.lr_crop = self.lr_crop;

@@ -56,6 +56,45 @@ impl FromStr for Ablation {
     }
 }
 
+/// The LM lane's likelihood `p_θ(y ∣ z, r)` (`--likelihood`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Likelihood {
+    /// Laplace with a fixed scale: `L_rec = ‖y − ŷ‖₁` (mean over pixels and channels).
+    #[default]
+    L1,
+    /// Laplace with a per-pixel, per-channel scale `b(r)` predicted from the latent alone by a
+    /// 1×1 conv (`dec.scale`): `L_rec = mean(|y − ŷ| / b + log b)`. A fixed-scale decoder gains
+    /// nothing from knowing the noise level (the best L1 prediction of a noisy pixel is its clean
+    /// value), so only this form rewards `r` for carrying it.
+    Laplace,
+}
+
+impl Likelihood {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::L1 => "l1",
+            Self::Laplace => "laplace",
+        }
+    }
+}
+
+impl fmt::Display for Likelihood {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Likelihood {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Self::L1, Self::Laplace]
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| format!("unknown likelihood {s:?} (expected l1 or laplace)"))
+    }
+}
+
 /// Sizes of the SAVL network (estimator, SR net, training-only decoder).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -85,6 +124,8 @@ pub struct Config {
     pub logvar_range: (f32, f32),
     /// Variant.
     pub ablation: Ablation,
+    /// The LM lane's likelihood (training only; `Laplace` adds the `dec.scale` head).
+    pub likelihood: Likelihood,
 }
 
 impl Config {
@@ -105,6 +146,7 @@ impl Config {
             leaky_slope: 0.1,
             logvar_range: (-10.0, 5.0),
             ablation: Ablation::Full,
+            likelihood: Likelihood::L1,
         }
     }
 
@@ -149,6 +191,12 @@ impl Config {
     /// The same sizes with another variant.
     pub fn with_ablation(mut self, ablation: Ablation) -> Self {
         self.ablation = ablation;
+        self
+    }
+
+    /// The same sizes with the LM lane's likelihood `likelihood`.
+    pub fn with_likelihood(mut self, likelihood: Likelihood) -> Self {
+        self.likelihood = likelihood;
         self
     }
 

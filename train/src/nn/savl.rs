@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::config::Config;
+use super::config::{Config, Likelihood};
 use super::conv::Conv;
 
 /// Amortised per-pixel Gaussian estimator: `est_convs` conv3x3 (LeakyReLU) then two 1x1 heads.
@@ -129,13 +129,19 @@ impl SrNet {
     }
 }
 
-/// Training-only decoder of the LM lane: `ŷ = z + Dec([z ‖ r])`.
+/// Training-only decoder of the LM lane: `ŷ = z + Dec([z ‖ r])`, and with the Laplace
+/// likelihood a per-pixel scale `log b = conv1x1(r)`.
 #[derive(Clone, Debug)]
 pub struct Decoder {
     /// conv3x3 (3 + d) → width, conv3x3 width → width …, conv3x3 width → 3.
     pub convs: Vec<Conv>,
+    /// `dec.scale`: conv1x1 d → 3 giving `log b` ([`Likelihood::Laplace`] only).
+    pub scale: Option<Conv>,
     slope: f64,
 }
+
+/// Clamp range of the Laplace log-scale `log b` (b from 1e-3 to e).
+pub const LOG_SCALE_RANGE: (f32, f32) = (-7.0, 1.0);
 
 impl Decoder {
     /// Builds the decoder of `cfg` under `vb` (`dec.*`).
@@ -146,8 +152,13 @@ impl Decoder {
             convs.push(Conv::new(w, w, 3, vb.pp((i + 1).to_string()))?);
         }
         convs.push(Conv::new(w, 3, 3, vb.pp((cfg.dec_convs + 1).to_string()))?);
+        let scale = match cfg.likelihood {
+            Likelihood::L1 => None,
+            Likelihood::Laplace => Some(Conv::new(cfg.latent, 3, 1, vb.pp("scale"))?),
+        };
         Ok(Self {
             convs,
+            scale,
             slope: cfg.leaky_slope,
         })
     }
@@ -165,6 +176,30 @@ impl Decoder {
         }
         z + h
     }
+
+    /// The LM lane's negative log-likelihood of `y` (up to a constant), averaged over pixels
+    /// and channels: `|y − ŷ|` for [`Likelihood::L1`], `|y − ŷ| / b(r) + log b(r)` for
+    /// [`Likelihood::Laplace`]. Returns `(loss, mean |y − ŷ|)`.
+    pub fn nll(&self, z: &Tensor, r: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
+        let err = (self.forward(z, r)? - y)?.abs()?;
+        let l1 = err.mean_all()?;
+        match &self.scale {
+            None => Ok((l1.clone(), l1)),
+            Some(head) => {
+                let logb = head
+                    .forward(r)?
+                    .clamp(LOG_SCALE_RANGE.0, LOG_SCALE_RANGE.1)?;
+                let nll = laplace_nll(&err, &logb)?;
+                Ok((nll, l1))
+            }
+        }
+    }
+}
+
+/// `mean(|e| · exp(−log b) + log b)` over every element: the Laplace negative log-likelihood
+/// without its constant `log 2`.
+pub fn laplace_nll(abs_err: &Tensor, logb: &Tensor) -> Result<Tensor> {
+    ((abs_err * logb.neg()?.exp()?)? + logb)?.mean_all()
 }
 
 /// What the inference path returns.
