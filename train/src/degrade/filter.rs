@@ -61,6 +61,98 @@ pub fn pad_reflect(plane: &[f32], h: usize, w: usize, r: usize) -> Vec<f32> {
     out
 }
 
+/// Outputs per register block of [`tap_sums`]: 32 f32, four AVX2 registers.
+const BLOCK: usize = 32;
+
+/// For every `x < n`: `a = Σ_j coefs[j] · src[base + offs[j] + x]`, summed in the order of `j`
+/// starting from 0, then `store(x, block)` for blocks of consecutive `x`. The sums of a block
+/// stay in registers across all taps (one load per tap instead of a load and a store of an
+/// accumulator row), and the order of the additions is the plain per-tap loop's, so the results
+/// are bit-identical to it.
+#[inline(always)]
+fn tap_sums(
+    n: usize,
+    src: &[f32],
+    base: usize,
+    offs: &[usize],
+    coefs: &[f32],
+    mut store: impl FnMut(usize, &[f32]),
+) {
+    let mut x = 0;
+    while x + BLOCK <= n {
+        let mut a = [0.0f32; BLOCK];
+        for (&o, &c) in offs.iter().zip(coefs) {
+            let s: &[f32; BLOCK] = src[base + o + x..base + o + x + BLOCK]
+                .try_into()
+                .expect("block");
+            for i in 0..BLOCK {
+                a[i] += c * s[i];
+            }
+        }
+        store(x, &a);
+        x += BLOCK;
+    }
+    if x < n {
+        let m = n - x;
+        let mut a = [0.0f32; BLOCK];
+        for (&o, &c) in offs.iter().zip(coefs) {
+            let s = &src[base + o + x..base + o + x + m];
+            for (ai, &si) in a.iter_mut().zip(s) {
+                *ai += c * si;
+            }
+        }
+        store(x, &a[..m]);
+    }
+}
+
+/// Like [`tap_sums`] for a symmetric filter: `a = kc · src[center + x] + Σ_t k[t] · (src[lo[t] + x]
+/// + src[hi[t] + x])`, in the order of `t`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn sym_tap_sums(
+    n: usize,
+    src: &[f32],
+    kc: f32,
+    center: usize,
+    lo: &[usize],
+    hi: &[usize],
+    k: &[f32],
+    mut store: impl FnMut(usize, &[f32]),
+) {
+    let mut x = 0;
+    while x + BLOCK <= n {
+        let c: &[f32; BLOCK] = src[center + x..center + x + BLOCK]
+            .try_into()
+            .expect("block");
+        let mut a = [0.0f32; BLOCK];
+        for i in 0..BLOCK {
+            a[i] = kc * c[i];
+        }
+        for ((&l, &h), &kv) in lo.iter().zip(hi).zip(k) {
+            let sa: &[f32; BLOCK] = src[l + x..l + x + BLOCK].try_into().expect("block");
+            let sb: &[f32; BLOCK] = src[h + x..h + x + BLOCK].try_into().expect("block");
+            for i in 0..BLOCK {
+                a[i] += kv * (sa[i] + sb[i]);
+            }
+        }
+        store(x, &a);
+        x += BLOCK;
+    }
+    if x < n {
+        let m = n - x;
+        let mut a = [0.0f32; BLOCK];
+        for i in 0..m {
+            a[i] = kc * src[center + x + i];
+        }
+        for ((&l, &h), &kv) in lo.iter().zip(hi).zip(k) {
+            for i in 0..m {
+                a[i] += kv * (src[l + x + i] + src[h + x + i]);
+            }
+        }
+        store(x, &a[..m]);
+    }
+}
+
 multiversion! {
 /// Adds `weight(u) · (kernel ⊛ plane)(u)` into `out` for every pixel where `weight > 0`
     /// (`weight = None` means 1 everywhere). Borders reflect-101, as in BasicSR `filter2D`.
@@ -87,7 +179,10 @@ fn conv_accumulate_impl(
     let padded = pad_reflect(plane, h, w, r);
     let pw = w + 2 * r;
     let ks = kernel.size;
-    let mut acc = vec![0.0f32; w];
+    let (offs, coefs): (Vec<usize>, Vec<f32>) = (0..ks * ks)
+        .filter(|&i| kernel.data[i] != 0.0)
+        .map(|i| ((i / ks) * pw + i % ks, kernel.data[i]))
+        .unzip();
     for y in 0..h {
         let (x0, x1) = match weight {
             None => (0, w),
@@ -99,31 +194,19 @@ fn conv_accumulate_impl(
                 }
             }
         };
-        let acc = &mut acc[x0..x1];
-        acc.fill(0.0);
-        for ky in 0..ks {
-            let prow = &padded[(y + ky) * pw..(y + ky + 1) * pw];
-            for kx in 0..ks {
-                let kv = kernel.data[ky * ks + kx];
-                if kv == 0.0 {
-                    continue;
-                }
-                let src = &prow[x0 + kx..x1 + kx];
-                for (a, &s) in acc.iter_mut().zip(src) {
-                    *a += kv * s;
-                }
-            }
-        }
         let orow = &mut out[y * w + x0..y * w + x1];
-        match weight {
-            None => orow.iter_mut().zip(acc.iter()).for_each(|(o, &a)| *o += a),
-            Some(m) => {
-                let mrow = &m[y * w + x0..y * w + x1];
-                for ((o, &a), &mv) in orow.iter_mut().zip(acc.iter()).zip(mrow) {
-                    *o += mv * a;
+        let mrow = weight.map(|m| &m[y * w + x0..y * w + x1]);
+        tap_sums(x1 - x0, &padded, y * pw + x0, &offs, &coefs, |x, a| {
+            let o = &mut orow[x..x + a.len()];
+            match mrow {
+                None => o.iter_mut().zip(a).for_each(|(o, &a)| *o += a),
+                Some(m) => {
+                    for ((o, &a), &mv) in o.iter_mut().zip(a).zip(&m[x..x + a.len()]) {
+                        *o += mv * a;
+                    }
                 }
             }
-        }
+        });
     }
 }
 
@@ -225,6 +308,7 @@ fn sep_conv_accumulate_impl(
     let mut prow = vec![0.0f32; w + 2 * r];
     let nrows = src_rows.len();
     let mut hpass = vec![0.0f32; sep.terms.len() * nrows * w];
+    let hoffs: Vec<usize> = (0..sep.size).collect();
     for (ri, &sy) in src_rows.iter().enumerate() {
         let src = &plane[sy * w..(sy + 1) * w];
         for (p, &c) in prow.iter_mut().zip(&cols) {
@@ -232,34 +316,35 @@ fn sep_conv_accumulate_impl(
         }
         for (t, (_, row)) in sep.terms.iter().enumerate() {
             let dst = &mut hpass[(t * nrows + ri) * w..(t * nrows + ri + 1) * w];
-            for (k, &kv) in row.iter().enumerate() {
-                for (d, &s) in dst.iter_mut().zip(&prow[k..k + w]) {
-                    *d += kv * s;
-                }
-            }
+            tap_sums(w, &prow, 0, &hoffs, row, |x, a| {
+                dst[x..x + a.len()].copy_from_slice(a)
+            });
         }
     }
-    let mut acc = vec![0.0f32; w];
+    let (voffs, vcoefs): (Vec<usize>, Vec<f32>) = sep
+        .terms
+        .iter()
+        .enumerate()
+        .flat_map(|(t, (col, _))| {
+            col.iter()
+                .enumerate()
+                .map(move |(k, &kv)| ((t * nrows + k) * w, kv))
+        })
+        .unzip();
     for y in y0..y1 {
-        acc.fill(0.0);
-        for (t, (col, _)) in sep.terms.iter().enumerate() {
-            for (k, &kv) in col.iter().enumerate() {
-                let ri = y - y0 + k;
-                let src = &hpass[(t * nrows + ri) * w..(t * nrows + ri + 1) * w];
-                for (a, &s) in acc.iter_mut().zip(src) {
-                    *a += kv * s;
-                }
-            }
-        }
         let orow = &mut out[y * w..(y + 1) * w];
-        match weight {
-            None => orow.iter_mut().zip(&acc).for_each(|(o, &a)| *o += a),
-            Some(m) => {
-                for ((o, &a), &mv) in orow.iter_mut().zip(&acc).zip(&m[y * w..(y + 1) * w]) {
-                    *o += mv * a;
+        let mrow = weight.map(|m| &m[y * w..(y + 1) * w]);
+        tap_sums(w, &hpass, (y - y0) * w, &voffs, &vcoefs, |x, a| {
+            let o = &mut orow[x..x + a.len()];
+            match mrow {
+                None => o.iter_mut().zip(a).for_each(|(o, &a)| *o += a),
+                Some(m) => {
+                    for ((o, &a), &mv) in o.iter_mut().zip(a).zip(&m[x..x + a.len()]) {
+                        *o += mv * a;
+                    }
                 }
             }
-        }
+        });
     }
 }
 
@@ -361,40 +446,32 @@ fn separable_impl(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
         .map(|x| reflect101(x as isize - r as isize, w))
         .collect();
     let mut prow = vec![0.0f32; w + 2 * r];
+    let kc = taps[r];
+    let k = &taps[..r];
+    let lo: Vec<usize> = (0..r).collect();
+    let hi: Vec<usize> = (0..r).map(|t| 2 * r - t).collect();
     for y in 0..h {
         let src = &plane[y * w..(y + 1) * w];
         for (p, &c) in prow.iter_mut().zip(&cols) {
             *p = src[c];
         }
         let dst = &mut tmp[y * w..(y + 1) * w];
-        let kc = taps[r];
-        for (d, &s) in dst.iter_mut().zip(&prow[r..r + w]) {
-            *d = kc * s;
-        }
-        for t in 0..r {
-            let kv = taps[t];
-            let (a, b) = (&prow[t..t + w], &prow[2 * r - t..2 * r - t + w]);
-            for ((d, &sa), &sb) in dst.iter_mut().zip(a).zip(b) {
-                *d += kv * (sa + sb);
-            }
-        }
+        sym_tap_sums(w, &prow, kc, r, &lo, &hi, k, |x, a| {
+            dst[x..x + a.len()].copy_from_slice(a)
+        });
     }
     let mut out = vec![0.0f32; h * w];
+    let mut lo = vec![0usize; r];
+    let mut hi = vec![0usize; r];
     for y in 0..h {
-        let dst = &mut out[y * w..(y + 1) * w];
-        let kc = taps[r];
-        for (d, &s) in dst.iter_mut().zip(&tmp[y * w..(y + 1) * w]) {
-            *d = kc * s;
-        }
         for t in 0..r {
-            let kv = taps[t];
-            let ya = reflect101(y as isize + t as isize - r as isize, h);
-            let yb = reflect101(y as isize + r as isize - t as isize, h);
-            let (a, b) = (&tmp[ya * w..(ya + 1) * w], &tmp[yb * w..(yb + 1) * w]);
-            for ((d, &sa), &sb) in dst.iter_mut().zip(a).zip(b) {
-                *d += kv * (sa + sb);
-            }
+            lo[t] = reflect101(y as isize + t as isize - r as isize, h) * w;
+            hi[t] = reflect101(y as isize + r as isize - t as isize, h) * w;
         }
+        let dst = &mut out[y * w..(y + 1) * w];
+        sym_tap_sums(w, &tmp, kc, y * w, &lo, &hi, k, |x, a| {
+            dst[x..x + a.len()].copy_from_slice(a)
+        });
     }
     out
 }

@@ -108,8 +108,9 @@ pub struct DegradationMaps {
     /// Columns.
     pub width: usize,
     /// Effective noise std at LR, in units of 1/255: the noise-only field pushed through the
-    /// linear stages (blur, resize, sinc; no clip or JPEG), RMS over a 7×7 window and the 3
-    /// channels.
+    /// linear stages (blur, resize, sinc; no clip or JPEG), RMS over a 7×7 window. To filter one
+    /// plane instead of three, the field carries channel `(x + y) mod 3` at each pixel, so every
+    /// window mixes the 3 channels equally (same expectation as the 3-channel RMS).
     pub noise_sigma: Vec<f32>,
     /// Combined blur width in LR pixels:
     /// `sqrt((σ₁/s)² + (σ₂·r₁/s)² + σ_f²)` with σ₁ the stage-1 kernel's equivalent std (HR px),

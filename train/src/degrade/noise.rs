@@ -36,18 +36,9 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
         .flatten()
         .for_each(|&q| seen[q as usize] = true);
     let unique = seen.iter().filter(|&&s| s).count().max(1);
-    let vals = 2f64.powf((unique as f64).log2().ceil());
-    // λ takes at most 256 values (one per 8-bit level), so each level gets an exact CDF table
-    // (truncated 12 std above the mean, where the tail is below 1e-30) sampled by inversion.
-    let tables: Vec<Vec<f64>> = (0..256)
-        .map(|q| {
-            if seen[q] {
-                poisson_cdf(q as f64 / 255.0 * vals)
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
+    let vals_log2 = (unique as f64).log2().ceil() as u32;
+    let vals = 2f64.powi(vals_log2 as i32);
+    let tables = poisson_tables(vals_log2);
     quant
         .iter()
         .map(|q| {
@@ -57,14 +48,57 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
                     if n == 0.0 {
                         return 0.0;
                     }
-                    let cdf = &tables[qv as usize];
-                    let u: f64 = rng.random();
-                    let k = cdf.partition_point(|&c| c < u).min(cdf.len() - 1);
+                    let k = tables[qv as usize].sample(rng.random());
                     (k as f64 / vals - qv as f64 / 255.0) as f32
                 })
                 .collect()
         })
         .collect()
+}
+
+/// An exact Poisson(λ) sampler by inversion: the CDF and a guide table (`guide[j]` = the first
+/// `k` with `cdf[k] ≥ j / len`), so a draw starts its search next to its answer.
+struct PoissonTable {
+    cdf: Vec<f64>,
+    guide: Vec<u32>,
+}
+
+impl PoissonTable {
+    fn new(lambda: f64) -> Self {
+        let cdf = poisson_cdf(lambda);
+        let n = cdf.len();
+        let guide = (0..n)
+            .map(|j| cdf.partition_point(|&c| c < j as f64 / n as f64) as u32)
+            .collect();
+        Self { cdf, guide }
+    }
+
+    /// The smallest `k` with `cdf[k] ≥ u` (the last `k` if none), for `u ∈ [0, 1)`: the same
+    /// answer as a binary search over `cdf`.
+    #[inline]
+    fn sample(&self, u: f64) -> usize {
+        let n = self.cdf.len();
+        let mut k = self.guide[((u * n as f64) as usize).min(n - 1)] as usize;
+        while k < n && self.cdf[k] < u {
+            k += 1;
+        }
+        k.min(n - 1)
+    }
+}
+
+/// The samplers of the 256 levels `λ = q / 255 · 2^vals_log2` (`vals_log2 ≤ 8`), built once per
+/// process: λ takes at most 256 values per `vals`, so each level gets an exact CDF table
+/// (truncated 12 std above the mean, where the tail is below 1e-30).
+fn poisson_tables(vals_log2: u32) -> &'static [PoissonTable] {
+    use std::sync::OnceLock;
+    static TABLES: [OnceLock<Vec<PoissonTable>>; 9] = [const { OnceLock::new() }; 9];
+    let i = (vals_log2 as usize).min(8);
+    TABLES[i].get_or_init(|| {
+        let vals = 2f64.powi(i as i32);
+        (0..256)
+            .map(|q| PoissonTable::new(q as f64 / 255.0 * vals))
+            .collect()
+    })
 }
 
 /// Cumulative Poisson(λ) probabilities for k = 0 ..= ⌈λ + 12√λ + 12⌉.
@@ -142,4 +176,32 @@ pub fn noise_field<R: Rng>(rng: &mut R, img: &PlanarImage, maps: &NoiseMaps) -> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// The guide-table search gives exactly the binary search's answer, including `u` past the
+    /// truncated tail and `u` on the guide's bucket edges.
+    #[test]
+    fn guided_inversion_equals_binary_search() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for lambda in [0.0, 0.004, 0.7, 3.0, 17.5, 128.0, 256.0] {
+            let t = PoissonTable::new(lambda);
+            let n = t.cdf.len();
+            let edges = (0..n).map(|j| j as f64 / n as f64);
+            let us: Vec<f64> = (0..20_000)
+                .map(|_| rng.random::<f64>())
+                .chain(edges)
+                .chain([0.0, 1.0 - f64::EPSILON])
+                .chain(t.cdf.iter().copied().filter(|&c| c < 1.0))
+                .collect();
+            for u in us {
+                let want = t.cdf.partition_point(|&c| c < u).min(n - 1);
+                assert_eq!(t.sample(u), want, "λ {lambda}, u {u}");
+            }
+        }
+    }
 }

@@ -151,26 +151,42 @@ pub fn resample_plane(
 ) -> Vec<f32> {
     assert!(ry.n_in == h && rx.n_in == w);
     let (oh, ow) = (ry.n_out, rx.n_out);
-    // Horizontal pass: h × ow.
-    let mut tmp = vec![0.0f32; h * ow];
+    // The horizontal pass gathers (it does not vectorise), so it runs on the shorter of the
+    // input and the output height.
+    if oh < h {
+        let tmp = vertical_pass(plane, w, ry);
+        horizontal_pass(&tmp, oh, w, rx)
+    } else {
+        let tmp = horizontal_pass(plane, h, w, rx);
+        vertical_pass(&tmp, ow, ry)
+    }
+}
+
+fn horizontal_pass(plane: &[f32], h: usize, w: usize, rx: &Resample1d) -> Vec<f32> {
+    let ow = rx.n_out;
+    let mut out = vec![0.0f32; h * ow];
     for y in 0..h {
         let src = &plane[y * w..(y + 1) * w];
-        let dst = &mut tmp[y * ow..(y + 1) * ow];
+        let dst = &mut out[y * ow..(y + 1) * ow];
         for (x, d) in dst.iter_mut().enumerate() {
             let (idx, wts) = rx.weights_of(x);
             *d = idx.iter().zip(wts).map(|(&i, &wv)| wv * src[i]).sum();
         }
     }
-    // Vertical pass: rows are combined whole, which vectorises.
-    let mut out = vec![0.0f32; oh * ow];
-    for y in 0..oh {
+    out
+}
+
+/// Rows are combined whole, which vectorises.
+fn vertical_pass(plane: &[f32], w: usize, ry: &Resample1d) -> Vec<f32> {
+    let mut out = vec![0.0f32; ry.n_out * w];
+    for y in 0..ry.n_out {
         let (idx, wts) = ry.weights_of(y);
-        let dst = &mut out[y * ow..(y + 1) * ow];
+        let dst = &mut out[y * w..(y + 1) * w];
         for (&i, &wv) in idx.iter().zip(wts) {
             if wv == 0.0 {
                 continue;
             }
-            for (d, &s) in dst.iter_mut().zip(&tmp[i * ow..(i + 1) * ow]) {
+            for (d, &s) in dst.iter_mut().zip(&plane[i * w..(i + 1) * w]) {
                 *d += wv * s;
             }
         }
