@@ -70,34 +70,46 @@ fn dct_matrix() -> [[f32; 8]; 8] {
     m
 }
 
-/// `M · B · Mᵀ` (forward) or `Mᵀ · B · M` (inverse) on an 8×8 block.
+/// `M · B · Mᵀ` (forward) or `Mᵀ · B · M` (inverse) on an 8×8 block. Each product is formed
+/// row by row (`out[i] = Σ_k c(i, k) · rows[k]`, k in order from 0), which vectorises.
 fn transform(b: &mut [[f32; 8]; 8], m: &[[f32; 8]; 8], inverse: bool) {
-    let mut t = [[0.0f32; 8]; 8];
-    for i in 0..8 {
-        for j in 0..8 {
-            let mut s = 0.0;
-            for k in 0..8 {
-                s += if inverse {
-                    m[k][i] * b[k][j]
-                } else {
-                    m[i][k] * b[k][j]
-                };
+    #[inline(always)]
+    fn rows_mul(c: impl Fn(usize, usize) -> f32, rows: &[[f32; 8]; 8]) -> [[f32; 8]; 8] {
+        let mut out = [[0.0f32; 8]; 8];
+        for (i, o) in out.iter_mut().enumerate() {
+            for (k, r) in rows.iter().enumerate() {
+                let cv = c(i, k);
+                for j in 0..8 {
+                    o[j] += cv * r[j];
+                }
             }
-            t[i][j] = s;
         }
+        out
     }
-    for i in 0..8 {
-        for j in 0..8 {
-            let mut s = 0.0;
-            for k in 0..8 {
-                s += if inverse {
-                    t[i][k] * m[k][j]
-                } else {
-                    t[i][k] * m[j][k]
-                };
+    if inverse {
+        let t = rows_mul(|i, k| m[k][i], b);
+        *b = rows_mul(|i, k| t[i][k], m);
+    } else {
+        let mut mt = [[0.0f32; 8]; 8];
+        for (i, row) in m.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                mt[j][i] = v;
             }
-            b[i][j] = s;
         }
+        let t = rows_mul(|i, k| m[i][k], b);
+        *b = rows_mul(|i, k| t[i][k], &mt);
+    }
+}
+
+/// `x.round_ties_even()` without a libm call: adding and subtracting 1.5·2²³ rounds to an
+/// integer in the default rounding mode (ties to even) for |x| < 2²².
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    if x.abs() < 4_194_304.0 {
+        (x + MAGIC) - MAGIC
+    } else {
+        x.round_ties_even()
     }
 }
 
@@ -108,7 +120,7 @@ fn code_block(b: &mut [[f32; 8]; 8], table: &[[f32; 8]; 8], factor: f32, m: &[[f
         for v in 0..8 {
             // DiffJPEG's table is the IJG table transposed: entry [u][v] = IJG[v][u].
             let q = table[v][u] * factor;
-            b[u][v] = (b[u][v] / q).round_ties_even() * q;
+            b[u][v] = round_even(b[u][v] / q) * q;
         }
     }
     transform(b, m, true);
@@ -247,4 +259,75 @@ pub fn mcu_to_pixels<T: Copy>(per_mcu: &[T], h: usize, w: usize) -> Vec<T> {
     (0..h * w)
         .map(|i| per_mcu[(i / w / MCU) * mw + (i % w) / MCU])
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_even_equals_round_ties_even() {
+        let mut xs: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.25).collect();
+        xs.extend([
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -2.5,
+            4_194_303.5,
+            5e6 + 0.5,
+            -7e7,
+            1e-8,
+            0.49999997,
+        ]);
+        for x in xs {
+            let (a, b) = (round_even(x), x.round_ties_even());
+            assert!(a == b, "{x}: {a} vs {b}");
+        }
+    }
+
+    /// The row-wise products equal the plain triple loops (same order of additions).
+    #[test]
+    fn transform_matches_triple_loop() {
+        let m = dct_matrix();
+        let mut b = [[0.0f32; 8]; 8];
+        for (i, row) in b.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = ((i * 37 + j * 11) % 255) as f32 - 128.0;
+            }
+        }
+        for inverse in [false, true] {
+            let mut t = [[0.0f32; 8]; 8];
+            let mut want = [[0.0f32; 8]; 8];
+            for i in 0..8 {
+                for j in 0..8 {
+                    let mut s = 0.0;
+                    for k in 0..8 {
+                        s += if inverse {
+                            m[k][i] * b[k][j]
+                        } else {
+                            m[i][k] * b[k][j]
+                        };
+                    }
+                    t[i][j] = s;
+                }
+            }
+            for i in 0..8 {
+                for j in 0..8 {
+                    let mut s = 0.0;
+                    for k in 0..8 {
+                        s += if inverse {
+                            t[i][k] * m[k][j]
+                        } else {
+                            t[i][k] * m[j][k]
+                        };
+                    }
+                    want[i][j] = s;
+                }
+            }
+            let mut got = b;
+            transform(&mut got, &m, inverse);
+            assert_eq!(got, want, "inverse = {inverse}");
+        }
+    }
 }

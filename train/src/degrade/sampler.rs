@@ -111,6 +111,21 @@ pub fn crop_rgb8(
     let raw = img.as_raw();
     let n = size * size;
     let mut out = PlanarImage::zeros(3, size, size);
+    if x0 + size <= w && y0 + size <= h {
+        // Inside the photo: no reflection, rows copied straight.
+        let (r, g) = out.data.split_at_mut(n);
+        let (g, b) = g.split_at_mut(n);
+        for y in 0..size {
+            let src = &raw[((y0 + y) * w + x0) * 3..((y0 + y) * w + x0 + size) * 3];
+            for (x, p) in src.chunks_exact(3).enumerate() {
+                let i = y * size + if flip { size - 1 - x } else { x };
+                r[i] = p[0] as f32 / 255.0;
+                g[i] = p[1] as f32 / 255.0;
+                b[i] = p[2] as f32 / 255.0;
+            }
+        }
+        return out;
+    }
     for y in 0..size {
         let sy = reflect101((y0 + y) as isize, h);
         for x in 0..size {
@@ -280,5 +295,35 @@ impl PairSampler {
             .collect();
         v.sort_by(f32::total_cmp);
         std::array::from_fn(|i| v[(v.len() * (i + 1) / 5).min(v.len().saturating_sub(1))])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Crops inside the photo (straight copy) and crossing its border (reflect-101) both equal
+    /// per-pixel lookups, with and without the flip.
+    #[test]
+    fn crop_matches_pixel_lookup() {
+        let img = image::RgbImage::from_fn(40, 30, |x, y| {
+            image::Rgb([(x * 5) as u8, (y * 7) as u8, ((x * y) % 251) as u8])
+        });
+        for (x0, y0, size) in [(3usize, 2usize, 16usize), (30, 20, 16), (0, 0, 30)] {
+            for flip in [false, true] {
+                let c = crop_rgb8(&img, x0, y0, size, flip);
+                for y in 0..size {
+                    for x in 0..size {
+                        let xx = if flip { size - 1 - x } else { x };
+                        let sx = super::super::filter::reflect101((x0 + xx) as isize, 40);
+                        let sy = super::super::filter::reflect101((y0 + y) as isize, 30);
+                        let p = img.get_pixel(sx as u32, sy as u32);
+                        for ch in 0..3 {
+                            assert_eq!(c.at(ch, y, x), p.0[ch] as f32 / 255.0);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
