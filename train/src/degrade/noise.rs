@@ -39,6 +39,9 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
     let vals_log2 = (unique as f64).log2().ceil() as u32;
     let vals = 2f64.powi(vals_log2 as i32);
     let tables = poisson_tables(vals_log2);
+    // k / vals is exact as a product (vals is a power of 2); q / 255 comes from a table.
+    let inv_vals = 1.0 / vals;
+    let level: [f64; 256] = std::array::from_fn(|q| q as f64 / 255.0);
     quant
         .iter()
         .map(|q| {
@@ -49,7 +52,7 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
                         return 0.0;
                     }
                     let k = tables[qv as usize].sample(rng.random());
-                    (k as f64 / vals - qv as f64 / 255.0) as f32
+                    (k as f64 * inv_vals - level[qv as usize]) as f32
                 })
                 .collect()
         })
