@@ -288,26 +288,36 @@ fn sep_conv_accumulate_impl(
     out: &mut [f32],
 ) {
     let r = sep.size / 2;
-    let (y0, y1) = match weight {
-        None => (0, h),
+    // The bounding box of the non-zero weights: only outputs inside it are computed.
+    let ((y0, y1), (x0, x1)) = match weight {
+        None => ((0, h), (0, w)),
         Some(m) => {
-            let active = |y: usize| m[y * w..(y + 1) * w].iter().any(|&v| v > 0.0);
-            match (0..h).find(|&y| active(y)) {
-                None => return,
-                Some(a) => (a, (0..h).rev().find(|&y| active(y)).unwrap_or(a) + 1),
+            let (mut y0, mut y1, mut x0, mut x1) = (h, 0, w, 0);
+            for y in 0..h {
+                let row = &m[y * w..(y + 1) * w];
+                if let Some(a) = row.iter().position(|&v| v > 0.0) {
+                    let b = w - row.iter().rev().position(|&v| v > 0.0).unwrap_or(0);
+                    (y0, y1) = (y0.min(y), y + 1);
+                    (x0, x1) = (x0.min(a), x1.max(b));
+                }
             }
+            if y0 >= y1 {
+                return;
+            }
+            ((y0, y1), (x0, x1))
         }
     };
+    let wc = x1 - x0;
     // Rows needed by the vertical pass, in reflect-101 order.
     let src_rows: Vec<usize> = (y0 as isize - r as isize..(y1 + r) as isize)
         .map(|y| reflect101(y, h))
         .collect();
-    let cols: Vec<usize> = (0..w + 2 * r)
-        .map(|x| reflect101(x as isize - r as isize, w))
+    let cols: Vec<usize> = (0..wc + 2 * r)
+        .map(|x| reflect101((x + x0) as isize - r as isize, w))
         .collect();
-    let mut prow = vec![0.0f32; w + 2 * r];
+    let mut prow = vec![0.0f32; wc + 2 * r];
     let nrows = src_rows.len();
-    let mut hpass = vec![0.0f32; sep.terms.len() * nrows * w];
+    let mut hpass = vec![0.0f32; sep.terms.len() * nrows * wc];
     let hoffs: Vec<usize> = (0..sep.size).collect();
     for (ri, &sy) in src_rows.iter().enumerate() {
         let src = &plane[sy * w..(sy + 1) * w];
@@ -315,8 +325,8 @@ fn sep_conv_accumulate_impl(
             *p = src[c];
         }
         for (t, (_, row)) in sep.terms.iter().enumerate() {
-            let dst = &mut hpass[(t * nrows + ri) * w..(t * nrows + ri + 1) * w];
-            tap_sums(w, &prow, 0, &hoffs, row, |x, a| {
+            let dst = &mut hpass[(t * nrows + ri) * wc..(t * nrows + ri + 1) * wc];
+            tap_sums(wc, &prow, 0, &hoffs, row, |x, a| {
                 dst[x..x + a.len()].copy_from_slice(a)
             });
         }
@@ -328,13 +338,13 @@ fn sep_conv_accumulate_impl(
         .flat_map(|(t, (col, _))| {
             col.iter()
                 .enumerate()
-                .map(move |(k, &kv)| ((t * nrows + k) * w, kv))
+                .map(move |(k, &kv)| ((t * nrows + k) * wc, kv))
         })
         .unzip();
     for y in y0..y1 {
-        let orow = &mut out[y * w..(y + 1) * w];
-        let mrow = weight.map(|m| &m[y * w..(y + 1) * w]);
-        tap_sums(w, &hpass, (y - y0) * w, &voffs, &vcoefs, |x, a| {
+        let orow = &mut out[y * w + x0..y * w + x1];
+        let mrow = weight.map(|m| &m[y * w + x0..y * w + x1]);
+        tap_sums(wc, &hpass, (y - y0) * wc, &voffs, &vcoefs, |x, a| {
             let o = &mut orow[x..x + a.len()];
             match mrow {
                 None => o.iter_mut().zip(a).for_each(|(o, &a)| *o += a),

@@ -26,7 +26,7 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
         .iter()
         .map(|p| {
             p.iter()
-                .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+                .map(|&v| round_half_up_u8(v.clamp(0.0, 1.0) * 255.0))
                 .collect()
         })
         .collect();
@@ -57,6 +57,14 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
                 .collect()
         })
         .collect()
+}
+
+/// `x.round() as u8` for `x ∈ [0, 255]` without a libm call (vectorises): truncate, then add 1
+/// when the dropped fraction is at least ½ (round half away from zero, as `f32::round`).
+#[inline(always)]
+fn round_half_up_u8(x: f32) -> u8 {
+    let t = x as u8;
+    t + ((x - t as f32) >= 0.5) as u8
 }
 
 /// An exact Poisson(λ) sampler by inversion: the CDF and a guide table (`guide[j]` = the first
@@ -188,6 +196,25 @@ mod tests {
 
     /// The guide-table search gives exactly the binary search's answer, including `u` past the
     /// truncated tail and `u` on the guide's bucket edges.
+    #[test]
+    fn round_half_up_equals_round() {
+        let mut x = 0.0f32;
+        while x <= 255.0 {
+            for v in [x, x + 0.5, x + 0.49999997, x + 0.50000006] {
+                if v <= 255.0 {
+                    assert_eq!(round_half_up_u8(v), v.round() as u8, "{v}");
+                }
+            }
+            x += 1.0;
+        }
+        let mut v = 0.0f32;
+        while v <= 1.0 {
+            let x = v * 255.0;
+            assert_eq!(round_half_up_u8(x), x.round() as u8, "{x}");
+            v = f32::from_bits(v.to_bits() + 997);
+        }
+    }
+
     #[test]
     fn guided_inversion_equals_binary_search() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
