@@ -192,3 +192,29 @@ fn tiled_inference_is_exact() {
         }
     }
 }
+
+/// The shipped `models/savl-lite-x4.onnx` is the export of the shipped checkpoint's EMA weights:
+/// tract on the file equals candle on the checkpoint (sr, μ and severity within 1e-4).
+#[test]
+fn shipped_model_matches_its_checkpoint() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let ck = savl_train::train::Checkpoint::load(&dir.join("savl-lite-x4.safetensors")).unwrap();
+    let (_vm, m) = ck.model(true, &Device::Cpu).unwrap();
+    let bytes = std::fs::read(dir.join("savl-lite-x4.onnx")).unwrap();
+    let (h, w) = (21, 30);
+    let x = random_input(h, w, 11);
+    let xt = Tensor::from_vec(x.clone(), (1, 3, h, w), &Device::Cpu).unwrap();
+    let out = m.forward(&xt).unwrap();
+    let got = run_tract(&bytes, &x, h, w);
+    let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let d = [
+        max_abs(&got[0].1, &flat(&out.sr)),
+        max_abs(&got[1].1, &flat(out.mu.as_ref().unwrap())),
+        max_abs(&got[2].1, &flat(out.severity.as_ref().unwrap())),
+    ];
+    eprintln!(
+        "shipped model vs checkpoint: max |Δ| sr {:.2e}, mu {:.2e}, severity {:.2e}",
+        d[0], d[1], d[2]
+    );
+    assert!(d.iter().all(|&v| v <= 1e-4), "{d:?}");
+}
