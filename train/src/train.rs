@@ -54,7 +54,7 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// EMA decay of the exported weights (ramped up as `min(decay, (1+t)/(10+t))`).
     pub ema_decay: f64,
-    /// α: weight of the LM-lane reconstruction L1.
+    /// α: weight of the LM-lane loss (reconstruction L1, or the Laplace NLL with `likelihood = laplace`).
     pub rec_weight: f64,
     /// β: weight of the KL (full model).
     pub kl_weight: f64,
@@ -230,7 +230,7 @@ pub struct Losses {
     pub sr: f32,
     /// PSNR (dB) of the SR output on the batch.
     pub psnr: f32,
-    /// LM-lane reconstruction L1.
+    /// LM-lane reconstruction L1 (mean |y − ŷ|, logged whatever the likelihood).
     pub rec: f32,
     /// KL summed over d (with free bits), logged for every guided variant.
     pub kl: f32,
