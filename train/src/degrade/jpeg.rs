@@ -257,9 +257,12 @@ pub fn mcu_qualities(masks: &Masks, quality: &[f32]) -> (Vec<f32>, Vec<f32>) {
 /// Expands per-MCU values to a per-pixel `h × w` plane.
 pub fn mcu_to_pixels<T: Copy>(per_mcu: &[T], h: usize, w: usize) -> Vec<T> {
     let mw = w.div_ceil(MCU);
-    (0..h * w)
-        .map(|i| per_mcu[(i / w / MCU) * mw + (i % w) / MCU])
-        .collect()
+    let mut out = Vec::with_capacity(h * w);
+    for y in 0..h {
+        let row = &per_mcu[(y / MCU) * mw..(y / MCU + 1) * mw];
+        out.extend((0..w).map(|x| row[x / MCU]));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -163,14 +163,47 @@ pub fn resample_plane(
 }
 
 fn horizontal_pass(plane: &[f32], h: usize, w: usize, rx: &Resample1d) -> Vec<f32> {
+    match rx.taps {
+        2 => horizontal_pass_n::<2>(plane, h, w, rx),
+        4 => horizontal_pass_n::<4>(plane, h, w, rx),
+        _ => {
+            let ow = rx.n_out;
+            let mut out = vec![0.0f32; h * ow];
+            for y in 0..h {
+                let src = &plane[y * w..(y + 1) * w];
+                let dst = &mut out[y * ow..(y + 1) * ow];
+                for (x, d) in dst.iter_mut().enumerate() {
+                    let (idx, wts) = rx.weights_of(x);
+                    *d = idx.iter().zip(wts).map(|(&i, &wv)| wv * src[i]).sum();
+                }
+            }
+            out
+        }
+    }
+}
+
+/// [`horizontal_pass`] for operators of exactly `T` taps (bilinear 2, bicubic 4): the tap loop
+/// unrolls and the index bounds are checked once per row. Same sums, same order.
+fn horizontal_pass_n<const T: usize>(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    rx: &Resample1d,
+) -> Vec<f32> {
     let ow = rx.n_out;
+    let idx: &[[usize; T]] = rx.index.as_chunks::<T>().0;
+    let wts: &[[f32; T]] = rx.weights.as_chunks::<T>().0;
+    assert!(idx.len() == ow && wts.len() == ow && idx.iter().flatten().all(|&i| i < w));
     let mut out = vec![0.0f32; h * ow];
     for y in 0..h {
-        let src = &plane[y * w..(y + 1) * w];
+        let src: &[f32] = &plane[y * w..(y + 1) * w];
         let dst = &mut out[y * ow..(y + 1) * ow];
-        for (x, d) in dst.iter_mut().enumerate() {
-            let (idx, wts) = rx.weights_of(x);
-            *d = idx.iter().zip(wts).map(|(&i, &wv)| wv * src[i]).sum();
+        for ((d, ix), wv) in dst.iter_mut().zip(idx).zip(wts) {
+            let mut s = 0.0f32;
+            for t in 0..T {
+                s += wv[t] * src[ix[t]];
+            }
+            *d = s;
         }
     }
     out
@@ -228,12 +261,13 @@ pub fn resize_masks(plane: &[f32], h: usize, w: usize, oh: usize, ow: usize) -> 
 /// Nearest-neighbour resampling of a label plane (`out[i] = in[floor((i + 0.5)·n_in/n_out)]`).
 pub fn resize_nearest<T: Copy>(plane: &[T], h: usize, w: usize, oh: usize, ow: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(oh * ow);
+    let sxs: Vec<usize> = (0..ow)
+        .map(|x| (((x as f64 + 0.5) * w as f64 / ow as f64) as usize).min(w - 1))
+        .collect();
     for y in 0..oh {
         let sy = (((y as f64 + 0.5) * h as f64 / oh as f64) as usize).min(h - 1);
-        for x in 0..ow {
-            let sx = (((x as f64 + 0.5) * w as f64 / ow as f64) as usize).min(w - 1);
-            out.push(plane[sy * w + sx]);
-        }
+        let row = &plane[sy * w..(sy + 1) * w];
+        out.extend(sxs.iter().map(|&sx| row[sx]));
     }
     out
 }
