@@ -143,20 +143,30 @@ pub fn jpeg(img: &PlanarImage, factors: &[f32]) -> PlanarImage {
         vec![0.0f32; ph * pw],
         vec![0.0f32; ph * pw],
     ];
-    for y in 0..ph {
-        for x in 0..pw {
-            let (r, g, b) = if y < h && x < w {
-                let i = y * w + x;
-                let c = |k: usize| img.plane(k)[i].clamp(0.0, 1.0) * 255.0;
-                (c(0), c(1), c(2))
-            } else {
-                (0.0, 0.0, 0.0)
-            };
+    // Pixels outside the image (up to the MCU grid) stay 0, as the reference pads with zeros.
+    let (rp, gp, bp) = (img.plane(0), img.plane(1), img.plane(2));
+    for y in 0..h {
+        let (r, g, b) = (
+            &rp[y * w..(y + 1) * w],
+            &gp[y * w..(y + 1) * w],
+            &bp[y * w..(y + 1) * w],
+        );
+        for x in 0..w {
+            let c = |v: f32| v.clamp(0.0, 1.0) * 255.0;
+            let (r, g, b) = (c(r[x]), c(g[x]), c(b[x]));
             let i = y * pw + x;
             ycc[0][i] = 0.299 * r + 0.587 * g + 0.114 * b;
             ycc[1][i] = -0.168736 * r - 0.331264 * g + 0.5 * b + 128.0;
             ycc[2][i] = 0.5 * r - 0.418688 * g - 0.081312 * b + 128.0;
         }
+        for x in w..pw {
+            ycc[1][y * pw + x] = 128.0;
+            ycc[2][y * pw + x] = 128.0;
+        }
+    }
+    for y in h..ph {
+        ycc[1][y * pw..(y + 1) * pw].fill(128.0);
+        ycc[2][y * pw..(y + 1) * pw].fill(128.0);
     }
     let (ch, cw) = (ph / 2, pw / 2);
     let mut chroma = [vec![0.0f32; ch * cw], vec![0.0f32; ch * cw]];

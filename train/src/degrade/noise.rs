@@ -144,14 +144,21 @@ pub fn noise_field<R: Rng>(rng: &mut R, img: &PlanarImage, maps: &NoiseMaps) -> 
         } else {
             vec![0.0; n]
         };
+        // The per-pixel weights √(1−γ) and √γ·ε_gray, computed once for all channels.
+        let w_rgb: Vec<f32> = maps.gray.iter().map(|&g| (1.0 - g).sqrt()).collect();
+        let w_gray: Vec<f32> = maps
+            .gray
+            .iter()
+            .zip(&gray_eps)
+            .map(|(&g, &e)| g.sqrt() * e)
+            .collect();
         for c in 0..img.channels {
             let o = out.plane_mut(c);
             for i in 0..n {
                 let a = maps.gauss_sigma[i];
                 if a > 0.0 {
-                    let g = maps.gray[i];
                     let e: f32 = StandardNormal.sample(rng);
-                    o[i] += a * ((1.0 - g).sqrt() * e + g.sqrt() * gray_eps[i]);
+                    o[i] += a * (w_rgb[i] * e + w_gray[i]);
                 }
             }
         }
