@@ -191,14 +191,23 @@ fn horizontal_pass_n<const T: usize>(
     rx: &Resample1d,
 ) -> Vec<f32> {
     let ow = rx.n_out;
-    let idx: &[[usize; T]] = rx.index.as_chunks::<T>().0;
-    let wts: &[[f32; T]] = rx.weights.as_chunks::<T>().0;
+    let as_arrays = |v: &[usize]| -> Vec<[usize; T]> {
+        v.chunks_exact(T)
+            .map(|c| c.try_into().expect("T taps"))
+            .collect()
+    };
+    let idx = as_arrays(&rx.index);
+    let wts: Vec<[f32; T]> = rx
+        .weights
+        .chunks_exact(T)
+        .map(|c| c.try_into().expect("T taps"))
+        .collect();
     assert!(idx.len() == ow && wts.len() == ow && idx.iter().flatten().all(|&i| i < w));
     let mut out = vec![0.0f32; h * ow];
     for y in 0..h {
         let src: &[f32] = &plane[y * w..(y + 1) * w];
         let dst = &mut out[y * ow..(y + 1) * ow];
-        for ((d, ix), wv) in dst.iter_mut().zip(idx).zip(wts) {
+        for ((d, ix), wv) in dst.iter_mut().zip(&idx).zip(&wts) {
             let mut s = 0.0f32;
             for t in 0..T {
                 s += wv[t] * src[ix[t]];
