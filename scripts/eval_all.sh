@@ -43,10 +43,8 @@ savl)
   run eval --no-reference --set $E/real_lq --methods models --model "savl=$FULL,noguide=$NOGUIDE" \
     --per-image --out-md "$OUT/savl-real_lq.md"
   rm -f "$OUT/probe.md"
-  run probe --models "full=$FULL,deterministic=runs/lite-deterministic/model.onnx,club=runs/lite-club/model.onnx,noguide=$NOGUIDE" \
-    --why "deterministic=not trained: no CPU left for a third run" \
-    --why "club=not trained: no CPU left for a third run" \
-    --set $E/set14 --seed 0 --out-md "$OUT/probe.md"
+  run probe --models "full=$FULL,deterministic=models/ablations/savl-lite-x4-deterministic.onnx,club=models/ablations/savl-lite-x4-club.onnx,noguide=$NOGUIDE" \
+    --set $E/set14 --seed 0 --threads 2 --out-md "$OUT/probe.md"
   run compare --images $E/set14/baboon.png,$E/set14/comic.png,$E/set5/butterfly.png,$E/set14/zebra.png \
     --degrade hetero --seed 0 --size 96 --zoom 2 \
     --model "savl=$FULL,noguide=$NOGUIDE" --methods bicubic,models,span48,general,srmd --srmd-sigma 10 \
