@@ -105,6 +105,19 @@ fn tap_sums(
     }
 }
 
+/// `out += a`, or `out += m · a` element-wise with a weight row `m`.
+#[inline(always)]
+fn add_weighted(out: &mut [f32], a: &[f32], m: Option<&[f32]>) {
+    match m {
+        None => out.iter_mut().zip(a).for_each(|(o, &a)| *o += a),
+        Some(m) => {
+            for ((o, &a), &mv) in out.iter_mut().zip(a).zip(m) {
+                *o += mv * a;
+            }
+        }
+    }
+}
+
 /// Like [`tap_sums`] for a symmetric filter: `a = kc · src[center + x] + Σ_t k[t] · (src[lo[t] + x]
 /// + src[hi[t] + x])`, in the order of `t`.
 #[inline(always)]
@@ -197,15 +210,11 @@ fn conv_accumulate_impl(
         let orow = &mut out[y * w + x0..y * w + x1];
         let mrow = weight.map(|m| &m[y * w + x0..y * w + x1]);
         tap_sums(x1 - x0, &padded, y * pw + x0, &offs, &coefs, |x, a| {
-            let o = &mut orow[x..x + a.len()];
-            match mrow {
-                None => o.iter_mut().zip(a).for_each(|(o, &a)| *o += a),
-                Some(m) => {
-                    for ((o, &a), &mv) in o.iter_mut().zip(a).zip(&m[x..x + a.len()]) {
-                        *o += mv * a;
-                    }
-                }
-            }
+            add_weighted(
+                &mut orow[x..x + a.len()],
+                a,
+                mrow.map(|m| &m[x..x + a.len()]),
+            )
         });
     }
 }
@@ -345,15 +354,11 @@ fn sep_conv_accumulate_impl(
         let orow = &mut out[y * w + x0..y * w + x1];
         let mrow = weight.map(|m| &m[y * w + x0..y * w + x1]);
         tap_sums(wc, &hpass, (y - y0) * wc, &voffs, &vcoefs, |x, a| {
-            let o = &mut orow[x..x + a.len()];
-            match mrow {
-                None => o.iter_mut().zip(a).for_each(|(o, &a)| *o += a),
-                Some(m) => {
-                    for ((o, &a), &mv) in o.iter_mut().zip(a).zip(&m[x..x + a.len()]) {
-                        *o += mv * a;
-                    }
-                }
-            }
+            add_weighted(
+                &mut orow[x..x + a.len()],
+                a,
+                mrow.map(|m| &m[x..x + a.len()]),
+            )
         });
     }
 }

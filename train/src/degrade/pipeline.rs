@@ -155,19 +155,16 @@ fn add_clip(x: &mut PlanarImage, n: &PlanarImage) {
 fn interleave_channels(n: &PlanarImage) -> PlanarImage {
     let (h, w) = (n.height, n.width);
     let mut out = PlanarImage::zeros(1, h, w);
-    let n_px = h * w;
     for y in 0..h {
         let o = &mut out.data[y * w..(y + 1) * w];
-        for (c, plane) in [0usize, 1, 2].into_iter().map(|c| (c, n.plane(c))) {
+        for c in 0..3 {
             // Columns x with (x + y) mod 3 = c.
-            let first = (c + 3 - y % 3) % 3;
-            let src = &plane[y * w..(y + 1) * w];
-            for x in (first..w).step_by(3) {
+            let src = &n.plane(c)[y * w..(y + 1) * w];
+            for x in ((c + 3 - y % 3) % 3..w).step_by(3) {
                 o[x] = src[x];
             }
         }
     }
-    debug_assert_eq!(n.data.len(), 3 * n_px);
     out
 }
 

@@ -182,6 +182,13 @@ fn horizontal_pass(plane: &[f32], h: usize, w: usize, rx: &Resample1d) -> Vec<f3
     }
 }
 
+/// `v` cut into arrays of `N` (`v.len()` a multiple of `N`).
+fn as_arrays<E: Copy, const N: usize>(v: &[E]) -> Vec<[E; N]> {
+    v.chunks_exact(N)
+        .map(|c| c.try_into().expect("length is a multiple of N"))
+        .collect()
+}
+
 /// [`horizontal_pass`] for operators of exactly `T` taps (bilinear 2, bicubic 4): the tap loop
 /// unrolls and the index bounds are checked once per row. Same sums, same order.
 fn horizontal_pass_n<const T: usize>(
@@ -191,17 +198,7 @@ fn horizontal_pass_n<const T: usize>(
     rx: &Resample1d,
 ) -> Vec<f32> {
     let ow = rx.n_out;
-    let as_arrays = |v: &[usize]| -> Vec<[usize; T]> {
-        v.chunks_exact(T)
-            .map(|c| c.try_into().expect("T taps"))
-            .collect()
-    };
-    let idx = as_arrays(&rx.index);
-    let wts: Vec<[f32; T]> = rx
-        .weights
-        .chunks_exact(T)
-        .map(|c| c.try_into().expect("T taps"))
-        .collect();
+    let (idx, wts) = (as_arrays::<_, T>(&rx.index), as_arrays::<_, T>(&rx.weights));
     assert!(idx.len() == ow && wts.len() == ow && idx.iter().flatten().all(|&i| i < w));
     let mut out = vec![0.0f32; h * ow];
     for y in 0..h {

@@ -111,30 +111,19 @@ pub fn crop_rgb8(
     let raw = img.as_raw();
     let n = size * size;
     let mut out = PlanarImage::zeros(3, size, size);
-    if x0 + size <= w && y0 + size <= h {
-        // Inside the photo: no reflection, rows copied straight.
-        let (r, g) = out.data.split_at_mut(n);
-        let (g, b) = g.split_at_mut(n);
-        for y in 0..size {
-            let src = &raw[((y0 + y) * w + x0) * 3..((y0 + y) * w + x0 + size) * 3];
-            for (x, p) in src.chunks_exact(3).enumerate() {
-                let i = y * size + if flip { size - 1 - x } else { x };
-                r[i] = p[0] as f32 / 255.0;
-                g[i] = p[1] as f32 / 255.0;
-                b[i] = p[2] as f32 / 255.0;
-            }
-        }
-        return out;
-    }
+    // Source column of each output column (reflected and flipped once per crop).
+    let cols: Vec<usize> = (0..size)
+        .map(|x| reflect101((x0 + if flip { size - 1 - x } else { x }) as isize, w))
+        .collect();
+    let (r, g) = out.data.split_at_mut(n);
+    let (g, b) = g.split_at_mut(n);
     for y in 0..size {
-        let sy = reflect101((y0 + y) as isize, h);
-        for x in 0..size {
-            let xx = if flip { size - 1 - x } else { x };
-            let sx = reflect101((x0 + xx) as isize, w);
-            let p = &raw[(sy * w + sx) * 3..(sy * w + sx) * 3 + 3];
-            for c in 0..3 {
-                out.data[c * n + y * size + x] = p[c] as f32 / 255.0;
-            }
+        let row = &raw[reflect101((y0 + y) as isize, h) * w * 3..][..w * 3];
+        for (x, &sx) in cols.iter().enumerate() {
+            let p = &row[sx * 3..sx * 3 + 3];
+            r[y * size + x] = p[0] as f32 / 255.0;
+            g[y * size + x] = p[1] as f32 / 255.0;
+            b[y * size + x] = p[2] as f32 / 255.0;
         }
     }
     out

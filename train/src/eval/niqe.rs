@@ -126,30 +126,24 @@ fn gauss7(p: &[f64], h: usize, w: usize) -> Vec<f64> {
         .map(|i| (-(i * i) as f64 / (2.0 * s * s)).exp())
         .collect();
     let sum: f64 = t.iter().sum();
-    let t: Vec<f64> = t.iter().map(|v| v / sum).collect();
-    let mut tmp = vec![0.0; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            tmp[y * w + x] = (0..7)
-                .map(|i| {
-                    let xx = (x as isize + i as isize - 3).clamp(0, w as isize - 1) as usize;
-                    t[i] * p[y * w + xx]
-                })
-                .sum();
-        }
-    }
-    let mut out = vec![0.0; h * w];
-    for y in 0..h {
-        for x in 0..w {
-            out[y * w + x] = (0..7)
-                .map(|i| {
-                    let yy = (y as isize + i as isize - 3).clamp(0, h as isize - 1) as usize;
-                    t[i] * tmp[yy * w + x]
-                })
-                .sum();
-        }
-    }
-    out
+    let tp: Vec<f64> = t.iter().map(|v| v / sum).collect();
+    // One 7-tap pass along x (step 1) then along y (step w), replicated borders.
+    let pass = |src: &[f64], along_x: bool| -> Vec<f64> {
+        let (n, step) = if along_x { (w, 1) } else { (h, w) };
+        (0..h * w)
+            .map(|i| {
+                let k = if along_x { i % w } else { i / w };
+                let base = i - k * step;
+                (0..7)
+                    .map(|t| {
+                        let kk = (k as isize + t as isize - 3).clamp(0, n as isize - 1) as usize;
+                        tp[t] * src[base + kk * step]
+                    })
+                    .sum()
+            })
+            .collect()
+    };
+    pass(&pass(p, true), false)
 }
 
 /// Rounded BT.601 luma (16..235) of an RGB image, as a row-major plane.
