@@ -97,7 +97,7 @@ impl PlanarImage {
     /// Converts to 8-bit RGB, clamping to `[0, 1]` and rounding. A 1-plane image becomes grey RGB.
     pub fn to_rgb8(&self) -> image::RgbImage {
         let n = self.plane_len();
-        let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let q = |v: f32| round_half_up_u8(v.clamp(0.0, 1.0) * 255.0);
         let mut out = image::RgbImage::new(self.width as u32, self.height as u32);
         for (i, p) in out.pixels_mut().enumerate() {
             for c in 0..3 {
@@ -145,6 +145,14 @@ impl PlanarImage {
         }
         out
     }
+}
+
+/// `x.round() as u8` for `x ∈ [0, 255]` without a libm call (vectorises): truncate, then add 1
+/// when the dropped fraction is at least ½ (round half away from zero, as `f32::round`).
+#[inline(always)]
+pub(crate) fn round_half_up_u8(x: f32) -> u8 {
+    let t = x as u8;
+    t + ((x - t as f32) >= 0.5) as u8
 }
 
 #[cfg(test)]

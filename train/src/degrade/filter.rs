@@ -3,9 +3,9 @@
 
 use super::kernels::Kernel;
 
-/// Defines `$name` as `$imp` compiled twice: for the baseline target and with AVX2 (chosen at
-/// run time). Rust never contracts `a * b + c` into FMA, so both paths give bit-identical
-/// results; AVX2 only widens the auto-vectorised loops.
+/// Defines `$name` as `$imp` compiled twice: for the baseline target and with AVX2 (chosen at run
+/// time). Rust never contracts `a * b + c` into FMA, so both paths give bit-identical results;
+/// AVX2 only widens the auto-vectorised loops.
 macro_rules! multiversion {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $imp:ident) => {
         $(#[$m])*
@@ -61,14 +61,15 @@ pub fn pad_reflect(plane: &[f32], h: usize, w: usize, r: usize) -> Vec<f32> {
     out
 }
 
-/// Outputs per register block of [`tap_sums`]: 32 f32, four AVX2 registers.
-const BLOCK: usize = 32;
+/// Outputs per register block of [`tap_sums`]: 64 f32, eight AVX2 registers, so eight independent
+/// addition chains hide the adder latency.
+const BLOCK: usize = 64;
 
 /// For every `x < n`: `a = Σ_j coefs[j] · src[base + offs[j] + x]`, summed in the order of `j`
 /// starting from 0, then `store(x, block)` for blocks of consecutive `x`. The sums of a block
 /// stay in registers across all taps (one load per tap instead of a load and a store of an
-/// accumulator row), and the order of the additions is the plain per-tap loop's, so the results
-/// are bit-identical to it.
+/// accumulator row). Every output runs the plain per-tap loop's operations in its order, whatever
+/// block it falls in, so the results are bit-identical to that loop.
 #[inline(always)]
 fn tap_sums(
     n: usize,
@@ -78,21 +79,35 @@ fn tap_sums(
     coefs: &[f32],
     mut store: impl FnMut(usize, &[f32]),
 ) {
+    let omax = offs.iter().copied().max().unwrap_or(0);
+    assert!(base + omax + n <= src.len(), "taps read past the source");
+    let simd = simd::available();
     let mut x = 0;
     while x + BLOCK <= n {
-        let mut a = [0.0f32; BLOCK];
-        for (&o, &c) in offs.iter().zip(coefs) {
-            let s: &[f32; BLOCK] = src[base + o + x..base + o + x + BLOCK]
-                .try_into()
-                .expect("block");
-            for i in 0..BLOCK {
-                a[i] += c * s[i];
+        let a = if simd {
+            // SAFETY: AVX2 is present, and every read `base + o + x + i` with
+            // `i < BLOCK ≤ n − x` is below `base + omax + n ≤ src.len()` (asserted above).
+            unsafe { simd::block_sums(src.as_ptr().add(base + x), offs, coefs) }
+        } else {
+            let mut a = [0.0f32; BLOCK];
+            for (&o, &c) in offs.iter().zip(coefs) {
+                let s = &src[base + o + x..base + o + x + BLOCK];
+                for i in 0..BLOCK {
+                    a[i] += c * s[i];
+                }
             }
-        }
+            a
+        };
         store(x, &a);
         x += BLOCK;
     }
-    if x < n {
+    if x < n && simd && n >= BLOCK {
+        // The last, partial block: recompute a whole block ending at `n` (its first outputs
+        // repeat the previous block's, bit for bit) and store only the new ones.
+        // SAFETY: as above, with `x = n − BLOCK`.
+        let a = unsafe { simd::block_sums(src.as_ptr().add(base + n - BLOCK), offs, coefs) };
+        store(x, &a[BLOCK - (n - x)..]);
+    } else if x < n {
         let m = n - x;
         let mut a = [0.0f32; BLOCK];
         for (&o, &c) in offs.iter().zip(coefs) {
@@ -132,26 +147,43 @@ fn sym_tap_sums(
     k: &[f32],
     mut store: impl FnMut(usize, &[f32]),
 ) {
+    let omax = lo.iter().chain(hi).copied().fold(center, usize::max);
+    assert!(omax + n <= src.len(), "taps read past the source");
+    assert!(
+        lo.len() == k.len() && hi.len() == k.len(),
+        "one tap per pair"
+    );
+    let simd = simd::available();
     let mut x = 0;
     while x + BLOCK <= n {
-        let c: &[f32; BLOCK] = src[center + x..center + x + BLOCK]
-            .try_into()
-            .expect("block");
-        let mut a = [0.0f32; BLOCK];
-        for i in 0..BLOCK {
-            a[i] = kc * c[i];
-        }
-        for ((&l, &h), &kv) in lo.iter().zip(hi).zip(k) {
-            let sa: &[f32; BLOCK] = src[l + x..l + x + BLOCK].try_into().expect("block");
-            let sb: &[f32; BLOCK] = src[h + x..h + x + BLOCK].try_into().expect("block");
+        let a = if simd {
+            // SAFETY: AVX2 is present; every read `o + x + i` (`o` ∈ lo, hi, center,
+            // `i < BLOCK ≤ n − x`) is below `omax + n ≤ src.len()` (asserted above).
+            unsafe { simd::sym_block_sums(src.as_ptr().add(x), kc, center, lo, hi, k) }
+        } else {
+            let c = &src[center + x..center + x + BLOCK];
+            let mut a = [0.0f32; BLOCK];
             for i in 0..BLOCK {
-                a[i] += kv * (sa[i] + sb[i]);
+                a[i] = kc * c[i];
             }
-        }
+            for ((&l, &h), &kv) in lo.iter().zip(hi).zip(k) {
+                let sa = &src[l + x..l + x + BLOCK];
+                let sb = &src[h + x..h + x + BLOCK];
+                for i in 0..BLOCK {
+                    a[i] += kv * (sa[i] + sb[i]);
+                }
+            }
+            a
+        };
         store(x, &a);
         x += BLOCK;
     }
-    if x < n {
+    if x < n && simd && n >= BLOCK {
+        // The last, partial block, as in `tap_sums`.
+        // SAFETY: as above, with `x = n − BLOCK`.
+        let a = unsafe { simd::sym_block_sums(src.as_ptr().add(n - BLOCK), kc, center, lo, hi, k) };
+        store(x, &a[BLOCK - (n - x)..]);
+    } else if x < n {
         let m = n - x;
         let mut a = [0.0f32; BLOCK];
         for i in 0..m {
@@ -163,6 +195,155 @@ fn sym_tap_sums(
             }
         }
         store(x, &a[..m]);
+    }
+}
+
+/// The register-blocked inner loops of [`tap_sums`] and [`sym_tap_sums`] in AVX2
+/// intrinsics: the eight accumulators stay in registers, which the auto-vectorised loops do not
+/// manage (they keep the block on the stack). Each lane runs the same operations as the portable
+/// loops, so the results are bit-identical to them.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::BLOCK;
+    use std::arch::x86_64::*;
+
+    /// Whether the CPU has AVX2 (detected once, then a cached load).
+    #[inline(always)]
+    pub fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// Eight accumulators as separate locals (an indexed array would live on the stack).
+    macro_rules! eight {
+        ($f:expr) => {
+            ($f(0), $f(1), $f(2), $f(3), $f(4), $f(5), $f(6), $f(7))
+        };
+    }
+
+    /// `a[i] = Σ_j coefs[j] · p[offs[j] + i]` for `i < BLOCK`, a multiply and an add per tap in
+    /// the order of `j` (no FMA: the portable loops round the product).
+    ///
+    /// # Safety
+    /// AVX2 must be available and `p[o + i]` readable for every `o` in `offs`, `i < BLOCK`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn block_sums(p: *const f32, offs: &[usize], coefs: &[f32]) -> [f32; BLOCK] {
+        // SAFETY: the features and the reads are the caller's precondition (the intrinsics are
+        // unsafe fns before Rust 1.86, hence one block around the whole body).
+        unsafe {
+            let z = _mm256_setzero_ps();
+            let mut a = (z, z, z, z, z, z, z, z);
+            for (&o, &c) in offs.iter().zip(coefs) {
+                let cv = _mm256_set1_ps(c);
+                let q = p.wrapping_add(o);
+                let s = eight!(|j: usize| _mm256_loadu_ps(q.wrapping_add(8 * j)));
+                a = (
+                    _mm256_add_ps(a.0, _mm256_mul_ps(cv, s.0)),
+                    _mm256_add_ps(a.1, _mm256_mul_ps(cv, s.1)),
+                    _mm256_add_ps(a.2, _mm256_mul_ps(cv, s.2)),
+                    _mm256_add_ps(a.3, _mm256_mul_ps(cv, s.3)),
+                    _mm256_add_ps(a.4, _mm256_mul_ps(cv, s.4)),
+                    _mm256_add_ps(a.5, _mm256_mul_ps(cv, s.5)),
+                    _mm256_add_ps(a.6, _mm256_mul_ps(cv, s.6)),
+                    _mm256_add_ps(a.7, _mm256_mul_ps(cv, s.7)),
+                );
+            }
+            store(a)
+        }
+    }
+
+    /// `a[i] = kc · p[center + i] + Σ_t k[t] · (p[lo[t] + i] + p[hi[t] + i])` for `i < BLOCK`.
+    ///
+    /// # Safety
+    /// AVX2 must be available and `p[o + i]` readable for every `o` in `lo`, `hi` and
+    /// `center`, `i < BLOCK`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn sym_block_sums(
+        p: *const f32,
+        kc: f32,
+        center: usize,
+        lo: &[usize],
+        hi: &[usize],
+        k: &[f32],
+    ) -> [f32; BLOCK] {
+        // SAFETY: as in `block_sums`.
+        unsafe {
+            let kcv = _mm256_set1_ps(kc);
+            let c = p.wrapping_add(center);
+            let mut a =
+                eight!(|j: usize| _mm256_mul_ps(kcv, _mm256_loadu_ps(c.wrapping_add(8 * j))));
+            for ((&l, &h), &kv) in lo.iter().zip(hi).zip(k) {
+                let kv = _mm256_set1_ps(kv);
+                let (ql, qh) = (p.wrapping_add(l), p.wrapping_add(h));
+                let s = eight!(|j: usize| _mm256_add_ps(
+                    _mm256_loadu_ps(ql.wrapping_add(8 * j)),
+                    _mm256_loadu_ps(qh.wrapping_add(8 * j)),
+                ));
+                a = (
+                    _mm256_add_ps(a.0, _mm256_mul_ps(kv, s.0)),
+                    _mm256_add_ps(a.1, _mm256_mul_ps(kv, s.1)),
+                    _mm256_add_ps(a.2, _mm256_mul_ps(kv, s.2)),
+                    _mm256_add_ps(a.3, _mm256_mul_ps(kv, s.3)),
+                    _mm256_add_ps(a.4, _mm256_mul_ps(kv, s.4)),
+                    _mm256_add_ps(a.5, _mm256_mul_ps(kv, s.5)),
+                    _mm256_add_ps(a.6, _mm256_mul_ps(kv, s.6)),
+                    _mm256_add_ps(a.7, _mm256_mul_ps(kv, s.7)),
+                );
+            }
+            store(a)
+        }
+    }
+
+    type Acc = (
+        __m256,
+        __m256,
+        __m256,
+        __m256,
+        __m256,
+        __m256,
+        __m256,
+        __m256,
+    );
+
+    /// # Safety
+    /// AVX2 must be available.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store(a: Acc) -> [f32; BLOCK] {
+        let mut out = [0.0f32; BLOCK];
+        for (chunk, v) in out
+            .chunks_exact_mut(8)
+            .zip([a.0, a.1, a.2, a.3, a.4, a.5, a.6, a.7])
+        {
+            // SAFETY: `chunk` holds 8 writable f32; AVX2 is the caller's precondition.
+            unsafe { _mm256_storeu_ps(chunk.as_mut_ptr(), v) };
+        }
+        out
+    }
+}
+
+/// Portable stand-in: no SIMD path off x86-64 (the portable loops run instead).
+#[cfg(not(target_arch = "x86_64"))]
+mod simd {
+    use super::BLOCK;
+
+    #[inline(always)]
+    pub fn available() -> bool {
+        false
+    }
+
+    pub unsafe fn block_sums(_: *const f32, _: &[usize], _: &[f32]) -> [f32; BLOCK] {
+        unreachable!("no SIMD path on this target")
+    }
+
+    pub unsafe fn sym_block_sums(
+        _: *const f32,
+        _: f32,
+        _: usize,
+        _: &[usize],
+        _: &[usize],
+        _: &[f32],
+    ) -> [f32; BLOCK] {
+        unreachable!("no SIMD path on this target")
     }
 }
 
@@ -443,19 +624,43 @@ pub fn gaussian_taps(sigma: f64, r: usize) -> Vec<f32> {
     t.into_iter().map(|v| (v / s) as f32).collect()
 }
 
-multiversion! {
 /// Separable filter with symmetric odd `taps` (`taps[i] = taps[n − 1 − i]`) along rows then
-    /// columns, reflect-101 borders. Mirrored taps are summed first, halving the multiplies.
-    pub fn separable(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> => separable_impl
+/// columns, reflect-101 borders. Mirrored taps are summed first, halving the multiplies.
+pub fn separable(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
+    separable_in(plane, h, w, taps, (0, h), (0, w))
+}
+
+multiversion! {
+/// [`separable`] computed only inside the box `rows × cols` (half-open ranges); outside it the
+    /// result is 0. Inside it every value is bit-identical to [`separable`]'s.
+    pub fn separable_in(plane: &[f32], h: usize, w: usize, taps: &[f32], rows: (usize, usize), cols: (usize, usize)) -> Vec<f32> => separable_impl
 }
 
 #[inline(always)]
-fn separable_impl(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
+fn separable_impl(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    taps: &[f32],
+    (y0, y1): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> Vec<f32> {
     let r = taps.len() / 2;
     debug_assert!(
         taps.iter().zip(taps.iter().rev()).all(|(a, b)| a == b),
         "taps must be symmetric"
     );
+    assert!(
+        y0 <= y1 && y1 <= h && x0 <= x1 && x1 <= w,
+        "box outside the plane"
+    );
+    let mut out = vec![0.0f32; h * w];
+    if y0 == y1 || x0 == x1 {
+        return out;
+    }
+    let wc = x1 - x0;
+    // The vertical pass reads rows y0 − r .. y1 + r; reflected, they all lie in this range.
+    let (t0, t1) = (y0.saturating_sub(r), (y1 + r).min(h));
     let mut tmp = vec![0.0f32; h * w];
     let cols: Vec<usize> = (0..w + 2 * r)
         .map(|x| reflect101(x as isize - r as isize, w))
@@ -463,28 +668,27 @@ fn separable_impl(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
     let mut prow = vec![0.0f32; w + 2 * r];
     let kc = taps[r];
     let k = &taps[..r];
-    let lo: Vec<usize> = (0..r).collect();
-    let hi: Vec<usize> = (0..r).map(|t| 2 * r - t).collect();
-    for y in 0..h {
+    let lo: Vec<usize> = (0..r).map(|t| x0 + t).collect();
+    let hi: Vec<usize> = (0..r).map(|t| x0 + 2 * r - t).collect();
+    for y in t0..t1 {
         let src = &plane[y * w..(y + 1) * w];
         for (p, &c) in prow.iter_mut().zip(&cols) {
             *p = src[c];
         }
-        let dst = &mut tmp[y * w..(y + 1) * w];
-        sym_tap_sums(w, &prow, kc, r, &lo, &hi, k, |x, a| {
+        let dst = &mut tmp[y * w + x0..y * w + x1];
+        sym_tap_sums(wc, &prow, kc, x0 + r, &lo, &hi, k, |x, a| {
             dst[x..x + a.len()].copy_from_slice(a)
         });
     }
-    let mut out = vec![0.0f32; h * w];
     let mut lo = vec![0usize; r];
     let mut hi = vec![0usize; r];
-    for y in 0..h {
+    for y in y0..y1 {
         for t in 0..r {
-            lo[t] = reflect101(y as isize + t as isize - r as isize, h) * w;
-            hi[t] = reflect101(y as isize + r as isize - t as isize, h) * w;
+            lo[t] = reflect101(y as isize + t as isize - r as isize, h) * w + x0;
+            hi[t] = reflect101(y as isize + r as isize - t as isize, h) * w + x0;
         }
-        let dst = &mut out[y * w..(y + 1) * w];
-        sym_tap_sums(w, &tmp, kc, y * w, &lo, &hi, k, |x, a| {
+        let dst = &mut out[y * w + x0..y * w + x1];
+        sym_tap_sums(wc, &tmp, kc, y * w + x0, &lo, &hi, k, |x, a| {
             dst[x..x + a.len()].copy_from_slice(a)
         });
     }
@@ -493,12 +697,120 @@ fn separable_impl(plane: &[f32], h: usize, w: usize, taps: &[f32]) -> Vec<f32> {
 
 /// Gaussian blur of std `sigma` truncated at radius `ceil(3σ)` (at least 1), reflect-101.
 pub fn gaussian_blur(plane: &[f32], h: usize, w: usize, sigma: f64) -> Vec<f32> {
+    gaussian_blur_in(plane, h, w, sigma, (0, h), (0, w))
+}
+
+/// [`gaussian_blur`] computed only inside the box `rows × cols`, as [`separable_in`].
+pub fn gaussian_blur_in(
+    plane: &[f32],
+    h: usize,
+    w: usize,
+    sigma: f64,
+    rows: (usize, usize),
+    cols: (usize, usize),
+) -> Vec<f32> {
     let r = ((3.0 * sigma).ceil() as usize).max(1);
-    separable(plane, h, w, &gaussian_taps(sigma, r))
+    separable_in(plane, h, w, &gaussian_taps(sigma, r), rows, cols)
 }
 
 /// Mean over a `(2r+1)²` window (reflect-101 borders).
 pub fn box_mean(plane: &[f32], h: usize, w: usize, r: usize) -> Vec<f32> {
     let n = 2 * r + 1;
     separable(plane, h, w, &vec![1.0 / n as f32; n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (i * 7919 % 1000) as f32 / 1000.0 - 0.3)
+            .collect()
+    }
+
+    /// Every output of the register-blocked loops (SIMD blocks, the overlapping last block, the
+    /// portable tail) is the plain per-tap sum, bit for bit, whatever `n`.
+    #[test]
+    fn blocked_tap_sums_equal_the_sequential_sum() {
+        let src = source(600);
+        let (offs, coefs) = ([0usize, 3, 7, 20, 41], [0.1f32, -0.25, 0.7, 0.05, 0.4]);
+        for n in [1, 5, 63, 64, 65, 127, 128, 200, 550] {
+            let mut got = vec![f32::NAN; n];
+            tap_sums(n, &src, 2, &offs, &coefs, |x, a| {
+                got[x..x + a.len()].copy_from_slice(a)
+            });
+            for (x, g) in got.iter().enumerate() {
+                let want = offs
+                    .iter()
+                    .zip(&coefs)
+                    .fold(0.0f32, |a, (&o, &c)| a + c * src[2 + o + x]);
+                assert_eq!(g.to_bits(), want.to_bits(), "n {n}, x {x}");
+            }
+        }
+        let (kc, center, lo, hi, k) = (
+            0.3f32,
+            3,
+            [0usize, 1, 2],
+            [6usize, 5, 4],
+            [0.05f32, 0.15, 0.2],
+        );
+        for n in [1, 63, 64, 65, 300, 590] {
+            let mut got = vec![f32::NAN; n];
+            sym_tap_sums(n, &src, kc, center, &lo, &hi, &k, |x, a| {
+                got[x..x + a.len()].copy_from_slice(a)
+            });
+            for (x, g) in got.iter().enumerate() {
+                let want = (0..3).fold(kc * src[center + x], |a, t| {
+                    a + k[t] * (src[lo[t] + x] + src[hi[t] + x])
+                });
+                assert_eq!(g.to_bits(), want.to_bits(), "sym: n {n}, x {x}");
+            }
+        }
+    }
+
+    /// Restricting the separable blur to a box changes nothing inside the box.
+    #[test]
+    fn separable_in_a_box_equals_the_whole_blur_there() {
+        let (h, w) = (37, 150);
+        let plane = source(h * w);
+        let taps = gaussian_taps(2.5, 8);
+        let full = separable(&plane, h, w, &taps);
+        let (rows, cols) = ((3, 30), (70, 149));
+        let part = separable_in(&plane, h, w, &taps, rows, cols);
+        for y in 0..h {
+            for x in 0..w {
+                let inside = (rows.0..rows.1).contains(&y) && (cols.0..cols.1).contains(&x);
+                let want = if inside { full[y * w + x] } else { 0.0 };
+                assert_eq!(part[y * w + x].to_bits(), want.to_bits(), "({y}, {x})");
+            }
+        }
+    }
+
+    /// The 2-D convolution against a plain f64 sum with reflect-101 borders.
+    #[test]
+    fn convolution_matches_a_direct_f64_sum() {
+        let (h, w) = (29, 131);
+        let plane = source(h * w);
+        let size = 7;
+        let data: Vec<f32> = (0..size * size)
+            .map(|i| ((i * 37 % 11) as f32 - 4.0) / 60.0)
+            .collect();
+        let kernel = Kernel { size, data };
+        let got = convolve(&plane, h, w, &kernel);
+        let r = size as isize / 2;
+        for y in 0..h {
+            for x in 0..w {
+                let mut want = 0.0f64;
+                for ky in 0..size {
+                    for kx in 0..size {
+                        let sy = reflect101(y as isize + ky as isize - r, h);
+                        let sx = reflect101(x as isize + kx as isize - r, w);
+                        want += kernel.data[ky * size + kx] as f64 * plane[sy * w + sx] as f64;
+                    }
+                }
+                assert!((got[y * w + x] as f64 - want).abs() < 1e-5, "({y}, {x})");
+            }
+        }
+    }
 }

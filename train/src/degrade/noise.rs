@@ -1,7 +1,7 @@
 //! Spatially varying Gaussian + Poisson noise, sampled once per image (§3.5, with the Poisson
 //! model of §1.4 / BasicSR `random_add_poisson_noise_pt`).
 
-use crate::image::PlanarImage;
+use crate::image::{round_half_up_u8, PlanarImage};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -59,28 +59,22 @@ fn poisson_residual<R: Rng>(rng: &mut R, planes: &[&[f32]], need: &[f32]) -> Vec
         .collect()
 }
 
-/// `x.round() as u8` for `x ∈ [0, 255]` without a libm call (vectorises): truncate, then add 1
-/// when the dropped fraction is at least ½ (round half away from zero, as `f32::round`).
-#[inline(always)]
-fn round_half_up_u8(x: f32) -> u8 {
-    let t = x as u8;
-    t + ((x - t as f32) >= 0.5) as u8
-}
-
 /// An exact Poisson(λ) sampler by inversion: the CDF and a guide table (`guide[j]` = the first
 /// `k` with `cdf[k] ≥ j / len`), so a draw starts its search next to its answer.
 struct PoissonTable {
+    /// The CDF followed by a `+∞` sentinel, so the search needs no bounds test.
     cdf: Vec<f64>,
     guide: Vec<u32>,
 }
 
 impl PoissonTable {
     fn new(lambda: f64) -> Self {
-        let cdf = poisson_cdf(lambda);
+        let mut cdf = poisson_cdf(lambda);
         let n = cdf.len();
         let guide = (0..n)
             .map(|j| cdf.partition_point(|&c| c < j as f64 / n as f64) as u32)
             .collect();
+        cdf.push(f64::INFINITY);
         Self { cdf, guide }
     }
 
@@ -88,9 +82,13 @@ impl PoissonTable {
     /// answer as a binary search over `cdf`.
     #[inline]
     fn sample(&self, u: f64) -> usize {
-        let n = self.cdf.len();
+        let n = self.guide.len();
         let mut k = self.guide[((u * n as f64) as usize).min(n - 1)] as usize;
-        while k < n && self.cdf[k] < u {
+        // Two branch-free steps settle almost every draw (a step past the answer adds 0); the
+        // loop finishes the rare longer searches.
+        k += (self.cdf[k] < u) as usize;
+        k += (self.cdf[k] < u) as usize;
+        while self.cdf[k] < u {
             k += 1;
         }
         k.min(n - 1)
@@ -227,16 +225,18 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for lambda in [0.0, 0.004, 0.7, 3.0, 17.5, 128.0, 256.0] {
             let t = PoissonTable::new(lambda);
-            let n = t.cdf.len();
+            let cdf = poisson_cdf(lambda);
+            let n = cdf.len();
+            assert_eq!(t.cdf[..n], cdf[..]);
             let edges = (0..n).map(|j| j as f64 / n as f64);
             let us: Vec<f64> = (0..20_000)
                 .map(|_| rng.random::<f64>())
                 .chain(edges)
                 .chain([0.0, 1.0 - f64::EPSILON])
-                .chain(t.cdf.iter().copied().filter(|&c| c < 1.0))
+                .chain(cdf.iter().copied().filter(|&c| c < 1.0))
                 .collect();
             for u in us {
-                let want = t.cdf.partition_point(|&c| c < u).min(n - 1);
+                let want = cdf.partition_point(|&c| c < u).min(n - 1);
                 assert_eq!(t.sample(u), want, "λ {lambda}, u {u}");
             }
         }
