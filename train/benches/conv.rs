@@ -27,6 +27,10 @@ fn rand(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn conv(c: &mut Criterion) {
+    // As the trainer's main does (see `savl::tune_allocator`).
+    if std::env::var_os("SAVL_BENCH_MALLOC_DEFAULT").is_none() {
+        savl::tune_allocator();
+    }
     let (b, ch, hw) = (16, 48, 48);
     let x = Var::from_tensor(&rand(&[b, ch, hw, hw], 1)).unwrap();
     let w = Var::from_tensor(&(rand(&[ch, ch, 3, 3], 2) * 0.1).unwrap()).unwrap();

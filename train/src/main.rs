@@ -29,6 +29,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Training allocates and frees the same multi-MB activations every step: keep them in the
+    // heap instead of an mmap/munmap (page faults, TLB shootdowns) per tensor.
+    savl::tune_allocator();
     let result = match cli.command {
         Command::Degrade(a) => cmd::degrade::run(a),
         Command::Train(a) => cmd::train::run(a),

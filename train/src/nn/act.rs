@@ -11,15 +11,19 @@ struct LeakyRelu {
     slope: f32,
 }
 
-fn contiguous(s: &CpuStorage, l: &Layout) -> Result<Vec<f32>> {
+fn contiguous_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
         _ => candle_core::bail!("leaky_relu: f32 only, got {:?}", s.dtype()),
     };
     match l.contiguous_offsets() {
-        Some((a, b)) => Ok(data[a..b].to_vec()),
+        Some((a, b)) => Ok(&data[a..b]),
         None => candle_core::bail!("leaky_relu: input must be contiguous"),
     }
+}
+
+fn contiguous(s: &CpuStorage, l: &Layout) -> Result<Vec<f32>> {
+    contiguous_slice(s, l).map(<[f32]>::to_vec)
 }
 
 impl CustomOp1 for LeakyRelu {
@@ -90,7 +94,7 @@ impl candle_core::CustomOp2 for LeakyReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let y = contiguous(s1, l1)?;
+        let y = contiguous_slice(s1, l1)?;
         let mut g = contiguous(s2, l2)?;
         if y.len() != g.len() {
             candle_core::bail!(
@@ -100,7 +104,7 @@ impl candle_core::CustomOp2 for LeakyReluGrad {
             );
         }
         let a = self.slope;
-        g.iter_mut().zip(&y).for_each(|(g, y)| {
+        g.iter_mut().zip(y).for_each(|(g, y)| {
             if *y < 0.0 {
                 *g *= a
             }

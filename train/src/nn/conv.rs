@@ -80,6 +80,35 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [
     }
 }
 
+/// An im2col buffer borrowed from the current thread and handed back on drop, so the multi-MB
+/// column matrices are allocated (and zero-filled) once per thread instead of once per conv.
+/// A nested borrow on the same thread (rayon work stealing inside a GEMM) gets a fresh buffer.
+struct Scratch(Vec<f32>);
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl Scratch {
+    fn take() -> Self {
+        Self(SCRATCH.with(|c| c.take()))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        SCRATCH.with(|c| {
+            let old = c.take();
+            c.set(if v.capacity() >= old.capacity() {
+                v
+            } else {
+                old
+            });
+        });
+    }
+}
+
 /// `cols[(ci·k + ky)·k + kx, oy·wo + ox] = x[ci, oy+ky−pad, ox+kx−pad]` (zero outside).
 fn im2col(x: &[f32], g: &Geom, cols: &mut [f32]) {
     let (h, w, k, pad, ho, wo) = (g.h, g.w, g.k, g.pad as isize, g.ho, g.wo);
@@ -200,11 +229,11 @@ fn conv_fwd(x: &[f32], wt: &[f32], g: &Geom, bias: Option<&[f32]>, slope: Option
     if g.b >= threads {
         out.par_chunks_mut(out_len)
             .zip(x.par_chunks(in_len))
-            .for_each_init(Vec::new, |cols, (ob, xb)| one(xb, ob, cols, 1));
+            .for_each_init(Scratch::take, |cols, (ob, xb)| one(xb, ob, &mut cols.0, 1));
     } else {
-        let mut cols = Vec::new();
+        let mut cols = Scratch::take();
         for (ob, xb) in out.chunks_mut(out_len).zip(x.chunks(in_len)) {
-            one(xb, ob, &mut cols, threads)
+            one(xb, ob, &mut cols.0, threads)
         }
     }
     out
@@ -244,9 +273,9 @@ fn conv_wgrad(x: &[f32], grad: &[f32], g: &Geom) -> Vec<f32> {
             .into_par_iter()
             .map(|c| {
                 let mut acc = vec![0f32; g.cout * (kd + 1)];
-                let mut cols = Vec::new();
+                let mut cols = Scratch::take();
                 for (i, b) in (c * chunk..((c + 1) * chunk).min(g.b)).enumerate() {
-                    acc_one(&mut acc, &mut cols, b, i == 0, 1);
+                    acc_one(&mut acc, &mut cols.0, b, i == 0, 1);
                 }
                 acc
             })
@@ -259,9 +288,9 @@ fn conv_wgrad(x: &[f32], grad: &[f32], g: &Geom) -> Vec<f32> {
         acc
     } else {
         let mut acc = vec![0f32; g.cout * (kd + 1)];
-        let mut cols = Vec::new();
+        let mut cols = Scratch::take();
         for b in 0..g.b {
-            acc_one(&mut acc, &mut cols, b, b == 0, threads);
+            acc_one(&mut acc, &mut cols.0, b, b == 0, threads);
         }
         acc
     }
