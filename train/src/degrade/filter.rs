@@ -236,16 +236,7 @@ mod simd {
                 let cv = _mm256_set1_ps(c);
                 let q = p.wrapping_add(o);
                 let s = eight!(|j: usize| _mm256_loadu_ps(q.wrapping_add(8 * j)));
-                a = (
-                    _mm256_add_ps(a.0, _mm256_mul_ps(cv, s.0)),
-                    _mm256_add_ps(a.1, _mm256_mul_ps(cv, s.1)),
-                    _mm256_add_ps(a.2, _mm256_mul_ps(cv, s.2)),
-                    _mm256_add_ps(a.3, _mm256_mul_ps(cv, s.3)),
-                    _mm256_add_ps(a.4, _mm256_mul_ps(cv, s.4)),
-                    _mm256_add_ps(a.5, _mm256_mul_ps(cv, s.5)),
-                    _mm256_add_ps(a.6, _mm256_mul_ps(cv, s.6)),
-                    _mm256_add_ps(a.7, _mm256_mul_ps(cv, s.7)),
-                );
+                a = add_scaled(a, cv, s);
             }
             store(a)
         }
@@ -278,16 +269,7 @@ mod simd {
                     _mm256_loadu_ps(ql.wrapping_add(8 * j)),
                     _mm256_loadu_ps(qh.wrapping_add(8 * j)),
                 ));
-                a = (
-                    _mm256_add_ps(a.0, _mm256_mul_ps(kv, s.0)),
-                    _mm256_add_ps(a.1, _mm256_mul_ps(kv, s.1)),
-                    _mm256_add_ps(a.2, _mm256_mul_ps(kv, s.2)),
-                    _mm256_add_ps(a.3, _mm256_mul_ps(kv, s.3)),
-                    _mm256_add_ps(a.4, _mm256_mul_ps(kv, s.4)),
-                    _mm256_add_ps(a.5, _mm256_mul_ps(kv, s.5)),
-                    _mm256_add_ps(a.6, _mm256_mul_ps(kv, s.6)),
-                    _mm256_add_ps(a.7, _mm256_mul_ps(kv, s.7)),
-                );
+                a = add_scaled(a, kv, s);
             }
             store(a)
         }
@@ -303,6 +285,29 @@ mod simd {
         __m256,
         __m256,
     );
+
+    /// `a + c · s` lane by lane (a multiply, then an add, as the portable loops).
+    ///
+    /// # Safety
+    /// AVX2 must be available.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    #[allow(unused_unsafe)] // needed before Rust 1.86, where the intrinsics are unsafe fns
+    unsafe fn add_scaled(a: Acc, c: __m256, s: Acc) -> Acc {
+        // SAFETY: AVX2 is the caller's precondition.
+        unsafe {
+            (
+                _mm256_add_ps(a.0, _mm256_mul_ps(c, s.0)),
+                _mm256_add_ps(a.1, _mm256_mul_ps(c, s.1)),
+                _mm256_add_ps(a.2, _mm256_mul_ps(c, s.2)),
+                _mm256_add_ps(a.3, _mm256_mul_ps(c, s.3)),
+                _mm256_add_ps(a.4, _mm256_mul_ps(c, s.4)),
+                _mm256_add_ps(a.5, _mm256_mul_ps(c, s.5)),
+                _mm256_add_ps(a.6, _mm256_mul_ps(c, s.6)),
+                _mm256_add_ps(a.7, _mm256_mul_ps(c, s.7)),
+            )
+        }
+    }
 
     /// # Safety
     /// AVX2 must be available.
