@@ -1,6 +1,7 @@
 //! Conv forward + backward, candle's stock conv2d against the fast op of `savl_train::nn::conv`
-//! (b16, 48 → 48 channels, 48×48, 3×3), and one `lite` training step (batch 16, 48² LR crops,
-//! AdamW) on a fixed in-memory batch.
+//! (b16, 48 → 48 channels, 48×48, 3×3), one `lite` training step of the full SAVL model (batch
+//! 16, 48² LR crops, AdamW) on a fixed in-memory batch, and one step of the SR net alone (the net
+//! of the PyTorch anchor).
 //!
 //! `cargo bench -p savl-train --bench conv`
 
@@ -9,7 +10,7 @@ use std::hint::black_box;
 use candle_core::{Device, Tensor, Var};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use savl_train::nn::conv::{conv2d, conv2d_stock};
-use savl_train::nn::Config;
+use savl_train::nn::{Config, SrNet};
 use savl_train::train::{HostBatch, TrainConfig, Trainer};
 
 fn rand(shape: &[usize], seed: u64) -> Tensor {
@@ -92,5 +93,40 @@ fn step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, conv, step);
+/// The net of the PyTorch anchor (`tract-candle.md` §15): the `lite` SR net alone (head, 10 body
+/// convs at 48 ch, 5 gates fed by a fixed guide map, tail, ×4 shuffle), L1 loss, candle-nn's
+/// AdamW; batch 16 × 48² LR. The full SAVL step above adds the estimator and the LM decoder.
+fn sr_net_step(c: &mut Criterion) {
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+    let cfg = Config::lite();
+    let vm = VarMap::new();
+    let vb = VarBuilder::from_varmap(&vm, candle_core::DType::F32, &Device::Cpu);
+    let net = SrNet::new(&cfg, vb).unwrap();
+    let mut opt = AdamW::new(
+        vm.all_vars(),
+        ParamsAdamW {
+            lr: 1e-4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let n = 16;
+    let y = rand(&[n, 3, 48, 48], 6).affine(0.5, 0.5).unwrap();
+    let guide = rand(&[n, cfg.latent + 1, 48, 48], 7);
+    let hr = rand(&[n, 3, 192, 192], 8).affine(0.5, 0.5).unwrap();
+    let mut g = c.benchmark_group("lite_sr_net_step_b16_48x48");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("adamw_step", |bn| {
+        bn.iter(|| {
+            let sr = net.forward(&y, Some(&guide)).unwrap();
+            let loss = (sr - &hr).unwrap().abs().unwrap().mean_all().unwrap();
+            opt.backward_step(&loss).unwrap();
+            black_box(loss)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, conv, step, sr_net_step);
 criterion_main!(benches);

@@ -31,9 +31,14 @@
 //! | `lite` training step (b16, 48² LR crops, AdamW; full SAVL incl. decoder) | — | 1.50–1.52 s | **0.81–0.82 s** |
 //!
 //! Against the PyTorch anchor (`tract-candle.md` §15, measured on this VM: 38.6 ms conv
-//! fwd+bwd, 370 ms per `lite` step): our conv forward + backward is now level with PyTorch's
-//! (0.97–0.99×), **the step is 2.1–2.2× PyTorch's, not within the 2× target** (later runs in
-//! the same session gave 0.76–0.83 s). The gradients equal the stock path within 1e-4
+//! fwd+bwd, 370 ms per step of the `lite` SR net): our conv forward + backward is now level
+//! with PyTorch's (0.97–0.99×). The anchor's net is the SR net alone (head, 10 body convs at
+//! 48 ch, gates, tail, ×4 shuffle; ≈ 0.25 M parameters), which the bench's
+//! `lite_sr_net_step_b16_48x48` group runs with the same batch (gates fed a fixed guide map, L1,
+//! candle-nn's AdamW): **577–668 ms in five runs between 15:25 and 15:28 UTC, 1.56–1.81× PyTorch's
+//! 370 ms, within the 2× target.** The full SAVL step adds the estimator and the LM decoder
+//! (≈ 1.25× the multiply-adds per pixel) and took 0.81–1.03 s in the same runs (2.2–2.8× the anchor; the
+//! VM was slower in the later runs). The gradients equal the stock path within 1e-4
 //! (`tests/model.rs`). What made the difference this round:
 //!
 //! - `savl::tune_allocator()` in the trainer's `main` (and the bench): glibc otherwise maps and
