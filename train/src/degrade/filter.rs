@@ -666,7 +666,8 @@ fn separable_impl(
     let wc = x1 - x0;
     // The vertical pass reads rows y0 − r .. y1 + r; reflected, they all lie in this range.
     let (t0, t1) = (y0.saturating_sub(r), (y1 + r).min(h));
-    let mut tmp = vec![0.0f32; h * w];
+    // Rows t0..t1 of the horizontal pass (row `y` at `(y − t0)·w`), columns x0..x1 filled.
+    let mut tmp = vec![0.0f32; (t1 - t0) * w];
     let cols: Vec<usize> = (0..w + 2 * r)
         .map(|x| reflect101(x as isize - r as isize, w))
         .collect();
@@ -680,7 +681,7 @@ fn separable_impl(
         for (p, &c) in prow.iter_mut().zip(&cols) {
             *p = src[c];
         }
-        let dst = &mut tmp[y * w + x0..y * w + x1];
+        let dst = &mut tmp[(y - t0) * w + x0..(y - t0) * w + x1];
         sym_tap_sums(wc, &prow, kc, x0 + r, &lo, &hi, k, |x, a| {
             dst[x..x + a.len()].copy_from_slice(a)
         });
@@ -689,11 +690,11 @@ fn separable_impl(
     let mut hi = vec![0usize; r];
     for y in y0..y1 {
         for t in 0..r {
-            lo[t] = reflect101(y as isize + t as isize - r as isize, h) * w + x0;
-            hi[t] = reflect101(y as isize + r as isize - t as isize, h) * w + x0;
+            lo[t] = (reflect101(y as isize + t as isize - r as isize, h) - t0) * w + x0;
+            hi[t] = (reflect101(y as isize + r as isize - t as isize, h) - t0) * w + x0;
         }
         let dst = &mut out[y * w + x0..y * w + x1];
-        sym_tap_sums(wc, &tmp, kc, y * w + x0, &lo, &hi, k, |x, a| {
+        sym_tap_sums(wc, &tmp, kc, (y - t0) * w + x0, &lo, &hi, k, |x, a| {
             dst[x..x + a.len()].copy_from_slice(a)
         });
     }
