@@ -678,6 +678,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Keeps the header and the rows of steps `≤ step` of the CSV log at `path` (written to a
+/// temporary file, then renamed); returns how many rows were dropped.
+pub fn trim_log(path: &Path, step: usize) -> Result<usize> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut kept = String::with_capacity(text.len());
+    let mut dropped = 0;
+    for (i, line) in text.lines().enumerate() {
+        let row_step = line.split(',').next().and_then(|f| f.parse::<usize>().ok());
+        match row_step {
+            Some(s) if i > 0 && s > step => dropped += 1,
+            _ => {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    if dropped > 0 {
+        let tmp = path.with_extension("csv.tmp");
+        std::fs::write(&tmp, kept).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    }
+    Ok(dropped)
+}
+
 /// Runs `trainer` to `tc.steps`, writing `out/train.csv`, `out/ckpt-STEP.safetensors`,
 /// `out/last.safetensors` and, at the end, `out/model.onnx` (EMA weights).
 pub fn run(trainer: &mut Trainer, source: Arc<dyn PairSource>, out: &Path) -> Result<RunSummary> {
@@ -689,6 +714,17 @@ pub fn run(trainer: &mut Trainer, source: Arc<dyn PairSource>, out: &Path) -> Re
     }
     let csv_path = out.join("train.csv");
     let fresh = start == 0 || !csv_path.exists();
+    if !fresh {
+        // A run stopped between checkpoints logged steps past the one it resumes from; those
+        // steps run again, so their old rows go.
+        let dropped = trim_log(&csv_path, start)?;
+        if dropped > 0 && tc.progress {
+            eprintln!(
+                "{}: dropped {dropped} row(s) logged after step {start} (they run again)",
+                csv_path.display()
+            );
+        }
+    }
     let mut csv = std::fs::OpenOptions::new()
         .create(true)
         .append(!fresh)

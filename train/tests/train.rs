@@ -249,3 +249,20 @@ fn checkpoint_round_trip() {
     assert_eq!(a, b);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Resuming from an older checkpoint than the log's last row drops the rows that will run again.
+#[test]
+fn trim_log_drops_rows_after_the_resume_step() {
+    let dir = tmp_dir("trim-log");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("train.csv");
+    let rows = ["step,lr", "1,0.1", "2,0.2", "3,0.3", "4,0.4", "5,0.5"];
+    std::fs::write(&path, rows.join("\n") + "\n").unwrap();
+    assert_eq!(savl_train::train::trim_log(&path, 3).unwrap(), 2);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "step,lr\n1,0.1\n2,0.2\n3,0.3\n"
+    );
+    assert_eq!(savl_train::train::trim_log(&path, 3).unwrap(), 0);
+    assert!(savl_train::train::trim_log(&dir.join("missing.csv"), 3).is_err());
+}
