@@ -35,10 +35,11 @@
 //! with PyTorch's (0.97–0.99×). The anchor's net is the SR net alone (head, 10 body convs at
 //! 48 ch, gates, tail, ×4 shuffle; ≈ 0.25 M parameters), which the bench's
 //! `lite_sr_net_step_b16_48x48` group runs with the same batch (gates fed a fixed guide map, L1,
-//! candle-nn's AdamW): **577–668 ms in five runs between 15:25 and 15:28 UTC, 1.56–1.81× PyTorch's
-//! 370 ms, within the 2× target.** The full SAVL step adds the estimator and the LM decoder
-//! (≈ 1.25× the multiply-adds per pixel) and took 0.81–1.03 s in the same runs (2.2–2.8× the anchor; the
-//! VM was slower in the later runs). The gradients equal the stock path within 1e-4
+//! candle-nn's AdamW): **548–565 ms in three runs at 15:45–15:48 UTC, 1.48–1.53× PyTorch's
+//! 370 ms, within the 2× target** (577–668 ms in five earlier runs, before the one-pass LeakyReLU
+//! below). The full SAVL step adds the estimator and the LM decoder (≈ 1.25× the multiply-adds
+//! per pixel) and took 768–835 ms in the same three runs (2.1–2.3× the anchor). The gradients
+//! equal the stock path within 1e-4
 //! (`tests/model.rs`). What made the difference this round:
 //!
 //! - `savl::tune_allocator()` in the trainer's `main` (and the bench): glibc otherwise maps and
@@ -46,7 +47,9 @@
 //!   more than half of a conv forward + backward (90–100 ms → 40 ms on its own);
 //! - the dev profile compiles candle, gemm and this crate without debug assertions (the
 //!   standard library's UB checks in their hot loops cost 1.5 s → 0.9 s per step);
-//! - per-thread im2col buffers instead of a fresh zero-filled one per convolution.
+//! - per-thread im2col buffers instead of a fresh zero-filled one per convolution;
+//! - LeakyReLU forward and gradient in one pass from input to output, without copying first
+//!   (full step 819–929 → 768–835 ms, SR-net step 604–680 → 548–565 ms, alternating runs).
 //!
 //! Tried and dropped (no change within the noise): gemm's AVX-512 kernels (`x86-v4`: the
 //! EPYC runs 512-bit FMAs at half rate; by our count the AVX2 kernel already runs near its FMA

@@ -22,23 +22,18 @@ fn contiguous_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     }
 }
 
-fn contiguous(s: &CpuStorage, l: &Layout) -> Result<Vec<f32>> {
-    contiguous_slice(s, l).map(<[f32]>::to_vec)
-}
-
 impl CustomOp1 for LeakyRelu {
     fn name(&self) -> &'static str {
         "savl-leaky-relu"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut v = contiguous(s, l)?;
         let a = self.slope;
-        v.iter_mut().for_each(|x| {
-            if *x < 0.0 {
-                *x *= a
-            }
-        });
+        // One pass from the input to a new buffer (no copy first).
+        let v = contiguous_slice(s, l)?
+            .iter()
+            .map(|&x| if x < 0.0 { x * a } else { x })
+            .collect();
         Ok((CpuStorage::F32(v), l.shape().clone()))
     }
 
@@ -95,7 +90,7 @@ impl candle_core::CustomOp2 for LeakyReluGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let y = contiguous_slice(s1, l1)?;
-        let mut g = contiguous(s2, l2)?;
+        let g = contiguous_slice(s2, l2)?;
         if y.len() != g.len() {
             candle_core::bail!(
                 "leaky_relu grad: shapes {:?} and {:?} differ",
@@ -104,11 +99,11 @@ impl candle_core::CustomOp2 for LeakyReluGrad {
             );
         }
         let a = self.slope;
-        g.iter_mut().zip(y).for_each(|(g, y)| {
-            if *y < 0.0 {
-                *g *= a
-            }
-        });
+        let g = g
+            .iter()
+            .zip(y)
+            .map(|(&g, &y)| if y < 0.0 { g * a } else { g })
+            .collect();
         Ok((CpuStorage::F32(g), l1.shape().clone()))
     }
 }
