@@ -160,6 +160,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn round_half_up_equals_round() {
+        let mut x = 0.0f32;
+        while x <= 255.0 {
+            for v in [x, x + 0.5, x + 0.49999997, x + 0.50000006] {
+                if v <= 255.0 {
+                    assert_eq!(round_half_up_u8(v), v.round() as u8, "{v}");
+                }
+            }
+            x += 1.0;
+        }
+        let mut v = 0.0f32;
+        while v <= 1.0 {
+            let x = v * 255.0;
+            assert_eq!(round_half_up_u8(x), x.round() as u8, "{x}");
+            v = f32::from_bits(v.to_bits() + 997);
+        }
+    }
+
+    #[test]
     fn rgb8_round_trip_is_exact() {
         let img =
             image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 40, y as u8 * 70, 200]));

@@ -77,38 +77,16 @@ fn tap_sums(
     base: usize,
     offs: &[usize],
     coefs: &[f32],
-    mut store: impl FnMut(usize, &[f32]),
+    store: impl FnMut(usize, &[f32]),
 ) {
     let omax = offs.iter().copied().max().unwrap_or(0);
     assert!(base + omax + n <= src.len(), "taps read past the source");
-    let simd = simd::available();
-    let mut x = 0;
-    while x + BLOCK <= n {
-        let a = if simd {
-            // SAFETY: AVX2 is present, and every read `base + o + x + i` with
-            // `i < BLOCK ≤ n − x` is below `base + omax + n ≤ src.len()` (asserted above).
-            unsafe { simd::block_sums(src.as_ptr().add(base + x), offs, coefs) }
-        } else {
-            let mut a = [0.0f32; BLOCK];
-            for (&o, &c) in offs.iter().zip(coefs) {
-                let s = &src[base + o + x..base + o + x + BLOCK];
-                for i in 0..BLOCK {
-                    a[i] += c * s[i];
-                }
-            }
-            a
-        };
-        store(x, &a);
-        x += BLOCK;
-    }
-    if x < n && simd && n >= BLOCK {
-        // The last, partial block: recompute a whole block ending at `n` (its first outputs
-        // repeat the previous block's, bit for bit) and store only the new ones.
-        // SAFETY: as above, with `x = n − BLOCK`.
-        let a = unsafe { simd::block_sums(src.as_ptr().add(base + n - BLOCK), offs, coefs) };
-        store(x, &a[BLOCK - (n - x)..]);
-    } else if x < n {
-        let m = n - x;
+    let simd_block = |x: usize| {
+        // SAFETY: `for_each_block` calls this only when AVX2 is present and with
+        // `x + BLOCK ≤ n`, so every read `base + o + x + i` is below `base + omax + n ≤ src.len()`.
+        unsafe { simd::block_sums(src.as_ptr().add(base + x), offs, coefs) }
+    };
+    let portable = |x: usize, m: usize| {
         let mut a = [0.0f32; BLOCK];
         for (&o, &c) in offs.iter().zip(coefs) {
             let s = &src[base + o + x..base + o + x + m];
@@ -116,7 +94,41 @@ fn tap_sums(
                 *ai += c * si;
             }
         }
-        store(x, &a[..m]);
+        a
+    };
+    for_each_block(n, simd_block, portable, store);
+}
+
+/// The block loop shared by [`tap_sums`] and [`sym_tap_sums`]: `store(x, outputs)` for
+/// consecutive blocks of `BLOCK` outputs, each from `simd_block(x)` when AVX2 is present or
+/// `portable(x, BLOCK)`; the last, partial block is a whole SIMD block ending at `n` (its first
+/// outputs repeat the previous block's, bit for bit) of which only the new outputs are stored, or
+/// `portable(x, n − x)` when there is no SIMD or `n < BLOCK`.
+#[inline(always)]
+fn for_each_block(
+    n: usize,
+    simd_block: impl Fn(usize) -> [f32; BLOCK],
+    portable: impl Fn(usize, usize) -> [f32; BLOCK],
+    mut store: impl FnMut(usize, &[f32]),
+) {
+    let simd = simd::available();
+    let mut x = 0;
+    while x + BLOCK <= n {
+        let a = if simd {
+            simd_block(x)
+        } else {
+            portable(x, BLOCK)
+        };
+        store(x, &a);
+        x += BLOCK;
+    }
+    if x < n {
+        let m = n - x;
+        if simd && n >= BLOCK {
+            store(x, &simd_block(n - BLOCK)[BLOCK - m..]);
+        } else {
+            store(x, &portable(x, m)[..m]);
+        }
     }
 }
 
@@ -145,7 +157,7 @@ fn sym_tap_sums(
     lo: &[usize],
     hi: &[usize],
     k: &[f32],
-    mut store: impl FnMut(usize, &[f32]),
+    store: impl FnMut(usize, &[f32]),
 ) {
     let omax = lo.iter().chain(hi).copied().fold(center, usize::max);
     assert!(omax + n <= src.len(), "taps read past the source");
@@ -153,38 +165,13 @@ fn sym_tap_sums(
         lo.len() == k.len() && hi.len() == k.len(),
         "one tap per pair"
     );
-    let simd = simd::available();
-    let mut x = 0;
-    while x + BLOCK <= n {
-        let a = if simd {
-            // SAFETY: AVX2 is present; every read `o + x + i` (`o` ∈ lo, hi, center,
-            // `i < BLOCK ≤ n − x`) is below `omax + n ≤ src.len()` (asserted above).
-            unsafe { simd::sym_block_sums(src.as_ptr().add(x), kc, center, lo, hi, k) }
-        } else {
-            let c = &src[center + x..center + x + BLOCK];
-            let mut a = [0.0f32; BLOCK];
-            for i in 0..BLOCK {
-                a[i] = kc * c[i];
-            }
-            for ((&l, &h), &kv) in lo.iter().zip(hi).zip(k) {
-                let sa = &src[l + x..l + x + BLOCK];
-                let sb = &src[h + x..h + x + BLOCK];
-                for i in 0..BLOCK {
-                    a[i] += kv * (sa[i] + sb[i]);
-                }
-            }
-            a
-        };
-        store(x, &a);
-        x += BLOCK;
-    }
-    if x < n && simd && n >= BLOCK {
-        // The last, partial block, as in `tap_sums`.
-        // SAFETY: as above, with `x = n − BLOCK`.
-        let a = unsafe { simd::sym_block_sums(src.as_ptr().add(n - BLOCK), kc, center, lo, hi, k) };
-        store(x, &a[BLOCK - (n - x)..]);
-    } else if x < n {
-        let m = n - x;
+    let simd_block = |x: usize| {
+        // SAFETY: `for_each_block` calls this only when AVX2 is present and with
+        // `x + BLOCK ≤ n`, so every read `o + x + i` (`o` ∈ lo, hi, center) is below
+        // `omax + n ≤ src.len()`.
+        unsafe { simd::sym_block_sums(src.as_ptr().add(x), kc, center, lo, hi, k) }
+    };
+    let portable = |x: usize, m: usize| {
         let mut a = [0.0f32; BLOCK];
         for i in 0..m {
             a[i] = kc * src[center + x + i];
@@ -194,8 +181,9 @@ fn sym_tap_sums(
                 a[i] += kv * (src[l + x + i] + src[h + x + i]);
             }
         }
-        store(x, &a[..m]);
-    }
+        a
+    };
+    for_each_block(n, simd_block, portable, store);
 }
 
 /// The register-blocked inner loops of [`tap_sums`] and [`sym_tap_sums`] in AVX2
@@ -467,6 +455,25 @@ pub fn separable_factors(kernel: &Kernel, tol: f64, max_terms: usize) -> Option<
     }
 }
 
+/// The bounding box `(rows, cols)` (half-open) of the pixels `i = y·w + x` of an `h × w` grid
+/// where `inside(i)`, or `None` when there are none.
+pub fn support_box(
+    h: usize,
+    w: usize,
+    inside: impl Fn(usize) -> bool,
+) -> Option<((usize, usize), (usize, usize))> {
+    let (mut y0, mut y1, mut x0, mut x1) = (h, 0, w, 0);
+    for y in 0..h {
+        let row = y * w..(y + 1) * w;
+        if let Some(a) = row.clone().position(&inside) {
+            let b = w - row.rev().position(&inside).unwrap_or(0);
+            (y0, y1) = (y0.min(y), y + 1);
+            (x0, x1) = (x0.min(a), x1.max(b));
+        }
+    }
+    (y0 < y1).then_some(((y0, y1), (x0, x1)))
+}
+
 multiversion! {
 /// Adds `weight(u) · (kernel ⊛ plane)(u)` into `out`, like [`conv_accumulate`], but through the
     /// rank-1 terms of `sep`; only rows whose weight is non-zero somewhere are computed.
@@ -483,24 +490,13 @@ fn sep_conv_accumulate_impl(
     out: &mut [f32],
 ) {
     let r = sep.size / 2;
-    // The bounding box of the non-zero weights: only outputs inside it are computed.
+    // Only outputs inside the bounding box of the non-zero weights are computed.
     let ((y0, y1), (x0, x1)) = match weight {
         None => ((0, h), (0, w)),
-        Some(m) => {
-            let (mut y0, mut y1, mut x0, mut x1) = (h, 0, w, 0);
-            for y in 0..h {
-                let row = &m[y * w..(y + 1) * w];
-                if let Some(a) = row.iter().position(|&v| v > 0.0) {
-                    let b = w - row.iter().rev().position(|&v| v > 0.0).unwrap_or(0);
-                    (y0, y1) = (y0.min(y), y + 1);
-                    (x0, x1) = (x0.min(a), x1.max(b));
-                }
-            }
-            if y0 >= y1 {
-                return;
-            }
-            ((y0, y1), (x0, x1))
-        }
+        Some(m) => match support_box(h, w, |i| m[i] > 0.0) {
+            Some(b) => b,
+            None => return,
+        },
     };
     let wc = x1 - x0;
     // Rows needed by the vertical pass, in reflect-101 order.
@@ -668,21 +664,22 @@ fn separable_impl(
     let (t0, t1) = (y0.saturating_sub(r), (y1 + r).min(h));
     // Rows t0..t1 of the horizontal pass (row `y` at `(y − t0)·w`), columns x0..x1 filled.
     let mut tmp = vec![0.0f32; (t1 - t0) * w];
-    let cols: Vec<usize> = (0..w + 2 * r)
-        .map(|x| reflect101(x as isize - r as isize, w))
+    // Source column of each padded column x0 − r .. x1 + r, reflected.
+    let cols: Vec<usize> = (0..wc + 2 * r)
+        .map(|x| reflect101((x + x0) as isize - r as isize, w))
         .collect();
-    let mut prow = vec![0.0f32; w + 2 * r];
+    let mut prow = vec![0.0f32; wc + 2 * r];
     let kc = taps[r];
     let k = &taps[..r];
-    let lo: Vec<usize> = (0..r).map(|t| x0 + t).collect();
-    let hi: Vec<usize> = (0..r).map(|t| x0 + 2 * r - t).collect();
+    let lo: Vec<usize> = (0..r).collect();
+    let hi: Vec<usize> = (0..r).map(|t| 2 * r - t).collect();
     for y in t0..t1 {
         let src = &plane[y * w..(y + 1) * w];
         for (p, &c) in prow.iter_mut().zip(&cols) {
             *p = src[c];
         }
         let dst = &mut tmp[(y - t0) * w + x0..(y - t0) * w + x1];
-        sym_tap_sums(wc, &prow, kc, x0 + r, &lo, &hi, k, |x, a| {
+        sym_tap_sums(wc, &prow, kc, r, &lo, &hi, k, |x, a| {
             dst[x..x + a.len()].copy_from_slice(a)
         });
     }
@@ -818,5 +815,15 @@ mod tests {
                 assert!((got[y * w + x] as f64 - want).abs() < 1e-5, "({y}, {x})");
             }
         }
+    }
+
+    #[test]
+    fn support_box_bounds_exactly_the_marked_pixels() {
+        let (h, w) = (6, 9);
+        let marked = [(1, 7), (4, 2), (3, 5)];
+        let inside = |i: usize| marked.contains(&(i / w, i % w));
+        assert_eq!(support_box(h, w, inside), Some(((1, 5), (2, 8))));
+        assert_eq!(support_box(h, w, |_| false), None);
+        assert_eq!(support_box(h, w, |_| true), Some(((0, h), (0, w))));
     }
 }

@@ -2,8 +2,8 @@
 //! mask-driven blur, noise and JPEG of §3.4–3.6, and the LR ground-truth maps of §3.7.
 
 use super::filter::{
-    box_mean, conv_accumulate_fast, gaussian_blur_in, plan_separable, trimmed, SeparableKernel,
-    SEPARABLE_TOL,
+    box_mean, conv_accumulate_fast, gaussian_blur_in, plan_separable, support_box, trimmed,
+    SeparableKernel, SEPARABLE_TOL,
 };
 use super::jpeg::{jpeg, mcu_qualities, mcu_to_pixels};
 use super::kernels::Kernel;
@@ -88,16 +88,7 @@ fn defocus_blur(img: &PlanarImage, sigma: &[f32]) -> (PlanarImage, Vec<f32>) {
         .collect();
     // Each level is blurred only inside the bounding box of the pixels that blend it.
     let boxes: Vec<((usize, usize), (usize, usize))> = (lo..=hi)
-        .map(|l| {
-            let (mut y0, mut y1, mut x0, mut x1) = (h, 0, w, 0);
-            for (j, &(i, _)) in pos.iter().enumerate() {
-                if i == l || i + 1 == l {
-                    let (y, x) = (j / w, j % w);
-                    (y0, y1, x0, x1) = (y0.min(y), y1.max(y + 1), x0.min(x), x1.max(x + 1));
-                }
-            }
-            ((y0, y1.max(y0)), (x0, x1.max(x0)))
-        })
+        .map(|l| support_box(h, w, |j| pos[j].0 == l || pos[j].0 + 1 == l).unwrap_or_default())
         .collect();
     let mut out = PlanarImage::zeros(img.channels, h, w);
     for c in 0..img.channels {
