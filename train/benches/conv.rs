@@ -3,7 +3,8 @@
 //! 16, 48² LR crops, AdamW) on a fixed in-memory batch, and one step of the SR net alone (the net
 //! of the PyTorch anchor).
 //!
-//! `cargo bench -p savl-train --bench conv`
+//! `cargo bench -p savl-train --bench conv` (glibc malloc tuned as in the trainer's `main`;
+//! `SAVL_BENCH_MALLOC_DEFAULT=1` keeps glibc's defaults, to measure what the tuning gives)
 
 use std::hint::black_box;
 
