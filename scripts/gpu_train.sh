@@ -29,8 +29,9 @@ OUT_DIR=${OUT:-${OUT_DIR:-gpu-out}}
 WORK=${WORK:-/tmp/savl-gpu}
 mkdir -p "$OUT_DIR" "$WORK"
 
-if [ ! -x "$BIN" ] && [ -f "$BIN.gz" ]; then
-    gunzip -c "$BIN.gz" >"$WORK/savl-train" && chmod +x "$WORK/savl-train"
+if [ ! -x "$BIN" ] && [ -f "$BIN.xz" ]; then
+    python3 -c "import lzma,shutil,sys;shutil.copyfileobj(lzma.open(sys.argv[1]),open(sys.argv[2],'wb'))" "$BIN.xz" "$WORK/savl-train"
+    chmod +x "$WORK/savl-train"
     BIN=$WORK/savl-train
 fi
 # The CUDA libraries the binary links (cudarc's dynamic linking): wherever the machine keeps them.
@@ -45,7 +46,7 @@ if ldd "$BIN" | grep 'not found'; then
 fi
 nvidia-smi -L || true
 
-F=(--data "$DATA" --preset lite --batch "$BATCH" --lr-crop 48 --seed 1 --lr 1e-3 --warmup 50
+F=(--data "$DATA" --preset lite --batch "$BATCH" --lr-crop 48 --seed 1 --lr 1e-3 --warmup 200
     --kl-warmup 300 --ema 0.999 --no-usm --quiet ${DEVICE_FLAG---cuda})
 FULL=(--ablation full --likelihood laplace --rec-weight 0.1)
 NOGUIDE=(--ablation noguide)
@@ -102,10 +103,11 @@ echo "calibration: ${pace}s per step with both runs, ${overhead}s start-up; trai
 prepare "$WORK/full" "$FULL_CKPT"
 prepare "$WORK/noguide" "$NOGUIDE_CKPT"
 every=$(((steps + 3) / 4))
-RAYON_NUM_THREADS=$THREADS "$BIN" train "${F[@]}" "${FULL[@]}" --steps $((from + steps)) \
+# A run that overruns its budget is stopped (its last checkpoint still comes back).
+RAYON_NUM_THREADS=$THREADS timeout $((BUDGET_S + 40)) "$BIN" train "${F[@]}" "${FULL[@]}" --steps $((from + steps)) \
     --checkpoint-every "$every" "${RESUME[@]}" --out "$WORK/full" >"$OUT_DIR/full.log" 2>&1 &
 p1=$!
-RAYON_NUM_THREADS=$THREADS "$BIN" train "${F[@]}" "${NOGUIDE[@]}" --steps $((from + steps)) \
+RAYON_NUM_THREADS=$THREADS timeout $((BUDGET_S + 40)) "$BIN" train "${F[@]}" "${NOGUIDE[@]}" --steps $((from + steps)) \
     --checkpoint-every "$every" "${RESUME[@]}" --out "$WORK/noguide" >"$OUT_DIR/noguide.log" 2>&1 &
 p2=$!
 # A line of progress a minute, from the logs, until both runs end.
