@@ -41,6 +41,8 @@ pub mod testing;
 pub mod testmodel;
 mod tiling;
 mod upscaler;
+#[doc(hidden)]
+pub mod winograd;
 
 #[cfg(feature = "capi")]
 pub mod capi;

@@ -1,0 +1,751 @@
+//! Winograd convolution F(m×m, 3×3) for the 3×3 / stride 1 / pad 1 f32 convs, as a typed tract
+//! op inserted at load time.
+//!
+//! tract runs every 3×3 conv as LazyIm2col + matmul: 9·C multiply-adds per output value.
+//! Winograd (Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural Networks") computes an
+//! m×m output tile from an α×α input tile (α = m + 2) as `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, so the
+//! multiply-adds become α²/m² · C per output value (4·C for F(2×2), 2.25·C for F(4×4)) plus
+//! linear transforms. Here the kernel transform `U = G g Gᵀ` is done once when the op is built
+//! ([`WinogradWeights::new`]); at run time each block of tile rows is transformed
+//! (`V = Bᵀ d B`, per channel), multiplied as α² GEMMs `M[p] = U[p] · V[p]` (K×C by C×tiles),
+//! and transformed back with the bias and an optional leaky ReLU folded in ([`conv3x3`]).
+//!
+//! [`rewrite_convs`] replaces tract's `Conv` nodes that fit (f32, NCHW, OIHW, group 1, 3×3,
+//! stride 1, dilation 1, pad 1 on every side, constant kernel and bias) with [`WinogradConv`];
+//! every other conv is left to tract. `SAVL_DISABLE_WINOGRAD=1` turns the rewrite off at load
+//! time (see [`enabled_by_env`]).
+
+use std::sync::Arc;
+
+use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
+
+/// Bytes of transformed input plus GEMM output one block may hold: a block stays in a Zen 4
+/// core's 1 MiB L2 with room for the packed kernel.
+const BLOCK_BYTES: usize = 512 * 1024;
+
+/// The Winograd output tile: F(2×2, 3×3) or F(4×4, 3×3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WinogradTile {
+    /// 2×2 output tiles from 4×4 input tiles: 16 products per 4 outputs (2.25× fewer than
+    /// direct), transform error close to a direct conv's.
+    F2,
+    /// 4×4 output tiles from 6×6 input tiles: 36 products per 16 outputs (4× fewer than
+    /// direct), larger transform error (the constants reach 8 and 1/24).
+    F4,
+}
+
+impl WinogradTile {
+    /// Output tile side m.
+    pub fn m(self) -> usize {
+        match self {
+            WinogradTile::F2 => 2,
+            WinogradTile::F4 => 4,
+        }
+    }
+
+    /// Input tile side α = m + 2.
+    pub fn alpha(self) -> usize {
+        self.m() + 2
+    }
+
+    /// The kernel transform matrix G (α×3), row-major.
+    fn g(self) -> &'static [[f64; 3]] {
+        const G2: [[f64; 3]; 4] = [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.5, -0.5, 0.5],
+            [0.0, 0.0, 1.0],
+        ];
+        const G4: [[f64; 3]; 6] = [
+            [1.0 / 4.0, 0.0, 0.0],
+            [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+            [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+            [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+            [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+            [0.0, 0.0, 1.0],
+        ];
+        match self {
+            WinogradTile::F2 => &G2,
+            WinogradTile::F4 => &G4,
+        }
+    }
+}
+
+/// A 3×3 kernel `[K, C, 3, 3]` (OIHW) in the Winograd domain: `U[p] = G g Gᵀ` for each of the
+/// α² positions p, stored `[α², K, C]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WinogradWeights {
+    tile: WinogradTile,
+    k: usize,
+    c: usize,
+    u: Vec<f32>,
+}
+
+impl WinogradWeights {
+    /// Transform an OIHW 3×3 kernel (`kernel.len() == k·c·9`), in f64 so the only rounding is
+    /// the final cast.
+    ///
+    /// # Panics
+    /// If `kernel.len() != k·c·9`.
+    pub fn new(tile: WinogradTile, kernel: &[f32], k: usize, c: usize) -> WinogradWeights {
+        assert_eq!(kernel.len(), k * c * 9, "kernel must be [K, C, 3, 3]");
+        let a = tile.alpha();
+        let g = tile.g();
+        let mut u = vec![0f32; a * a * k * c];
+        for ko in 0..k {
+            for ci in 0..c {
+                let w = &kernel[(ko * c + ci) * 9..][..9];
+                // t = G w (α×3), then U = t Gᵀ (α×α).
+                let mut t = [[0f64; 3]; 6];
+                for i in 0..a {
+                    for col in 0..3 {
+                        t[i][col] = (0..3).map(|r| g[i][r] * w[r * 3 + col] as f64).sum();
+                    }
+                }
+                for i in 0..a {
+                    for j in 0..a {
+                        let v: f64 = (0..3).map(|col| t[i][col] * g[j][col]).sum();
+                        u[((i * a + j) * k + ko) * c + ci] = v as f32;
+                    }
+                }
+            }
+        }
+        WinogradWeights { tile, k, c, u }
+    }
+
+    /// The output tile.
+    pub fn tile(&self) -> WinogradTile {
+        self.tile
+    }
+
+    /// Output channels K.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Input channels C.
+    pub fn c(&self) -> usize {
+        self.c
+    }
+}
+
+/// `Bᵀ x` for F(2×2): lane-wise over tiles, `x` and `y` hold α rows of equal length.
+fn bt_f2(x: [&[f32]; 4], y: [&mut [f32]; 4]) {
+    let [y0, y1, y2, y3] = y;
+    let n = y0.len();
+    let (x0, x1, x2, x3) = (&x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n]);
+    let (y1, y2, y3) = (&mut y1[..n], &mut y2[..n], &mut y3[..n]);
+    for t in 0..n {
+        let (a, b, c, d) = (x0[t], x1[t], x2[t], x3[t]);
+        y0[t] = a - c;
+        y1[t] = b + c;
+        y2[t] = c - b;
+        y3[t] = b - d;
+    }
+}
+
+/// `Aᵀ x` for F(2×2), lane-wise.
+fn at_f2(x: [&[f32]; 4], y: [&mut [f32]; 2]) {
+    let [y0, y1] = y;
+    let n = y0.len();
+    let (x0, x1, x2, x3) = (&x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n]);
+    let y1 = &mut y1[..n];
+    for t in 0..n {
+        let (a, b, c, d) = (x0[t], x1[t], x2[t], x3[t]);
+        y0[t] = a + b + c;
+        y1[t] = b - c - d;
+    }
+}
+
+/// `Bᵀ x` for F(4×4), lane-wise.
+fn bt_f4(x: [&[f32]; 6], y: [&mut [f32]; 6]) {
+    let [y0, y1, y2, y3, y4, y5] = y;
+    let n = y0.len();
+    let (x0, x1, x2, x3, x4, x5) = (
+        &x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n], &x[4][..n], &x[5][..n],
+    );
+    let (y1, y2, y3, y4, y5) = (
+        &mut y1[..n],
+        &mut y2[..n],
+        &mut y3[..n],
+        &mut y4[..n],
+        &mut y5[..n],
+    );
+    for t in 0..n {
+        let (a, b, c, d, e, f) = (x0[t], x1[t], x2[t], x3[t], x4[t], x5[t]);
+        y0[t] = 4.0 * a - 5.0 * c + e;
+        y1[t] = -4.0 * (b + c) + d + e;
+        y2[t] = 4.0 * (b - c) - d + e;
+        y3[t] = 2.0 * (d - b) - c + e;
+        y4[t] = 2.0 * (b - d) - c + e;
+        y5[t] = 4.0 * b - 5.0 * d + f;
+    }
+}
+
+/// `Aᵀ x` for F(4×4), lane-wise.
+fn at_f4(x: [&[f32]; 6], y: [&mut [f32]; 4]) {
+    let [y0, y1, y2, y3] = y;
+    let n = y0.len();
+    let (x0, x1, x2, x3, x4, x5) = (
+        &x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n], &x[4][..n], &x[5][..n],
+    );
+    let (y1, y2, y3) = (&mut y1[..n], &mut y2[..n], &mut y3[..n]);
+    for t in 0..n {
+        let (a, b, c, d, e, f) = (x0[t], x1[t], x2[t], x3[t], x4[t], x5[t]);
+        let (s12, d12, s34, d34) = (b + c, b - c, d + e, d - e);
+        y0[t] = a + s12 + s34;
+        y1[t] = d12 + 2.0 * d34;
+        y2[t] = s12 + 4.0 * s34;
+        y3[t] = d12 + 8.0 * d34 + f;
+    }
+}
+
+/// Raw output pointer shared by the workers; each block writes only its own output rows.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: workers write disjoint rows (see `run_block`), and the buffer outlives the scope.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above; the pointer is only used to build disjoint row slices.
+unsafe impl Sync for OutPtr {}
+
+/// Geometry of one image plane and its tiling.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    h: usize,
+    w: usize,
+    /// Tiles per row.
+    tw: usize,
+    /// Tile rows per block.
+    rows_per_block: usize,
+}
+
+/// Per-worker scratch, sized for the largest block.
+struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+    rows: Vec<f32>,
+    prow: Vec<f32>,
+    phases: Vec<f32>,
+    s: Vec<f32>,
+    o: Vec<f32>,
+}
+
+impl Scratch {
+    fn new<const M: usize, const A: usize>(wts: &WinogradWeights, g: &Geometry) -> Scratch {
+        let tb = g.rows_per_block * g.tw;
+        Scratch {
+            v: vec![0.0; A * A * wts.c * tb],
+            m: vec![0.0; A * A * wts.k * tb],
+            rows: vec![0.0; (M * g.rows_per_block + 2) * A * g.tw],
+            prow: vec![0.0; M * (g.tw + 1)],
+            phases: vec![0.0; M * (g.tw + 1)],
+            s: vec![0.0; M * A * g.tw],
+            o: vec![0.0; M * g.tw],
+        }
+    }
+}
+
+/// `y = act(conv3x3(x, kernel) + bias)` for one NCHW image with pad 1 on every side:
+/// `x` is `[C, h, w]`, `y` is `[K, h, w]`, `bias` and `negative_slope` have K entries; the
+/// activation is `v < 0 ? v · negative_slope[k] : v` (1.0 for none, α for a leaky ReLU).
+/// With a multi-thread `executor`, blocks of tile rows run on its pool.
+///
+/// # Panics
+/// If a buffer length does not match the shapes.
+pub fn conv3x3(
+    wts: &WinogradWeights,
+    bias: &[f32],
+    negative_slope: &[f32],
+    x: &[f32],
+    h: usize,
+    w: usize,
+    y: &mut [f32],
+    executor: &Executor,
+) {
+    match wts.tile {
+        WinogradTile::F2 => conv3x3_m::<2, 4>(
+            wts,
+            bias,
+            negative_slope,
+            x,
+            h,
+            w,
+            y,
+            executor,
+            bt_f2,
+            at_f2,
+        ),
+        WinogradTile::F4 => conv3x3_m::<4, 6>(
+            wts,
+            bias,
+            negative_slope,
+            x,
+            h,
+            w,
+            y,
+            executor,
+            bt_f4,
+            at_f4,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv3x3_m<const M: usize, const A: usize>(
+    wts: &WinogradWeights,
+    bias: &[f32],
+    negative_slope: &[f32],
+    x: &[f32],
+    h: usize,
+    w: usize,
+    y: &mut [f32],
+    executor: &Executor,
+    bt: fn([&[f32]; A], [&mut [f32]; A]),
+    at: fn([&[f32]; A], [&mut [f32]; M]),
+) {
+    let (k, c) = (wts.k, wts.c);
+    assert_eq!(x.len(), c * h * w, "x must be [C, h, w]");
+    assert_eq!(y.len(), k * h * w, "y must be [K, h, w]");
+    assert_eq!(bias.len(), k, "bias must have K entries");
+    assert_eq!(negative_slope.len(), k, "negative_slope must have K entries");
+    if h == 0 || w == 0 {
+        return;
+    }
+    let tw = w.div_ceil(M);
+    let th = h.div_ceil(M);
+    let per_tile_row = A * A * (c + k) * tw * 4;
+    let rows_per_block = (BLOCK_BYTES / per_tile_row).clamp(1, th);
+    let g = Geometry {
+        h,
+        w,
+        tw,
+        rows_per_block,
+    };
+    let blocks = th.div_ceil(rows_per_block);
+    let out = OutPtr(y.as_mut_ptr());
+    let run_range = |first: usize, last: usize| {
+        let mut scratch = Scratch::new::<M, A>(wts, &g);
+        for b in first..last {
+            let tr0 = b * rows_per_block;
+            let tr1 = (tr0 + rows_per_block).min(th);
+            run_block::<M, A>(
+                wts,
+                bias,
+                negative_slope,
+                x,
+                &g,
+                tr0,
+                tr1,
+                &mut scratch,
+                out,
+                bt,
+                at,
+            );
+        }
+    };
+    let threads = match executor {
+        Executor::MultiThread(pool) => pool.current_num_threads(),
+        _ => 1,
+    };
+    let workers = threads.min(blocks);
+    if workers > 1 {
+        if let Executor::MultiThread(pool) = executor {
+            use rayon::prelude::*;
+            let per_worker = blocks.div_ceil(workers);
+            pool.install(|| {
+                (0..workers).into_par_iter().for_each(|wk| {
+                    let first = wk * per_worker;
+                    run_range(first.min(blocks), (first + per_worker).min(blocks));
+                })
+            });
+            return;
+        }
+    }
+    run_range(0, blocks);
+}
+
+/// Tile rows `tr0..tr1` of one image: input transform, α² GEMMs, output transform into `out`
+/// (output rows `M·tr0 .. min(M·tr1, h)` of every channel, which no other block writes).
+#[allow(clippy::too_many_arguments)]
+fn run_block<const M: usize, const A: usize>(
+    wts: &WinogradWeights,
+    bias: &[f32],
+    negative_slope: &[f32],
+    x: &[f32],
+    g: &Geometry,
+    tr0: usize,
+    tr1: usize,
+    s: &mut Scratch,
+    out: OutPtr,
+    bt: fn([&[f32]; A], [&mut [f32]; A]),
+    at: fn([&[f32]; A], [&mut [f32]; M]),
+) {
+    let (k, c) = (wts.k, wts.c);
+    let (h, w, tw) = (g.h, g.w, g.tw);
+    let nr = tr1 - tr0;
+    let tb = nr * tw;
+    let padded_rows = M * nr + 2;
+    let plane_v = c * tb;
+    let plane_m = k * tb;
+    let v = &mut s.v[..A * A * plane_v];
+    let mm = &mut s.m[..A * A * plane_m];
+
+    // Input transform: V[p = i·α + j][c][tile] = (Bᵀ d B)[i][j].
+    for ci in 0..c {
+        let xc = &x[ci * h * w..][..h * w];
+        for r in 0..padded_rows {
+            // Padded row index M·tr0 + r is source row M·tr0 + r − 1.
+            let src = (M * tr0 + r).checked_sub(1).filter(|&sr| sr < h);
+            let rrow = &mut s.rows[r * A * tw..][..A * tw];
+            let Some(sr) = src else {
+                rrow.fill(0.0);
+                continue;
+            };
+            s.prow.fill(0.0);
+            s.prow[1..=w].copy_from_slice(&xc[sr * w..][..w]);
+            // Phase q holds padded columns q, q + M, q + 2M, …: tile t's column i is
+            // phase (i mod M) at t + i / M.
+            for (q, ph) in s.phases.chunks_exact_mut(tw + 1).enumerate() {
+                for (j, p) in ph.iter_mut().enumerate() {
+                    *p = s.prow[M * j + q];
+                }
+            }
+            let phases = &s.phases;
+            let xs: [&[f32]; A] =
+                std::array::from_fn(|i| &phases[(i % M) * (tw + 1) + i / M..][..tw]);
+            let mut ys = rrow.chunks_exact_mut(tw);
+            let ys: [&mut [f32]; A] = std::array::from_fn(|_| ys.next().expect("α rows"));
+            bt(xs, ys);
+        }
+        for tl in 0..nr {
+            for j in 0..A {
+                let rows = &s.rows;
+                let xs: [&[f32]; A] =
+                    std::array::from_fn(|i| &rows[((M * tl + i) * A + j) * tw..][..tw]);
+                let mut planes = v.chunks_exact_mut(plane_v).skip(j).step_by(A);
+                let off = ci * tb + tl * tw;
+                let ys: [&mut [f32]; A] = std::array::from_fn(|_| {
+                    &mut planes.next().expect("α planes")[off..off + tw]
+                });
+                bt(xs, ys);
+            }
+        }
+    }
+
+    // M[p] = U[p] · V[p]: (K × C) · (C × tb).
+    for p in 0..A * A {
+        let u = &wts.u[p * k * c..][..k * c];
+        let vp = &v[p * plane_v..][..plane_v];
+        let mp = &mut mm[p * plane_m..][..plane_m];
+        // SAFETY: the three row-major matrices lie inside the slices above (K×C with row
+        // stride C, C×tb and K×tb with row stride tb), and dst does not alias the inputs.
+        unsafe {
+            gemm::gemm(
+                k,
+                tb,
+                c,
+                mp.as_mut_ptr(),
+                1,
+                tb as isize,
+                false,
+                u.as_ptr(),
+                1,
+                c as isize,
+                vp.as_ptr(),
+                1,
+                tb as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    // Output transform, bias and activation: Y = Aᵀ M A.
+    let full = w / M;
+    for ko in 0..k {
+        let (b, slope) = (bias[ko], negative_slope[ko]);
+        let act = |v: f32| {
+            let v = v + b;
+            if v < 0.0 {
+                v * slope
+            } else {
+                v
+            }
+        };
+        for tl in 0..nr {
+            let row0 = M * (tr0 + tl);
+            for j in 0..A {
+                let mm = &*mm;
+                let xs: [&[f32]; A] = std::array::from_fn(|r| {
+                    &mm[(r * A + j) * plane_m + ko * tb + tl * tw..][..tw]
+                });
+                let mut ys = s.s.chunks_exact_mut(tw).skip(j).step_by(A);
+                let ys: [&mut [f32]; M] = std::array::from_fn(|_| ys.next().expect("m rows"));
+                at(xs, ys);
+            }
+            for i in 0..M.min(h - row0) {
+                let srows = &s.s[i * A * tw..][..A * tw];
+                let xs: [&[f32]; A] = std::array::from_fn(|j| &srows[j * tw..][..tw]);
+                let mut ys = s.o.chunks_exact_mut(tw);
+                let ys: [&mut [f32]; M] = std::array::from_fn(|_| ys.next().expect("m cols"));
+                at(xs, ys);
+                // SAFETY: row `row0 + i < h` of channel `ko` lies inside y ([K, h, w]); it
+                // belongs to tile row tr0 + tl of this block, so no other worker touches it.
+                let yrow = unsafe {
+                    std::slice::from_raw_parts_mut(out.0.add((ko * h + row0 + i) * w), w)
+                };
+                let o = &s.o;
+                let (body, tail) = yrow.split_at_mut(full * M);
+                for (t, chunk) in body.chunks_exact_mut(M).enumerate() {
+                    for (q, yv) in chunk.iter_mut().enumerate() {
+                        *yv = act(o[q * tw + t]);
+                    }
+                }
+                for (q, yv) in tail.iter_mut().enumerate() {
+                    *yv = act(o[q * tw + full]);
+                }
+            }
+        }
+    }
+}
+
+/// A 3×3 / stride 1 / pad 1 convolution over NCHW f32, by Winograd, with the bias and an
+/// optional per-channel leaky activation folded in. Input `[N, C, H, W]`, output `[N, K, H, W]`.
+#[derive(Debug, Clone)]
+pub struct WinogradConv {
+    /// The transformed kernel.
+    pub weights: Arc<WinogradWeights>,
+    /// Per output channel (K entries).
+    pub bias: Arc<Vec<f32>>,
+    /// Per output channel: negative inputs are multiplied by it (1.0: no activation).
+    pub negative_slope: Arc<Vec<f32>>,
+}
+
+impl PartialEq for WinogradConv {
+    fn eq(&self, other: &Self) -> bool {
+        self.weights == other.weights
+            && self.bias == other.bias
+            && self.negative_slope == other.negative_slope
+    }
+}
+
+// No NaN is ever compared: the fields are model constants, compared only to dedup ops.
+impl Eq for WinogradConv {}
+
+impl Op for WinogradConv {
+    fn name(&self) -> StaticName {
+        "SavlWinogradConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "F({m}x{m},3x3) {c}->{k}",
+            m = self.weights.tile.m(),
+            c = self.weights.c,
+            k = self.weights.k
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for WinogradConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(inputs.len() == 1, "WinogradConv takes 1 input");
+        let x = &inputs[0];
+        let shape = x.shape();
+        ensure!(shape.len() == 4, "WinogradConv: input must be NCHW");
+        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+        let k = self.weights.k;
+        ensure!(
+            c == self.weights.c,
+            "WinogradConv: {c} input channels, the kernel wants {}",
+            self.weights.c
+        );
+        let x = x.try_as_plain_ram()?;
+        let xs = x.as_slice::<f32>()?;
+        // SAFETY: f32 has no invalid bit patterns, and `conv3x3` writes every element.
+        let mut y = unsafe { Tensor::uninitialized::<f32>(&[n, k, h, w])? };
+        {
+            let mut yv = y.try_as_plain_ram_mut()?;
+            let ys = yv.as_slice_mut::<f32>()?;
+            let executor = tract_linalg::multithread::current_tract_executor();
+            for (xi, yi) in xs
+                .chunks_exact(c * h * w)
+                .zip(ys.chunks_exact_mut(k * h * w))
+            {
+                conv3x3(
+                    &self.weights,
+                    &self.bias,
+                    &self.negative_slope,
+                    xi,
+                    h,
+                    w,
+                    yi,
+                    &executor,
+                );
+            }
+        }
+        Ok(tvec!(y.into_tvalue()))
+    }
+}
+
+impl TypedOp for WinogradConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1);
+        let x = inputs[0];
+        ensure!(x.datum_type == f32::datum_type());
+        ensure!(x.rank() == 4);
+        ensure!(x.shape[1] == TDim::Val(self.weights.c as i64));
+        let mut shape: TVec<TDim> = x.shape.iter().cloned().collect();
+        shape[1] = TDim::Val(self.weights.k as i64);
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let s = &inputs[0].shape;
+        let (m, a) = (self.weights.tile.m(), self.weights.tile.alpha());
+        let pixels = s[0].clone() * s[2].clone() * s[3].clone();
+        let macs = pixels * (a * a * self.weights.k * self.weights.c) / (m * m);
+        Ok(tvec!((Cost::FMA(f32::datum_type()), macs)))
+    }
+
+    as_op!();
+}
+
+/// Whether the rewrite is on: true unless `SAVL_DISABLE_WINOGRAD` is set to anything but
+/// `0` or the empty string (read at model load).
+pub fn enabled_by_env() -> bool {
+    std::env::var_os("SAVL_DISABLE_WINOGRAD").is_none_or(|v| v.is_empty() || v == "0")
+}
+
+/// The tile to use: F(2×2) unless `SAVL_WINOGRAD_TILE=4` (read at model load; for benches).
+pub fn tile_from_env() -> WinogradTile {
+    match std::env::var("SAVL_WINOGRAD_TILE").as_deref() {
+        Ok("4") => WinogradTile::F4,
+        _ => WinogradTile::F2,
+    }
+}
+
+fn is_pad_one(p: &PaddingSpec) -> bool {
+    match p {
+        PaddingSpec::Explicit(b, a) | PaddingSpec::ExplicitOnnxPool(b, a, _) => {
+            b.iter().chain(a.iter()).all(|&v| v == 1)
+        }
+        // For a 3×3 kernel at stride 1 and dilation 1, "same" is 1 on every side.
+        PaddingSpec::SameUpper | PaddingSpec::SameLower => true,
+        PaddingSpec::Valid => false,
+    }
+}
+
+/// The op for `node` if it is a conv Winograd can take, else `None`.
+fn winograd_for(
+    model: &TypedModel,
+    node: &TypedNode,
+    tile: WinogradTile,
+) -> TractResult<Option<WinogradConv>> {
+    let Some(conv) = node.op_as::<Conv>() else {
+        return Ok(None);
+    };
+    let ps = &conv.pool_spec;
+    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|&d| d == 1));
+    if conv.q_params.is_some()
+        || conv.group != 1
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || ps.data_format != DataFormat::NCHW
+        || ps.kernel_shape.as_slice() != [3, 3]
+        || !ones(&ps.strides)
+        || !ones(&ps.dilations)
+        || !is_pad_one(&ps.padding)
+        || node.inputs.len() != 3
+    {
+        return Ok(None);
+    }
+    let facts = model.node_input_facts(node.id)?;
+    let f32t = f32::datum_type();
+    if facts[0].datum_type != f32t || facts[0].rank() != 4 {
+        return Ok(None);
+    }
+    let (Some(kernel), Some(bias)) = (facts[1].konst.as_ref(), facts[2].konst.as_ref()) else {
+        return Ok(None);
+    };
+    let (k, c) = (ps.output_channels, ps.input_channels);
+    if kernel.datum_type() != f32t
+        || bias.datum_type() != f32t
+        || kernel.shape() != [k, c, 3, 3]
+        || !(bias.len() == k || bias.len() == 1)
+    {
+        return Ok(None);
+    }
+    let kernel = kernel.try_as_plain_ram()?;
+    let bias = bias.try_as_plain_ram()?;
+    let (kernel, bias) = (kernel.as_slice::<f32>()?, bias.as_slice::<f32>()?);
+    let bias: Vec<f32> = (0..k).map(|i| bias[i % bias.len()]).collect();
+    Ok(Some(WinogradConv {
+        weights: Arc::new(WinogradWeights::new(tile, kernel, k, c)),
+        bias: Arc::new(bias),
+        negative_slope: Arc::new(vec![1.0; k]),
+    }))
+}
+
+/// The leaky-ReLU slope of `node`, if it is an f32 LeakyRelu.
+fn leaky_slope(node: &TypedNode) -> Option<f32> {
+    node.op_as::<ElementWiseOp>()
+        .and_then(|op| op.0.downcast_ref::<LeakyRelu>())
+        .map(|l| l.alpha)
+}
+
+/// One rewrite, if any fitting conv is left.
+fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<TypedModelPatch>> {
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(mut op) = winograd_for(model, node, tile)? else {
+            continue;
+        };
+        // Fold a LeakyRelu that is the conv's only consumer (tract fuses it into its matmul).
+        let mut replaced: OutletId = id.into();
+        let succ = &node.outputs[0].successors;
+        if succ.len() == 1 && !model.output_outlets()?.contains(&replaced) {
+            let next = model.node(succ[0].node);
+            if let Some(alpha) = leaky_slope(next) {
+                op.negative_slope = Arc::new(vec![alpha; op.weights.k]);
+                replaced = next.id.into();
+            }
+        }
+        let mut patch = TypedModelPatch::new("savl winograd conv");
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let y = patch.wire_node(format!("{}.winograd", node.name), op, &[x])?[0];
+        patch.shunt_outside(model, replaced, y)?;
+        return Ok(Some(patch));
+    }
+    Ok(None)
+}
+
+/// Replace every conv Winograd can take (see the module doc) with a [`WinogradConv`] using
+/// `tile`, folding a LeakyRelu that directly follows it; returns how many were replaced.
+/// Convs that do not fit (other kernels, strides, padding, groups, dtypes, quantized or
+/// non-constant weights) are left unchanged.
+pub fn rewrite_convs(model: &mut TypedModel, tile: WinogradTile) -> TractResult<usize> {
+    let mut n = 0;
+    while let Some(patch) = rewrite_one(model, tile)? {
+        patch.apply(model)?;
+        n += 1;
+        ensure!(n < 10_000, "winograd rewrite does not converge");
+    }
+    if n > 0 {
+        // Drop the now-unused Conv, LeakyRelu and constant nodes.
+        *model = std::mem::take(model).into_decluttered()?;
+    }
+    Ok(n)
+}

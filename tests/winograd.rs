@@ -1,0 +1,210 @@
+//! Winograd 3×3 convolution: the transforms against a direct convolution written here, and the
+//! load-time rewrite against tract's own conv on real models.
+
+use std::path::PathBuf;
+
+use savl::winograd::{conv3x3, rewrite_convs, WinogradTile, WinogradWeights};
+use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::*;
+
+/// Deterministic uniform values in [lo, hi) (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
+    }
+}
+
+/// Cross-correlation with zero padding 1, stride 1, OIHW kernel, accumulated in f64.
+fn direct(x: &[f32], kernel: &[f32], bias: &[f32], c: usize, k: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut y = vec![0f32; k * h * w];
+    for ko in 0..k {
+        for oy in 0..h {
+            for ox in 0..w {
+                let mut acc = bias[ko] as f64;
+                for ci in 0..c {
+                    for dy in 0..3 {
+                        for dx in 0..3 {
+                            let (iy, ix) = (oy as isize + dy - 1, ox as isize + dx - 1);
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let xv = x[(ci * h + iy as usize) * w + ix as usize] as f64;
+                            let wv = kernel[((ko * c + ci) * 3 + dy as usize) * 3 + dx as usize];
+                            acc += xv * wv as f64;
+                        }
+                    }
+                }
+                y[(ko * h + oy) * w + ox] = acc as f32;
+            }
+        }
+    }
+    y
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Kaiming-like weights (what a trained net has), inputs in [−4, 4].
+fn case(rng: &mut Rng, c: usize, k: usize, h: usize, w: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let bound = (6.0 / (9.0 * c as f32)).sqrt();
+    let x = rng.vec(c * h * w, -4.0, 4.0);
+    let kernel = rng.vec(k * c * 9, -bound, bound);
+    let bias = rng.vec(k, -0.5, 0.5);
+    (x, kernel, bias)
+}
+
+fn winograd(tile: WinogradTile, x: &[f32], kernel: &[f32], bias: &[f32], slope: &[f32], c: usize, k: usize, h: usize, w: usize, ex: &Executor) -> Vec<f32> {
+    let wts = WinogradWeights::new(tile, kernel, k, c);
+    let mut y = vec![f32::NAN; k * h * w];
+    conv3x3(&wts, bias, slope, x, h, w, &mut y, ex);
+    y
+}
+
+const SHAPES: &[(usize, usize, usize, usize)] = &[
+    // (C, K, H, W): odd sizes, H or W below the tile side, one pixel, wide and tall planes.
+    (3, 48, 17, 23),
+    (48, 48, 32, 32),
+    (64, 64, 19, 37),
+    (32, 16, 1, 1),
+    (5, 7, 1, 9),
+    (5, 7, 9, 1),
+    (8, 8, 3, 2),
+    (16, 24, 2, 3),
+    (7, 5, 5, 5),
+    (64, 48, 130, 7),
+    (2, 3, 6, 200),
+];
+
+fn check_tile(tile: WinogradTile, tol: f32) {
+    let mut rng = Rng(7);
+    let mut worst = 0f32;
+    for &(c, k, h, w) in SHAPES {
+        let (x, kernel, bias) = case(&mut rng, c, k, h, w);
+        let want = direct(&x, &kernel, &bias, c, k, h, w);
+        let got = winograd(tile, &x, &kernel, &bias, &vec![1.0; k], c, k, h, w, &Executor::SingleThread);
+        let d = max_abs_diff(&got, &want);
+        assert!(d <= tol, "{tile:?} C={c} K={k} {h}×{w}: max abs diff {d:e} > {tol:e}");
+        worst = worst.max(d);
+    }
+    eprintln!("{tile:?}: worst max abs diff vs direct {worst:e}");
+}
+
+#[test]
+fn f2_matches_direct_conv() {
+    check_tile(WinogradTile::F2, 1e-5);
+}
+
+#[test]
+fn f4_matches_direct_conv() {
+    check_tile(WinogradTile::F4, 1e-4);
+}
+
+#[test]
+fn leaky_activation_and_threads() {
+    let mut rng = Rng(11);
+    let (c, k, h, w) = (24, 16, 45, 38);
+    let (x, kernel, bias) = case(&mut rng, c, k, h, w);
+    let slope: Vec<f32> = (0..k).map(|i| 0.05 * i as f32).collect();
+    let want: Vec<f32> = direct(&x, &kernel, &bias, c, k, h, w)
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if v < 0.0 { v * slope[i / (h * w)] } else { v })
+        .collect();
+    for tile in [WinogradTile::F2, WinogradTile::F4] {
+        let one = winograd(tile, &x, &kernel, &bias, &slope, c, k, h, w, &Executor::SingleThread);
+        assert!(max_abs_diff(&one, &want) <= 1e-4, "{tile:?}");
+        let two = winograd(tile, &x, &kernel, &bias, &slope, c, k, h, w, &Executor::multithread(3));
+        assert_eq!(one, two, "{tile:?}: the thread count changed the result");
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn typed(path: &std::path::Path) -> TypedModel {
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .expect("model loads")
+}
+
+fn run(model: TypedModel, x: &Tensor) -> Vec<Vec<f32>> {
+    let out = model
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .and_then(|p| p.run(tvec!(x.clone().into_tvalue())))
+        .expect("model runs");
+    out.iter()
+        .map(|t| {
+            let t = t.try_as_plain_ram().expect("plain tensor");
+            t.as_slice::<f32>().expect("f32 output").to_vec()
+        })
+        .collect()
+}
+
+fn input(h: usize, w: usize) -> Tensor {
+    let data: Vec<f32> = (0..3 * h * w)
+        .map(|i| 0.5 + 0.45 * ((i % 97) as f32 * 0.31 + (i / w) as f32 * 0.17).sin())
+        .collect();
+    tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
+        .expect("shape")
+        .into_tensor()
+}
+
+/// The rewritten model against tract's own convs, on every output.
+fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize) {
+    if !path.is_file() {
+        eprintln!("skipped: {} not found", path.display());
+        return;
+    }
+    let plain = typed(&path);
+    let mut wino = plain.clone();
+    let n = rewrite_convs(&mut wino, tile).expect("rewrite");
+    assert_eq!(n, want_rewritten, "{}: convs rewritten", path.display());
+    let x = input(37, 42);
+    let (a, b) = (run(plain, &x), run(wino, &x));
+    assert_eq!(a.len(), b.len());
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        let d = max_abs_diff(a, b);
+        eprintln!("{} {tile:?} output {i}: max abs diff {d:e}", path.display());
+        assert!(d <= 1e-4, "{} output {i}: {d:e}", path.display());
+    }
+}
+
+#[test]
+fn rewritten_lite_model_matches_tract() {
+    for tile in [WinogradTile::F2, WinogradTile::F4] {
+        rewrite_matches(root().join("models/savl-lite-x4.onnx"), tile, 15);
+    }
+}
+
+#[test]
+fn rewritten_peer_model_matches_tract() {
+    let peer = root().join("../shared/peers/realesr-animevideov3-x4.onnx");
+    rewrite_matches(peer, WinogradTile::F2, 18);
+}
+
+#[test]
+fn quantized_model_is_left_alone() {
+    let path = root().join("models/savl-lite-x4.int8.onnx");
+    if !path.is_file() {
+        return;
+    }
+    let mut m = typed(&path);
+    assert_eq!(rewrite_convs(&mut m, WinogradTile::F2).expect("rewrite"), 0);
+}
