@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Trains the shipped `lite` model and its `noguide` ablation side by side on one CUDA GPU, for a
-# fixed wall-clock budget, with the same flags, batch, crops and data order (same seed).
+# Trains the shipped `lite` model and its `noguide` ablation one after the other on one CUDA GPU,
+# in a fixed wall-clock budget, with the same flags, batch, crops and data order (same seed).
 #
 # Made for the device machine of this workplace (x86-64, CUDA 13 libraries from its PyTorch
 # wheels, no Rust toolchain), but it runs on any Linux box with an NVIDIA GPU:
@@ -11,7 +11,7 @@
 # Both runs start from scratch, or resume from FULL_CKPT and NOGUIDE_CKPT (checkpoints at one
 # step; a warm restart of the cosine schedule to FROM+N steps).
 #
-# It first runs a short calibration (both models at once, CALIB steps, thrown away), then picks the
+# It first runs a short calibration (each model for CALIB steps, thrown away), then picks the
 # number of steps that fits BUDGET_S at the measured pace, so the cosine schedule ends inside the
 # budget.
 # Results: $OUT_DIR/gpu-runs.tar (both runs' last checkpoint, train.csv and model.onnx) and the logs.
@@ -72,69 +72,58 @@ if [ -n "$FULL_CKPT" ]; then
 fi
 echo "checkpoints at step $from; batch $BATCH; $THREADS data threads per run; budget ${BUDGET_S}s"
 
-# Calibration: both runs at once for CALIB steps.
-calibrate() {
-    prepare "$WORK/cal-full" "$FULL_CKPT"
-    prepare "$WORK/cal-noguide" "$NOGUIDE_CKPT"
-    RAYON_NUM_THREADS=$THREADS "$BIN" train "${F[@]}" "${FULL[@]}" --steps $((from + CALIB)) \
-        --checkpoint-every 100000 "${RESUME[@]}" --out "$WORK/cal-full" >"$OUT_DIR/calib-full.log" 2>&1 &
-    local p1=$!
-    RAYON_NUM_THREADS=$THREADS "$BIN" train "${F[@]}" "${NOGUIDE[@]}" --steps $((from + CALIB)) \
-        --checkpoint-every 100000 "${RESUME[@]}" --out "$WORK/cal-noguide" >"$OUT_DIR/calib-noguide.log" 2>&1 &
-    local p2=$! ok=0
-    wait $p1 || { ok=1; head -n 3 "$OUT_DIR/calib-full.log"; }
-    wait $p2 || { ok=1; head -n 3 "$OUT_DIR/calib-noguide.log"; }
-    return $ok
+# The two runs go one after the other: two CUDA processes at once failed with
+# CUDA_ERROR_OUT_OF_MEMORY on the device machine (with 0 of 80 GB in use) where one alone ran.
+#
+# one NAME STEPS EVERY LIMIT: trains NAME (full or noguide; cal-* for the calibration) into
+# $WORK/NAME for STEPS steps within LIMIT seconds; a failed attempt is retried twice, resuming
+# from the last checkpoint when one was written.
+one() {
+    local name=$1 steps=$2 every=$3 limit=$4 dir=$WORK/$1 ckpt=$NOGUIDE_CKPT
+    local args=("${NOGUIDE[@]}") res=("${RESUME[@]}")
+    case $name in *full) ckpt=$FULL_CKPT args=("${FULL[@]}") ;; esac
+    prepare "$dir" "$ckpt"
+    for attempt in 1 2 3; do
+        if RAYON_NUM_THREADS=$THREADS timeout "$limit" "$BIN" train "${F[@]}" "${args[@]}" \
+            --steps $((from + steps)) --checkpoint-every "$every" "${res[@]}" --out "$dir" \
+            >>"$OUT_DIR/$name.log" 2>&1; then
+            return 0
+        fi
+        echo "gpu_train: $name attempt $attempt failed: $(grep -m1 error "$OUT_DIR/$name.log" || true)"
+        if [ -f "$dir/last.safetensors" ]; then res=(--resume); fi
+        sleep 3
+    done
+    return 1
 }
-t0=$(date +%s.%N)
-if ! calibrate; then
-    # Stream-ordered allocation (memory pools) can fail in virtual machines that report it
-    # supported; cudarc then falls back to plain cuMemAlloc with this switch (patched cudarc).
-    echo "gpu_train: calibration failed; again with CUDARC_NO_ASYNC_ALLOC=1"
-    export CUDARC_NO_ASYNC_ALLOC=1
-    t0=$(date +%s.%N)
-    calibrate || exit 1
-fi
-t1=$(date +%s.%N)
-tail -n 1 "$OUT_DIR/calib-full.log" "$OUT_DIR/calib-noguide.log"
-# Pace: the slower run's median wall time per step (compute + data wait) over the last half.
-pace=$(python3 - "$WORK/cal-full/train.csv" "$WORK/cal-noguide/train.csv" <<'EOF'
+# pace CSV: median wall time per step (compute + data wait) over the last half of the rows.
+pace() {
+    python3 -c "
 import csv, statistics, sys
-worst = 0.0
-for p in sys.argv[1:]:
-    rows = list(csv.DictReader(open(p)))[-max(5, len(list(open(p))) // 2):]
-    worst = max(worst, statistics.median(float(r["step_s"]) + float(r["wait_s"]) for r in rows))
-print(f"{worst:.4f}")
-EOF
-)
-overhead=$(python3 -c "print(max(0.0, $t1 - $t0 - $CALIB * $pace))")
-steps=$(python3 -c "print(int(($BUDGET_S - $overhead - 20) / $pace))")
-echo "calibration: ${pace}s per step with both runs, ${overhead}s start-up; training $steps steps"
+rows = list(csv.DictReader(open(sys.argv[1])))
+rows = rows[len(rows) // 2:]
+print(f'{statistics.median(float(r[\"step_s\"]) + float(r[\"wait_s\"]) for r in rows):.4f}')
+" "$1"
+}
 
-prepare "$WORK/full" "$FULL_CKPT"
-prepare "$WORK/noguide" "$NOGUIDE_CKPT"
+t0=$(date +%s.%N)
+one cal-full "$CALIB" 100000 120 || exit 1
+one cal-noguide "$CALIB" 100000 120 || exit 1
+t1=$(date +%s.%N)
+tail -n 1 "$OUT_DIR/cal-full.log" "$OUT_DIR/cal-noguide.log"
+pf=$(pace "$WORK/cal-full/train.csv")
+pn=$(pace "$WORK/cal-noguide/train.csv")
+startup=$(python3 -c "print(max(2.0, ($t1 - $t0 - $CALIB * ($pf + $pn)) / 2))")
+steps=$(python3 -c "print(int(($BUDGET_S - 2 * $startup - 20) / ($pf + $pn)))")
+echo "calibration: full ${pf}s, noguide ${pn}s per step, ${startup}s start-up per run; $steps steps each"
+
 every=$(((steps + 3) / 4))
-# A run that overruns its budget is stopped (its last checkpoint still comes back).
-RAYON_NUM_THREADS=$THREADS timeout $((BUDGET_S + 40)) "$BIN" train "${F[@]}" "${FULL[@]}" --steps $((from + steps)) \
-    --checkpoint-every "$every" "${RESUME[@]}" --out "$WORK/full" >"$OUT_DIR/full.log" 2>&1 &
-p1=$!
-RAYON_NUM_THREADS=$THREADS timeout $((BUDGET_S + 40)) "$BIN" train "${F[@]}" "${NOGUIDE[@]}" --steps $((from + steps)) \
-    --checkpoint-every "$every" "${RESUME[@]}" --out "$WORK/noguide" >"$OUT_DIR/noguide.log" 2>&1 &
-p2=$!
-# A line of progress a minute, from the logs, until both runs end.
-(n=0
-while kill -0 $p1 2>/dev/null || kill -0 $p2 2>/dev/null; do
-    sleep 5
-    n=$((n + 5))
-    if [ $((n % 60)) = 0 ]; then
-        for r in full noguide; do echo "$r: $(tail -n 1 "$WORK/$r/train.csv" 2>/dev/null)"; done
-    fi
-done) &
-ticker=$!
+lim_full=$(python3 -c "print(int($startup + $steps * $pf * 1.25 + 30))")
 s1=0 s2=0
-wait $p1 || s1=$?
-wait $p2 || s2=$?
-wait $ticker || true
+one full "$steps" "$every" "$lim_full" || s1=$?
+echo "full: $(tail -n 1 "$WORK/full/train.csv")"
+left=$(python3 -c "import time; print(max(30, int($BUDGET_S + 30 - (time.time() - $t1))))")
+one noguide "$steps" "$every" "$left" || s2=$?
+echo "noguide: $(tail -n 1 "$WORK/noguide/train.csv")"
 tail -n 2 "$OUT_DIR/full.log" "$OUT_DIR/noguide.log"
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv || true
 (cd "$WORK" && tar cf "$OUT_DIR/gpu-runs.tar" --ignore-failed-read \

@@ -376,7 +376,7 @@ impl Trainer {
         };
         let ema = sorted_vars(&vm)
             .into_iter()
-            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+            .map(|(n, v)| Ok((n, v.as_tensor().copy()?.detach())))
             .collect::<Result<_>>()?;
         Ok(Self {
             tc,
@@ -637,7 +637,9 @@ impl Trainer {
         let vars = sorted_vars(&self.vm);
         for ((n, e), (vn, v)) in self.ema.iter_mut().zip(&vars) {
             debug_assert_eq!(n, vn);
-            *e = ((&*e * d)? + (v.as_tensor() * (1.0 - d))?)?;
+            // Detached: a tracked EMA would keep every earlier step's EMA alive through its
+            // op graph (a leak of a model's worth of tensors per step).
+            *e = ((&*e * d)? + (v.as_tensor().detach() * (1.0 - d))?)?;
         }
         Ok(())
     }
