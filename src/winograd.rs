@@ -21,7 +21,10 @@ use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::logic::{CompGT, Iff};
+use tract_onnx::tract_core::ops::math::Mul;
 use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
 
 /// Bytes of transformed input plus GEMM output one block may hold: a block stays in a Zen 4
@@ -319,7 +322,11 @@ fn conv3x3_m<const M: usize, const A: usize>(
     let tw = w.div_ceil(M);
     let th = h.div_ceil(M);
     let per_tile_row = A * A * (c + k) * tw * 4;
-    let rows_per_block = (BLOCK_BYTES / per_tile_row).clamp(1, th);
+    let budget = std::env::var("SAVL_WINOGRAD_BLOCK_KB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(BLOCK_BYTES, |kb| kb * 1024);
+    let rows_per_block = (budget / per_tile_row).clamp(1, th);
     let g = Geometry {
         h,
         w,
@@ -410,9 +417,11 @@ fn run_block<const M: usize, const A: usize>(
             s.prow[1..=w].copy_from_slice(&xc[sr * w..][..w]);
             // Phase q holds padded columns q, q + M, q + 2M, …: tile t's column i is
             // phase (i mod M) at t + i / M.
-            for (q, ph) in s.phases.chunks_exact_mut(tw + 1).enumerate() {
-                for (j, p) in ph.iter_mut().enumerate() {
-                    *p = s.prow[M * j + q];
+            let mut ph = s.phases.chunks_exact_mut(tw + 1);
+            let ph: [&mut [f32]; M] = std::array::from_fn(|_| ph.next().expect("M phases"));
+            for (j, cols) in s.prow.chunks_exact(M).enumerate() {
+                for q in 0..M {
+                    ph[q][j] = cols[q];
                 }
             }
             let phases = &s.phases;
@@ -503,15 +512,16 @@ fn run_block<const M: usize, const A: usize>(
                 let yrow = unsafe {
                     std::slice::from_raw_parts_mut(out.0.add((ko * h + row0 + i) * w), w)
                 };
-                let o = &s.o;
+                let mut o = s.o.chunks_exact(tw);
+                let o: [&[f32]; M] = std::array::from_fn(|_| o.next().expect("M cols"));
                 let (body, tail) = yrow.split_at_mut(full * M);
                 for (t, chunk) in body.chunks_exact_mut(M).enumerate() {
-                    for (q, yv) in chunk.iter_mut().enumerate() {
-                        *yv = act(o[q * tw + t]);
+                    for q in 0..M {
+                        chunk[q] = act(o[q][t]);
                     }
                 }
                 for (q, yv) in tail.iter_mut().enumerate() {
-                    *yv = act(o[q * tw + full]);
+                    *yv = act(o[q][full]);
                 }
             }
         }
@@ -630,11 +640,11 @@ pub fn enabled_by_env() -> bool {
     std::env::var_os("SAVL_DISABLE_WINOGRAD").is_none_or(|v| v.is_empty() || v == "0")
 }
 
-/// The tile to use: F(2×2) unless `SAVL_WINOGRAD_TILE=4` (read at model load; for benches).
+/// The tile to use: F(4×4) unless `SAVL_WINOGRAD_TILE=2` (read at model load; for benches).
 pub fn tile_from_env() -> WinogradTile {
     match std::env::var("SAVL_WINOGRAD_TILE").as_deref() {
-        Ok("4") => WinogradTile::F4,
-        _ => WinogradTile::F2,
+        Ok("2") => WinogradTile::F2,
+        _ => WinogradTile::F4,
     }
 }
 
@@ -706,6 +716,69 @@ fn leaky_slope(node: &TypedNode) -> Option<f32> {
         .map(|l| l.alpha)
 }
 
+/// The constant behind `outlet` as f32 values, if it is one.
+fn const_f32(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
+    let k = model.outlet_fact(outlet).ok()?.konst.clone()?;
+    let k = k.cast_to::<f32>().ok()?;
+    let k = k.try_as_plain_ram().ok()?;
+    k.as_slice::<f32>().ok().map(|s| s.to_vec())
+}
+
+/// The per-channel slopes of a PReLU as ONNX importers expand it after a conv output `x`
+/// (`Iff(0 > x, x · slope, x)` or `Iff(x > 0, x, x · slope)`, slope per channel or scalar),
+/// with the Iff node; `None` if `x`'s consumers are anything else.
+fn prelu_after(model: &TypedModel, x: OutletId, k: usize) -> Option<(Vec<f32>, usize)> {
+    let succ = &model.outlet_successors(x);
+    if succ.len() != 3 {
+        return None;
+    }
+    let iff = succ.iter().map(|i| model.node(i.node)).find(|n| n.op_is::<Iff>())?;
+    let [cond, then, other] = iff.inputs[..] else {
+        return None;
+    };
+    let outputs = model.output_outlets().ok()?;
+    let only_feeds_iff = |o: OutletId| {
+        !outputs.contains(&o) && model.outlet_successors(o).iter().all(|i| i.node == iff.id)
+    };
+    let gt = model.node(cond.node);
+    if !gt.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<CompGT>()) || !only_feeds_iff(cond) {
+        return None;
+    }
+    let zero = |o: OutletId| const_f32(model, o).is_some_and(|v| v.iter().all(|&z| z == 0.0));
+    let neg_branch = match gt.inputs[..] {
+        [a, b] if zero(a) && b == x => then,  // 0 > x
+        [a, b] if a == x && zero(b) => other, // x > 0: the negative side is the else branch
+        _ => return None,
+    };
+    if [then, other].iter().filter(|&&o| o == x).count() != 1 || neg_branch == x {
+        return None;
+    }
+    let mul = model.node(neg_branch.node);
+    if !mul.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<Mul>()) || !only_feeds_iff(neg_branch)
+    {
+        return None;
+    }
+    let slope_outlet = match mul.inputs[..] {
+        [a, b] if a == x => b,
+        [a, b] if b == x => a,
+        _ => return None,
+    };
+    let slope = const_f32(model, slope_outlet)?;
+    let shape = model.outlet_fact(slope_outlet).ok()?.shape.as_concrete()?.to_vec();
+    // Per channel against an NCHW x: `[.., K, 1, 1]`, every leading dim 1; a scalar broadcasts.
+    let r = shape.len();
+    let per_channel = r >= 3
+        && shape[r - 3] == k
+        && shape[r - 2..] == [1, 1]
+        && shape[..r - 3].iter().all(|&d| d == 1);
+    let slopes = match slope.len() {
+        1 => vec![slope[0]; k],
+        _ if per_channel => slope,
+        _ => return None,
+    };
+    Some((slopes, iff.id))
+}
+
 /// One rewrite, if any fitting conv is left.
 fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<TypedModelPatch>> {
     for id in model.eval_order()? {
@@ -716,11 +789,16 @@ fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<Typ
         // Fold a LeakyRelu that is the conv's only consumer (tract fuses it into its matmul).
         let mut replaced: OutletId = id.into();
         let succ = &node.outputs[0].successors;
-        if succ.len() == 1 && !model.output_outlets()?.contains(&replaced) {
-            let next = model.node(succ[0].node);
-            if let Some(alpha) = leaky_slope(next) {
-                op.negative_slope = Arc::new(vec![alpha; op.weights.k]);
-                replaced = next.id.into();
+        if !model.output_outlets()?.contains(&replaced) {
+            if succ.len() == 1 {
+                let next = model.node(succ[0].node);
+                if let Some(alpha) = leaky_slope(next) {
+                    op.negative_slope = Arc::new(vec![alpha; op.weights.k]);
+                    replaced = next.id.into();
+                }
+            } else if let Some((slopes, iff)) = prelu_after(model, replaced, op.weights.k) {
+                op.negative_slope = Arc::new(slopes);
+                replaced = iff.into();
             }
         }
         let mut patch = TypedModelPatch::new("savl winograd conv");
@@ -733,7 +811,8 @@ fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<Typ
 }
 
 /// Replace every conv Winograd can take (see the module doc) with a [`WinogradConv`] using
-/// `tile`, folding a LeakyRelu that directly follows it; returns how many were replaced.
+/// `tile`, folding a LeakyRelu or an expanded PReLU that directly follows it; returns how many
+/// were replaced.
 /// Convs that do not fit (other kernels, strides, padding, groups, dtypes, quantized or
 /// non-constant weights) are left unchanged.
 pub fn rewrite_convs(model: &mut TypedModel, tile: WinogradTile) -> TractResult<usize> {

@@ -166,8 +166,9 @@ fn input(h: usize, w: usize) -> Tensor {
         .into_tensor()
 }
 
-/// The rewritten model against tract's own convs, on every output.
-fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize) {
+/// The rewritten model against tract's own convs, on every output; `folded` names the
+/// activation op that every conv's output goes through, which the rewrite must have absorbed.
+fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, folded: &str) {
     if !path.is_file() {
         eprintln!("skipped: {} not found", path.display());
         return;
@@ -176,6 +177,8 @@ fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize) {
     let mut wino = plain.clone();
     let n = rewrite_convs(&mut wino, tile).expect("rewrite");
     assert_eq!(n, want_rewritten, "{}: convs rewritten", path.display());
+    let left = wino.nodes.iter().filter(|n| n.op.name() == folded).count();
+    assert_eq!(left, 0, "{}: {folded} nodes left after the rewrite", path.display());
     let x = input(37, 42);
     let (a, b) = (run(plain, &x), run(wino, &x));
     assert_eq!(a.len(), b.len());
@@ -189,14 +192,16 @@ fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize) {
 #[test]
 fn rewritten_lite_model_matches_tract() {
     for tile in [WinogradTile::F2, WinogradTile::F4] {
-        rewrite_matches(root().join("models/savl-lite-x4.onnx"), tile, 15);
+        rewrite_matches(root().join("models/savl-lite-x4.onnx"), tile, 15, "LeakyRelu");
     }
 }
 
 #[test]
 fn rewritten_peer_model_matches_tract() {
     let peer = root().join("../shared/peers/realesr-animevideov3-x4.onnx");
-    rewrite_matches(peer, WinogradTile::F2, 18);
+    for tile in [WinogradTile::F2, WinogradTile::F4] {
+        rewrite_matches(peer.clone(), tile, 18, "Iff");
+    }
 }
 
 #[test]
