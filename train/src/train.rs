@@ -276,6 +276,10 @@ impl AdamW {
         let c2 = 1.0 - b2.powi(t as i32);
         for (_, var, m, v) in self.vars.iter_mut() {
             let Some(g) = grads.get(var) else { continue };
+            // candle's stock backward ops (the CUDA path) can return a gradient that is still
+            // tracked (its graph reaches the step's activations); the moments must not hold it,
+            // or every step's activations stay alive through the chain m_t → m_{t-1} → …
+            let g = &g.detach();
             *m = ((&*m * b1)? + (g * (1.0 - b1))?)?;
             *v = ((&*v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let upd = ((&*m / c1)? / ((&*v / c2)?.sqrt()? + self.eps)?)?;
@@ -973,5 +977,43 @@ pub fn device(cuda: bool) -> Result<Device> {
     #[cfg(not(feature = "cuda"))]
     {
         bail!("this binary was built without the `cuda` feature (cargo build -p savl-train --features cuda)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::conv::conv2d_stock;
+
+    /// candle's stock conv backward (the path on CUDA) returns tracked weight gradients; the
+    /// optimiser's moments and the EMA must not keep that graph (and with it every step's
+    /// activations) alive.
+    #[test]
+    fn optimiser_state_and_ema_hold_no_graph() -> Result<()> {
+        let dev = Device::Cpu;
+        let w1 = Var::from_tensor(&Tensor::randn(0f32, 0.3, (4, 3, 3, 3), &dev)?)?;
+        let w2 = Var::from_tensor(&Tensor::randn(0f32, 0.3, (2, 4, 3, 3), &dev)?)?;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &dev)?;
+        let y = conv2d_stock(&conv2d_stock(&x, w1.as_tensor(), 1)?, w2.as_tensor(), 1)?;
+        let grads = y.sqr()?.sum_all()?.backward()?;
+        let g2 = grads.get(&w2).context("no gradient for w2")?;
+        assert!(g2.track_op(), "premise: the stock gradient is tracked");
+
+        let tc = TrainConfig::new(Config::preset("tiny").context("tiny preset")?);
+        let mut opt = AdamW::new(vec![("w1".into(), w1), ("w2".into(), w2)], &tc, 0.0)?;
+        opt.step(&grads, 1e-3, 1)?;
+        for (n, _, m, v) in &opt.vars {
+            assert!(
+                !m.track_op() && !v.track_op(),
+                "{n}: a moment holds the graph"
+            );
+        }
+
+        let mut t = Trainer::new(tc, &dev)?;
+        t.update_ema()?;
+        for (n, e) in &t.ema {
+            assert!(!e.track_op(), "EMA of {n} holds the graph");
+        }
+        Ok(())
     }
 }
