@@ -20,8 +20,8 @@ use std::sync::Arc;
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::logic::{CompGT, Iff};
 use tract_onnx::tract_core::ops::math::Mul;
@@ -138,6 +138,7 @@ impl WinogradWeights {
 }
 
 /// `Bᵀ x` for F(2×2): lane-wise over tiles, `x` and `y` hold α rows of equal length.
+#[inline(always)]
 fn bt_f2(x: [&[f32]; 4], y: [&mut [f32]; 4]) {
     let [y0, y1, y2, y3] = y;
     let n = y0.len();
@@ -153,6 +154,7 @@ fn bt_f2(x: [&[f32]; 4], y: [&mut [f32]; 4]) {
 }
 
 /// `Aᵀ x` for F(2×2), lane-wise.
+#[inline(always)]
 fn at_f2(x: [&[f32]; 4], y: [&mut [f32]; 2]) {
     let [y0, y1] = y;
     let n = y0.len();
@@ -166,11 +168,17 @@ fn at_f2(x: [&[f32]; 4], y: [&mut [f32]; 2]) {
 }
 
 /// `Bᵀ x` for F(4×4), lane-wise.
+#[inline(always)]
 fn bt_f4(x: [&[f32]; 6], y: [&mut [f32]; 6]) {
     let [y0, y1, y2, y3, y4, y5] = y;
     let n = y0.len();
     let (x0, x1, x2, x3, x4, x5) = (
-        &x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n], &x[4][..n], &x[5][..n],
+        &x[0][..n],
+        &x[1][..n],
+        &x[2][..n],
+        &x[3][..n],
+        &x[4][..n],
+        &x[5][..n],
     );
     let (y1, y2, y3, y4, y5) = (
         &mut y1[..n],
@@ -191,11 +199,17 @@ fn bt_f4(x: [&[f32]; 6], y: [&mut [f32]; 6]) {
 }
 
 /// `Aᵀ x` for F(4×4), lane-wise.
+#[inline(always)]
 fn at_f4(x: [&[f32]; 6], y: [&mut [f32]; 4]) {
     let [y0, y1, y2, y3] = y;
     let n = y0.len();
     let (x0, x1, x2, x3, x4, x5) = (
-        &x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n], &x[4][..n], &x[5][..n],
+        &x[0][..n],
+        &x[1][..n],
+        &x[2][..n],
+        &x[3][..n],
+        &x[4][..n],
+        &x[5][..n],
     );
     let (y1, y2, y3) = (&mut y1[..n], &mut y2[..n], &mut y3[..n]);
     for t in 0..n {
@@ -205,6 +219,43 @@ fn at_f4(x: [&[f32]; 6], y: [&mut [f32]; 4]) {
         y1[t] = d12 + 2.0 * d34;
         y2[t] = s12 + 4.0 * s34;
         y3[t] = d12 + 8.0 * d34 + f;
+    }
+}
+
+/// The 1-D transforms of one Winograd variant, lane-wise (one lane per tile): `m` outputs
+/// from `α` inputs.
+trait Transforms<const M: usize, const A: usize> {
+    /// `y = Bᵀ x`.
+    fn bt(x: [&[f32]; A], y: [&mut [f32]; A]);
+    /// `y = Aᵀ x`.
+    fn at(x: [&[f32]; A], y: [&mut [f32]; M]);
+}
+
+/// F(2×2, 3×3).
+struct F2x3;
+
+impl Transforms<2, 4> for F2x3 {
+    #[inline(always)]
+    fn bt(x: [&[f32]; 4], y: [&mut [f32]; 4]) {
+        bt_f2(x, y)
+    }
+    #[inline(always)]
+    fn at(x: [&[f32]; 4], y: [&mut [f32]; 2]) {
+        at_f2(x, y)
+    }
+}
+
+/// F(4×4, 3×3).
+struct F4x3;
+
+impl Transforms<4, 6> for F4x3 {
+    #[inline(always)]
+    fn bt(x: [&[f32]; 6], y: [&mut [f32]; 6]) {
+        bt_f4(x, y)
+    }
+    #[inline(always)]
+    fn at(x: [&[f32]; 6], y: [&mut [f32]; 4]) {
+        at_f4(x, y)
     }
 }
 
@@ -271,35 +322,17 @@ pub fn conv3x3(
     executor: &Executor,
 ) {
     match wts.tile {
-        WinogradTile::F2 => conv3x3_m::<2, 4>(
-            wts,
-            bias,
-            negative_slope,
-            x,
-            h,
-            w,
-            y,
-            executor,
-            bt_f2,
-            at_f2,
-        ),
-        WinogradTile::F4 => conv3x3_m::<4, 6>(
-            wts,
-            bias,
-            negative_slope,
-            x,
-            h,
-            w,
-            y,
-            executor,
-            bt_f4,
-            at_f4,
-        ),
+        WinogradTile::F2 => {
+            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor)
+        }
+        WinogradTile::F4 => {
+            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor)
+        }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv3x3_m<const M: usize, const A: usize>(
+fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
     wts: &WinogradWeights,
     bias: &[f32],
     negative_slope: &[f32],
@@ -308,14 +341,16 @@ fn conv3x3_m<const M: usize, const A: usize>(
     w: usize,
     y: &mut [f32],
     executor: &Executor,
-    bt: fn([&[f32]; A], [&mut [f32]; A]),
-    at: fn([&[f32]; A], [&mut [f32]; M]),
 ) {
     let (k, c) = (wts.k, wts.c);
     assert_eq!(x.len(), c * h * w, "x must be [C, h, w]");
     assert_eq!(y.len(), k * h * w, "y must be [K, h, w]");
     assert_eq!(bias.len(), k, "bias must have K entries");
-    assert_eq!(negative_slope.len(), k, "negative_slope must have K entries");
+    assert_eq!(
+        negative_slope.len(),
+        k,
+        "negative_slope must have K entries"
+    );
     if h == 0 || w == 0 {
         return;
     }
@@ -334,25 +369,21 @@ fn conv3x3_m<const M: usize, const A: usize>(
         rows_per_block,
     };
     let blocks = th.div_ceil(rows_per_block);
-    let out = OutPtr(y.as_mut_ptr());
+    let args = BlockArgs {
+        wts,
+        bias,
+        negative_slope,
+        x,
+        g,
+        out: OutPtr(y.as_mut_ptr()),
+    };
+    let run = block_fn::<M, A, T>();
     let run_range = |first: usize, last: usize| {
         let mut scratch = Scratch::new::<M, A>(wts, &g);
         for b in first..last {
             let tr0 = b * rows_per_block;
             let tr1 = (tr0 + rows_per_block).min(th);
-            run_block::<M, A>(
-                wts,
-                bias,
-                negative_slope,
-                x,
-                &g,
-                tr0,
-                tr1,
-                &mut scratch,
-                out,
-                bt,
-                at,
-            );
+            run(&args, tr0, tr1, &mut scratch);
         }
     };
     let threads = match executor {
@@ -376,22 +407,63 @@ fn conv3x3_m<const M: usize, const A: usize>(
     run_range(0, blocks);
 }
 
-/// Tile rows `tr0..tr1` of one image: input transform, α² GEMMs, output transform into `out`
-/// (output rows `M·tr0 .. min(M·tr1, h)` of every channel, which no other block writes).
-#[allow(clippy::too_many_arguments)]
-fn run_block<const M: usize, const A: usize>(
-    wts: &WinogradWeights,
-    bias: &[f32],
-    negative_slope: &[f32],
-    x: &[f32],
-    g: &Geometry,
+/// What every block of one conv shares.
+struct BlockArgs<'a> {
+    wts: &'a WinogradWeights,
+    bias: &'a [f32],
+    negative_slope: &'a [f32],
+    x: &'a [f32],
+    g: Geometry,
+    out: OutPtr,
+}
+
+type BlockFn = fn(&BlockArgs, usize, usize, &mut Scratch);
+
+/// [`run_block`] for this CPU: on x86-64 with AVX2 and FMA, a copy compiled for them (the
+/// baseline target only has SSE2, which halves the transforms' vector width).
+fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>() -> BlockFn {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        return |args, tr0, tr1, s| {
+            // SAFETY: AVX2 and FMA were detected on this CPU just above.
+            unsafe { run_block_avx2::<M, A, T>(args, tr0, tr1, s) }
+        };
+    }
+    run_block::<M, A, T>
+}
+
+/// [`run_block`] compiled with AVX2 and FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_block_avx2<const M: usize, const A: usize, T: Transforms<M, A>>(
+    args: &BlockArgs,
     tr0: usize,
     tr1: usize,
     s: &mut Scratch,
-    out: OutPtr,
-    bt: fn([&[f32]; A], [&mut [f32]; A]),
-    at: fn([&[f32]; A], [&mut [f32]; M]),
 ) {
+    run_block::<M, A, T>(args, tr0, tr1, s)
+}
+
+/// Tile rows `tr0..tr1` of one image: input transform, α² GEMMs, output transform into `out`
+/// (output rows `M·tr0 .. min(M·tr1, h)` of every channel, which no other block writes).
+#[inline(always)]
+fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
+    args: &BlockArgs,
+    tr0: usize,
+    tr1: usize,
+    s: &mut Scratch,
+) {
+    let BlockArgs {
+        wts,
+        bias,
+        negative_slope,
+        x,
+        g,
+        out,
+    } = *args;
     let (k, c) = (wts.k, wts.c);
     let (h, w, tw) = (g.h, g.w, g.tw);
     let nr = tr1 - tr0;
@@ -429,7 +501,7 @@ fn run_block<const M: usize, const A: usize>(
                 std::array::from_fn(|i| &phases[(i % M) * (tw + 1) + i / M..][..tw]);
             let mut ys = rrow.chunks_exact_mut(tw);
             let ys: [&mut [f32]; A] = std::array::from_fn(|_| ys.next().expect("α rows"));
-            bt(xs, ys);
+            T::bt(xs, ys);
         }
         for tl in 0..nr {
             for j in 0..A {
@@ -438,10 +510,9 @@ fn run_block<const M: usize, const A: usize>(
                     std::array::from_fn(|i| &rows[((M * tl + i) * A + j) * tw..][..tw]);
                 let mut planes = v.chunks_exact_mut(plane_v).skip(j).step_by(A);
                 let off = ci * tb + tl * tw;
-                let ys: [&mut [f32]; A] = std::array::from_fn(|_| {
-                    &mut planes.next().expect("α planes")[off..off + tw]
-                });
-                bt(xs, ys);
+                let ys: [&mut [f32]; A] =
+                    std::array::from_fn(|_| &mut planes.next().expect("α planes")[off..off + tw]);
+                T::bt(xs, ys);
             }
         }
     }
@@ -494,19 +565,18 @@ fn run_block<const M: usize, const A: usize>(
             let row0 = M * (tr0 + tl);
             for j in 0..A {
                 let mm = &*mm;
-                let xs: [&[f32]; A] = std::array::from_fn(|r| {
-                    &mm[(r * A + j) * plane_m + ko * tb + tl * tw..][..tw]
-                });
+                let xs: [&[f32]; A] =
+                    std::array::from_fn(|r| &mm[(r * A + j) * plane_m + ko * tb + tl * tw..][..tw]);
                 let mut ys = s.s.chunks_exact_mut(tw).skip(j).step_by(A);
                 let ys: [&mut [f32]; M] = std::array::from_fn(|_| ys.next().expect("m rows"));
-                at(xs, ys);
+                T::at(xs, ys);
             }
             for i in 0..M.min(h - row0) {
                 let srows = &s.s[i * A * tw..][..A * tw];
                 let xs: [&[f32]; A] = std::array::from_fn(|j| &srows[j * tw..][..tw]);
                 let mut ys = s.o.chunks_exact_mut(tw);
                 let ys: [&mut [f32]; M] = std::array::from_fn(|_| ys.next().expect("m cols"));
-                at(xs, ys);
+                T::at(xs, ys);
                 // SAFETY: row `row0 + i < h` of channel `ko` lies inside y ([K, h, w]); it
                 // belongs to tile row tr0 + tl of this block, so no other worker touches it.
                 let yrow = unsafe {
@@ -732,7 +802,10 @@ fn prelu_after(model: &TypedModel, x: OutletId, k: usize) -> Option<(Vec<f32>, u
     if succ.len() != 3 {
         return None;
     }
-    let iff = succ.iter().map(|i| model.node(i.node)).find(|n| n.op_is::<Iff>())?;
+    let iff = succ
+        .iter()
+        .map(|i| model.node(i.node))
+        .find(|n| n.op_is::<Iff>())?;
     let [cond, then, other] = iff.inputs[..] else {
         return None;
     };
@@ -741,7 +814,11 @@ fn prelu_after(model: &TypedModel, x: OutletId, k: usize) -> Option<(Vec<f32>, u
         !outputs.contains(&o) && model.outlet_successors(o).iter().all(|i| i.node == iff.id)
     };
     let gt = model.node(cond.node);
-    if !gt.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<CompGT>()) || !only_feeds_iff(cond) {
+    if !gt
+        .op_as::<TypedBinOp>()
+        .is_some_and(|op| op.0.is::<CompGT>())
+        || !only_feeds_iff(cond)
+    {
         return None;
     }
     let zero = |o: OutletId| const_f32(model, o).is_some_and(|v| v.iter().all(|&z| z == 0.0));
@@ -764,7 +841,12 @@ fn prelu_after(model: &TypedModel, x: OutletId, k: usize) -> Option<(Vec<f32>, u
         _ => return None,
     };
     let slope = const_f32(model, slope_outlet)?;
-    let shape = model.outlet_fact(slope_outlet).ok()?.shape.as_concrete()?.to_vec();
+    let shape = model
+        .outlet_fact(slope_outlet)
+        .ok()?
+        .shape
+        .as_concrete()?
+        .to_vec();
     // Per channel against an NCHW x: `[.., K, 1, 1]`, every leading dim 1; a scalar broadcasts.
     let r = shape.len();
     let per_channel = r >= 3

@@ -26,7 +26,15 @@ impl Rng {
 }
 
 /// Cross-correlation with zero padding 1, stride 1, OIHW kernel, accumulated in f64.
-fn direct(x: &[f32], kernel: &[f32], bias: &[f32], c: usize, k: usize, h: usize, w: usize) -> Vec<f32> {
+fn direct(
+    x: &[f32],
+    kernel: &[f32],
+    bias: &[f32],
+    c: usize,
+    k: usize,
+    h: usize,
+    w: usize,
+) -> Vec<f32> {
     let mut y = vec![0f32; k * h * w];
     for ko in 0..k {
         for oy in 0..h {
@@ -54,7 +62,10 @@ fn direct(x: &[f32], kernel: &[f32], bias: &[f32], c: usize, k: usize, h: usize,
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Kaiming-like weights (what a trained net has), inputs in [−4, 4].
@@ -66,7 +77,18 @@ fn case(rng: &mut Rng, c: usize, k: usize, h: usize, w: usize) -> (Vec<f32>, Vec
     (x, kernel, bias)
 }
 
-fn winograd(tile: WinogradTile, x: &[f32], kernel: &[f32], bias: &[f32], slope: &[f32], c: usize, k: usize, h: usize, w: usize, ex: &Executor) -> Vec<f32> {
+fn winograd(
+    tile: WinogradTile,
+    x: &[f32],
+    kernel: &[f32],
+    bias: &[f32],
+    slope: &[f32],
+    c: usize,
+    k: usize,
+    h: usize,
+    w: usize,
+    ex: &Executor,
+) -> Vec<f32> {
     let wts = WinogradWeights::new(tile, kernel, k, c);
     let mut y = vec![f32::NAN; k * h * w];
     conv3x3(&wts, bias, slope, x, h, w, &mut y, ex);
@@ -94,9 +116,23 @@ fn check_tile(tile: WinogradTile, tol: f32) {
     for &(c, k, h, w) in SHAPES {
         let (x, kernel, bias) = case(&mut rng, c, k, h, w);
         let want = direct(&x, &kernel, &bias, c, k, h, w);
-        let got = winograd(tile, &x, &kernel, &bias, &vec![1.0; k], c, k, h, w, &Executor::SingleThread);
+        let got = winograd(
+            tile,
+            &x,
+            &kernel,
+            &bias,
+            &vec![1.0; k],
+            c,
+            k,
+            h,
+            w,
+            &Executor::SingleThread,
+        );
         let d = max_abs_diff(&got, &want);
-        assert!(d <= tol, "{tile:?} C={c} K={k} {h}×{w}: max abs diff {d:e} > {tol:e}");
+        assert!(
+            d <= tol,
+            "{tile:?} C={c} K={k} {h}×{w}: max abs diff {d:e} > {tol:e}"
+        );
         worst = worst.max(d);
     }
     eprintln!("{tile:?}: worst max abs diff vs direct {worst:e}");
@@ -124,9 +160,31 @@ fn leaky_activation_and_threads() {
         .map(|(i, &v)| if v < 0.0 { v * slope[i / (h * w)] } else { v })
         .collect();
     for tile in [WinogradTile::F2, WinogradTile::F4] {
-        let one = winograd(tile, &x, &kernel, &bias, &slope, c, k, h, w, &Executor::SingleThread);
+        let one = winograd(
+            tile,
+            &x,
+            &kernel,
+            &bias,
+            &slope,
+            c,
+            k,
+            h,
+            w,
+            &Executor::SingleThread,
+        );
         assert!(max_abs_diff(&one, &want) <= 1e-4, "{tile:?}");
-        let two = winograd(tile, &x, &kernel, &bias, &slope, c, k, h, w, &Executor::multithread(3));
+        let two = winograd(
+            tile,
+            &x,
+            &kernel,
+            &bias,
+            &slope,
+            c,
+            k,
+            h,
+            w,
+            &Executor::multithread(3),
+        );
         assert_eq!(one, two, "{tile:?}: the thread count changed the result");
     }
 }
@@ -178,7 +236,12 @@ fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, fol
     let n = rewrite_convs(&mut wino, tile).expect("rewrite");
     assert_eq!(n, want_rewritten, "{}: convs rewritten", path.display());
     let left = wino.nodes.iter().filter(|n| n.op.name() == folded).count();
-    assert_eq!(left, 0, "{}: {folded} nodes left after the rewrite", path.display());
+    assert_eq!(
+        left,
+        0,
+        "{}: {folded} nodes left after the rewrite",
+        path.display()
+    );
     let x = input(37, 42);
     let (a, b) = (run(plain, &x), run(wino, &x));
     assert_eq!(a.len(), b.len());
@@ -192,7 +255,12 @@ fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, fol
 #[test]
 fn rewritten_lite_model_matches_tract() {
     for tile in [WinogradTile::F2, WinogradTile::F4] {
-        rewrite_matches(root().join("models/savl-lite-x4.onnx"), tile, 15, "LeakyRelu");
+        rewrite_matches(
+            root().join("models/savl-lite-x4.onnx"),
+            tile,
+            15,
+            "LeakyRelu",
+        );
     }
 }
 
