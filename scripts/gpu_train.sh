@@ -5,8 +5,9 @@
 # Made for the device machine of this workplace (x86-64, CUDA 13 libraries from its PyTorch
 # wheels, no Rust toolchain), but it runs on any Linux box with an NVIDIA GPU:
 #
-#   cargo build -p savl-train --features cuda     # nvcc 13 (pip: nvidia-cuda-nvcc), CUDA_COMPUTE_CAP=90
-#   SAVL_TRAIN_BIN=target/debug/savl-train DATA=../shared/data/train BUDGET_S=450 scripts/gpu_train.sh
+#   CUDA_COMPUTE_CAP=90 cargo build -p savl-train --features cuda   # needs nvcc (models/MODELS.md)
+#   SAVL_TRAIN_BIN=target/debug/savl-train DATA=../shared/data/train BUDGET_S=450 BATCH=24 \
+#     scripts/gpu_train.sh
 #
 # Both runs start from scratch, or resume from FULL_CKPT and NOGUIDE_CKPT (checkpoints at one
 # step; a warm restart of the cosine schedule to FROM+N steps).
@@ -22,7 +23,7 @@ DATA=${DATA:-.devdata/train}
 FULL_CKPT=${FULL_CKPT:-}
 NOGUIDE_CKPT=${NOGUIDE_CKPT:-}
 BUDGET_S=${BUDGET_S:-450}
-BATCH=${BATCH:-64}
+BATCH=${BATCH:-24}
 CALIB=${CALIB:-40}
 THREADS=${THREADS:-$(($(nproc) / 2))}
 OUT_DIR=${OUT:-${OUT_DIR:-gpu-out}}
@@ -72,8 +73,9 @@ if [ -n "$FULL_CKPT" ]; then
 fi
 echo "checkpoints at step $from; batch $BATCH; $THREADS data threads per run; budget ${BUDGET_S}s"
 
-# The two runs go one after the other: two CUDA processes at once failed with
-# CUDA_ERROR_OUT_OF_MEMORY on the device machine (with 0 of 80 GB in use) where one alone ran.
+# The two runs go one after the other, so each one's pace is measured alone and the two share no
+# GPU or data threads. (An optimiser bug, fixed since, grew device memory every step until
+# CUDA_ERROR_OUT_OF_MEMORY; the retries below are what is left of that hunt.)
 #
 # one NAME STEPS EVERY LIMIT: trains NAME (full or noguide; cal-* for the calibration) into
 # $WORK/NAME for STEPS steps within LIMIT seconds; a failed attempt is retried twice, resuming
@@ -107,20 +109,8 @@ print(f'{statistics.median(float(r[\"step_s\"]) + float(r[\"wait_s\"]) for r in 
 " "$1"
 }
 
-# Device memory grew by about a step's activations per step on the device machine until
-# CUDA_ERROR_OUT_OF_MEMORY (≈ 50 steps at batch 24), in CUDA only. The calibration tries these
-# settings in turn and keeps the first under which the full model runs CALIB steps.
-CONFIGS=${CONFIGS:-"none CUBLAS_WORKSPACE_CONFIG=:4096:8 CUDARC_NO_ASYNC_ALLOC=1"}
-found=
-for cfg in $CONFIGS; do
-    if [ "$cfg" != none ]; then export "${cfg?}"; fi
-    t0=$(date +%s.%N)
-    if one cal-full "$CALIB" 100000 120; then found=$cfg; break; fi
-    echo "gpu_train: not with setting $cfg"
-    if [ "$cfg" != none ]; then unset "${cfg%%=*}"; fi
-done
-[ -n "$found" ] || exit 1
-echo "gpu_train: setting $found"
+t0=$(date +%s.%N)
+one cal-full "$CALIB" 100000 120 || exit 1
 one cal-noguide "$CALIB" 100000 120 || exit 1
 t1=$(date +%s.%N)
 tail -n 1 "$OUT_DIR/cal-full.log" "$OUT_DIR/cal-noguide.log"
