@@ -28,7 +28,8 @@ use tract_onnx::tract_core::ops::math::Mul;
 use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
 
 /// Bytes of transformed input plus GEMM output one block may hold: a block stays in a Zen 4
-/// core's 1 MiB L2 with room for the packed kernel.
+/// core's 1 MiB L2 with room for the packed kernel (0.5 to 4 MiB measured the same within
+/// noise on 48 and 64 channels at 128×128).
 const BLOCK_BYTES: usize = 512 * 1024;
 
 /// The Winograd output tile: F(2×2, 3×3) or F(4×4, 3×3).
@@ -137,98 +138,20 @@ impl WinogradWeights {
     }
 }
 
-/// `Bᵀ x` for F(2×2): lane-wise over tiles, `x` and `y` hold α rows of equal length.
-#[inline(always)]
-fn bt_f2(x: [&[f32]; 4], y: [&mut [f32]; 4]) {
-    let [y0, y1, y2, y3] = y;
-    let n = y0.len();
-    let (x0, x1, x2, x3) = (&x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n]);
-    let (y1, y2, y3) = (&mut y1[..n], &mut y2[..n], &mut y3[..n]);
-    for t in 0..n {
-        let (a, b, c, d) = (x0[t], x1[t], x2[t], x3[t]);
-        y0[t] = a - c;
-        y1[t] = b + c;
-        y2[t] = c - b;
-        y3[t] = b - d;
-    }
-}
+/// Tiles transformed together (two 256-bit vectors of f32 per value: enough work per loop for
+/// LLVM to vectorize every transform; 8 left the F(2×2) transforms scalar).
+const LANES: usize = 16;
 
-/// `Aᵀ x` for F(2×2), lane-wise.
-#[inline(always)]
-fn at_f2(x: [&[f32]; 4], y: [&mut [f32]; 2]) {
-    let [y0, y1] = y;
-    let n = y0.len();
-    let (x0, x1, x2, x3) = (&x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n]);
-    let y1 = &mut y1[..n];
-    for t in 0..n {
-        let (a, b, c, d) = (x0[t], x1[t], x2[t], x3[t]);
-        y0[t] = a + b + c;
-        y1[t] = b - c - d;
-    }
-}
+/// `LANES` tiles' worth of one value of a transform.
+type Lanes = [f32; LANES];
 
-/// `Bᵀ x` for F(4×4), lane-wise.
-#[inline(always)]
-fn bt_f4(x: [&[f32]; 6], y: [&mut [f32]; 6]) {
-    let [y0, y1, y2, y3, y4, y5] = y;
-    let n = y0.len();
-    let (x0, x1, x2, x3, x4, x5) = (
-        &x[0][..n],
-        &x[1][..n],
-        &x[2][..n],
-        &x[3][..n],
-        &x[4][..n],
-        &x[5][..n],
-    );
-    let (y1, y2, y3, y4, y5) = (
-        &mut y1[..n],
-        &mut y2[..n],
-        &mut y3[..n],
-        &mut y4[..n],
-        &mut y5[..n],
-    );
-    for t in 0..n {
-        let (a, b, c, d, e, f) = (x0[t], x1[t], x2[t], x3[t], x4[t], x5[t]);
-        y0[t] = 4.0 * a - 5.0 * c + e;
-        y1[t] = -4.0 * (b + c) + d + e;
-        y2[t] = 4.0 * (b - c) - d + e;
-        y3[t] = 2.0 * (d - b) - c + e;
-        y4[t] = 2.0 * (b - d) - c + e;
-        y5[t] = 4.0 * b - 5.0 * d + f;
-    }
-}
-
-/// `Aᵀ x` for F(4×4), lane-wise.
-#[inline(always)]
-fn at_f4(x: [&[f32]; 6], y: [&mut [f32]; 4]) {
-    let [y0, y1, y2, y3] = y;
-    let n = y0.len();
-    let (x0, x1, x2, x3, x4, x5) = (
-        &x[0][..n],
-        &x[1][..n],
-        &x[2][..n],
-        &x[3][..n],
-        &x[4][..n],
-        &x[5][..n],
-    );
-    let (y1, y2, y3) = (&mut y1[..n], &mut y2[..n], &mut y3[..n]);
-    for t in 0..n {
-        let (a, b, c, d, e, f) = (x0[t], x1[t], x2[t], x3[t], x4[t], x5[t]);
-        let (s12, d12, s34, d34) = (b + c, b - c, d + e, d - e);
-        y0[t] = a + s12 + s34;
-        y1[t] = d12 + 2.0 * d34;
-        y2[t] = s12 + 4.0 * s34;
-        y3[t] = d12 + 8.0 * d34 + f;
-    }
-}
-
-/// The 1-D transforms of one Winograd variant, lane-wise (one lane per tile): `m` outputs
-/// from `α` inputs.
+/// The 1-D transforms of one Winograd variant, `LANES` tiles at a time: `Bᵀ` maps α inputs to
+/// α values, `Aᵀ` maps α values to m outputs.
 trait Transforms<const M: usize, const A: usize> {
     /// `y = Bᵀ x`.
-    fn bt(x: [&[f32]; A], y: [&mut [f32]; A]);
+    fn bt(x: &[Lanes; A], y: &mut [Lanes; A]);
     /// `y = Aᵀ x`.
-    fn at(x: [&[f32]; A], y: [&mut [f32]; M]);
+    fn at(x: &[Lanes; A], y: &mut [Lanes; M]);
 }
 
 /// F(2×2, 3×3).
@@ -236,26 +159,53 @@ struct F2x3;
 
 impl Transforms<2, 4> for F2x3 {
     #[inline(always)]
-    fn bt(x: [&[f32]; 4], y: [&mut [f32]; 4]) {
-        bt_f2(x, y)
+    fn bt(x: &[Lanes; 4], y: &mut [Lanes; 4]) {
+        for l in 0..LANES {
+            let (a, b, c, d) = (x[0][l], x[1][l], x[2][l], x[3][l]);
+            y[0][l] = a - c;
+            y[1][l] = b + c;
+            y[2][l] = c - b;
+            y[3][l] = b - d;
+        }
     }
+
     #[inline(always)]
-    fn at(x: [&[f32]; 4], y: [&mut [f32]; 2]) {
-        at_f2(x, y)
+    fn at(x: &[Lanes; 4], y: &mut [Lanes; 2]) {
+        for l in 0..LANES {
+            let (a, b, c, d) = (x[0][l], x[1][l], x[2][l], x[3][l]);
+            y[0][l] = a + b + c;
+            y[1][l] = b - c - d;
+        }
     }
 }
 
-/// F(4×4, 3×3).
+/// F(4×4, 3×3), interpolation points 0, ±1, ±2 and ∞.
 struct F4x3;
 
 impl Transforms<4, 6> for F4x3 {
     #[inline(always)]
-    fn bt(x: [&[f32]; 6], y: [&mut [f32]; 6]) {
-        bt_f4(x, y)
+    fn bt(x: &[Lanes; 6], y: &mut [Lanes; 6]) {
+        for l in 0..LANES {
+            let (a, b, c, d, e, f) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
+            y[0][l] = 4.0 * a - 5.0 * c + e;
+            y[1][l] = -4.0 * (b + c) + d + e;
+            y[2][l] = 4.0 * (b - c) - d + e;
+            y[3][l] = 2.0 * (d - b) - c + e;
+            y[4][l] = 2.0 * (b - d) - c + e;
+            y[5][l] = 4.0 * b - 5.0 * d + f;
+        }
     }
+
     #[inline(always)]
-    fn at(x: [&[f32]; 6], y: [&mut [f32]; 4]) {
-        at_f4(x, y)
+    fn at(x: &[Lanes; 6], y: &mut [Lanes; 4]) {
+        for l in 0..LANES {
+            let (a, b, c, d, e, f) = (x[0][l], x[1][l], x[2][l], x[3][l], x[4][l], x[5][l]);
+            let (s12, d12, s34, d34) = (b + c, b - c, d + e, d - e);
+            y[0][l] = a + s12 + s34;
+            y[1][l] = d12 + 2.0 * d34;
+            y[2][l] = s12 + 4.0 * s34;
+            y[3][l] = d12 + 8.0 * d34 + f;
+        }
     }
 }
 
@@ -272,7 +222,7 @@ unsafe impl Sync for OutPtr {}
 struct Geometry {
     h: usize,
     w: usize,
-    /// Tiles per row.
+    /// Tiles per row, rounded up to whole `LANES` (the extra tiles are computed, never stored).
     tw: usize,
     /// Tile rows per block.
     rows_per_block: usize,
@@ -280,13 +230,15 @@ struct Geometry {
 
 /// Per-worker scratch, sized for the largest block.
 struct Scratch {
+    /// Transformed input, `[α², C, tile rows · tw]`.
     v: Vec<f32>,
+    /// GEMM output, `[α², K, tile rows · tw]`.
     m: Vec<f32>,
-    rows: Vec<f32>,
+    /// One zero-padded input row.
     prow: Vec<f32>,
+    /// The block's padded input rows of one channel, each split into its M column phases:
+    /// `[rows, M, tw + 1]`.
     phases: Vec<f32>,
-    s: Vec<f32>,
-    o: Vec<f32>,
 }
 
 impl Scratch {
@@ -295,11 +247,8 @@ impl Scratch {
         Scratch {
             v: vec![0.0; A * A * wts.c * tb],
             m: vec![0.0; A * A * wts.k * tb],
-            rows: vec![0.0; (M * g.rows_per_block + 2) * A * g.tw],
             prow: vec![0.0; M * (g.tw + 1)],
-            phases: vec![0.0; M * (g.tw + 1)],
-            s: vec![0.0; M * A * g.tw],
-            o: vec![0.0; M * g.tw],
+            phases: vec![0.0; (M * g.rows_per_block + 2) * M * (g.tw + 1)],
         }
     }
 }
@@ -354,14 +303,10 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
     if h == 0 || w == 0 {
         return;
     }
-    let tw = w.div_ceil(M);
+    let tw = w.div_ceil(M).next_multiple_of(LANES);
     let th = h.div_ceil(M);
     let per_tile_row = A * A * (c + k) * tw * 4;
-    let budget = std::env::var("SAVL_WINOGRAD_BLOCK_KB")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(BLOCK_BYTES, |kb| kb * 1024);
-    let rows_per_block = (budget / per_tile_row).clamp(1, th);
+    let rows_per_block = (BLOCK_BYTES / per_tile_row).clamp(1, th);
     let g = Geometry {
         h,
         w,
@@ -468,51 +413,63 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
     let (h, w, tw) = (g.h, g.w, g.tw);
     let nr = tr1 - tr0;
     let tb = nr * tw;
-    let padded_rows = M * nr + 2;
     let plane_v = c * tb;
     let plane_m = k * tb;
     let v = &mut s.v[..A * A * plane_v];
     let mm = &mut s.m[..A * A * plane_m];
+    let phase_row = M * (tw + 1);
+
+    // Stack buffers for LANES tiles, reused (overwritten whole) by every chunk.
+    let mut d = [[[0.0; LANES]; A]; A];
+    let mut rows_t = [[[0.0; LANES]; A]; A];
+    let mut col = [[0.0; LANES]; A];
+    let mut vt = [[0.0; LANES]; A];
+    let mut cols_t = [[[0.0; LANES]; M]; A];
+    let mut o = [[0.0; LANES]; M];
+    let mut pixels = [[0.0f32; M]; LANES];
 
     // Input transform: V[p = i·α + j][c][tile] = (Bᵀ d B)[i][j].
     for ci in 0..c {
         let xc = &x[ci * h * w..][..h * w];
-        for r in 0..padded_rows {
-            // Padded row index M·tr0 + r is source row M·tr0 + r − 1.
-            let src = (M * tr0 + r).checked_sub(1).filter(|&sr| sr < h);
-            let rrow = &mut s.rows[r * A * tw..][..A * tw];
-            let Some(sr) = src else {
-                rrow.fill(0.0);
-                continue;
-            };
-            s.prow.fill(0.0);
-            s.prow[1..=w].copy_from_slice(&xc[sr * w..][..w]);
-            // Phase q holds padded columns q, q + M, q + 2M, …: tile t's column i is
-            // phase (i mod M) at t + i / M.
-            let mut ph = s.phases.chunks_exact_mut(tw + 1);
-            let ph: [&mut [f32]; M] = std::array::from_fn(|_| ph.next().expect("M phases"));
-            for (j, cols) in s.prow.chunks_exact(M).enumerate() {
-                for q in 0..M {
-                    ph[q][j] = cols[q];
+        // Padded row M·tr0 + r is source row M·tr0 + r − 1; phase q of a padded row holds its
+        // padded columns q, q + M, q + 2M, …, so column i of tile t is phase i mod M at
+        // t + i / M.
+        for (r, ph) in s.phases.chunks_exact_mut(phase_row).enumerate() {
+            match (M * tr0 + r).checked_sub(1).filter(|&sr| sr < h) {
+                None => ph.fill(0.0),
+                Some(sr) => {
+                    s.prow[1..=w].copy_from_slice(&xc[sr * w..][..w]);
+                    for (q, phq) in ph.chunks_exact_mut(tw + 1).enumerate() {
+                        for (p, cols) in phq.iter_mut().zip(s.prow.chunks_exact(M)) {
+                            *p = cols[q];
+                        }
+                    }
                 }
             }
-            let phases = &s.phases;
-            let xs: [&[f32]; A] =
-                std::array::from_fn(|i| &phases[(i % M) * (tw + 1) + i / M..][..tw]);
-            let mut ys = rrow.chunks_exact_mut(tw);
-            let ys: [&mut [f32]; A] = std::array::from_fn(|_| ys.next().expect("α rows"));
-            T::bt(xs, ys);
         }
         for tl in 0..nr {
-            for j in 0..A {
-                let rows = &s.rows;
-                let xs: [&[f32]; A] =
-                    std::array::from_fn(|i| &rows[((M * tl + i) * A + j) * tw..][..tw]);
-                let mut planes = v.chunks_exact_mut(plane_v).skip(j).step_by(A);
-                let off = ci * tb + tl * tw;
-                let ys: [&mut [f32]; A] =
-                    std::array::from_fn(|_| &mut planes.next().expect("α planes")[off..off + tw]);
-                T::bt(xs, ys);
+            let rows = &s.phases[M * tl * phase_row..][..A * phase_row];
+            for t0 in (0..tw).step_by(LANES) {
+                for (r, dr) in d.iter_mut().enumerate() {
+                    let row = &rows[r * phase_row..][..phase_row];
+                    for (i, di) in dr.iter_mut().enumerate() {
+                        let at = (i % M) * (tw + 1) + t0 + i / M;
+                        di.copy_from_slice(&row[at..at + LANES]);
+                    }
+                }
+                for r in 0..A {
+                    T::bt(&d[r], &mut rows_t[r]);
+                }
+                let off = ci * tb + tl * tw + t0;
+                for j in 0..A {
+                    for r in 0..A {
+                        col[r] = rows_t[r][j];
+                    }
+                    T::bt(&col, &mut vt);
+                    for (i, vi) in vt.iter().enumerate() {
+                        v[(i * A + j) * plane_v + off..][..LANES].copy_from_slice(vi);
+                    }
+                }
             }
         }
     }
@@ -550,48 +507,61 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
     }
 
     // Output transform, bias and activation: Y = Aᵀ M A.
-    let full = w / M;
+    let mm = &*mm;
     for ko in 0..k {
         let (b, slope) = (bias[ko], negative_slope[ko]);
-        let act = |v: f32| {
-            let v = v + b;
-            if v < 0.0 {
-                v * slope
-            } else {
-                v
-            }
-        };
         for tl in 0..nr {
             let row0 = M * (tr0 + tl);
-            for j in 0..A {
-                let mm = &*mm;
-                let xs: [&[f32]; A] =
-                    std::array::from_fn(|r| &mm[(r * A + j) * plane_m + ko * tb + tl * tw..][..tw]);
-                let mut ys = s.s.chunks_exact_mut(tw).skip(j).step_by(A);
-                let ys: [&mut [f32]; M] = std::array::from_fn(|_| ys.next().expect("m rows"));
-                T::at(xs, ys);
-            }
-            for i in 0..M.min(h - row0) {
-                let srows = &s.s[i * A * tw..][..A * tw];
-                let xs: [&[f32]; A] = std::array::from_fn(|j| &srows[j * tw..][..tw]);
-                let mut ys = s.o.chunks_exact_mut(tw);
-                let ys: [&mut [f32]; M] = std::array::from_fn(|_| ys.next().expect("m cols"));
-                T::at(xs, ys);
-                // SAFETY: row `row0 + i < h` of channel `ko` lies inside y ([K, h, w]); it
-                // belongs to tile row tr0 + tl of this block, so no other worker touches it.
-                let yrow = unsafe {
-                    std::slice::from_raw_parts_mut(out.0.add((ko * h + row0 + i) * w), w)
-                };
-                let mut o = s.o.chunks_exact(tw);
-                let o: [&[f32]; M] = std::array::from_fn(|_| o.next().expect("M cols"));
-                let (body, tail) = yrow.split_at_mut(full * M);
-                for (t, chunk) in body.chunks_exact_mut(M).enumerate() {
-                    for q in 0..M {
-                        chunk[q] = act(o[q][t]);
-                    }
+            let rows_here = M.min(h - row0);
+            for t0 in (0..tw).step_by(LANES) {
+                let col0 = M * t0;
+                if col0 >= w {
+                    break;
                 }
-                for (q, yv) in tail.iter_mut().enumerate() {
-                    *yv = act(o[q][full]);
+                let off = ko * tb + tl * tw + t0;
+                for j in 0..A {
+                    for (r, cr) in col.iter_mut().enumerate() {
+                        cr.copy_from_slice(&mm[(r * A + j) * plane_m + off..][..LANES]);
+                    }
+                    T::at(&col, &mut cols_t[j]);
+                }
+                let cols_here = (M * LANES).min(w - col0);
+                for i in 0..rows_here {
+                    for j in 0..A {
+                        col[j] = cols_t[j][i];
+                    }
+                    T::at(&col, &mut o);
+                    // SAFETY: columns col0 .. col0 + cols_here of row `row0 + i < h` of
+                    // channel `ko` lie inside y ([K, h, w]); the row belongs to tile row
+                    // tr0 + tl of this block, so no other worker touches it.
+                    let yrow = unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out.0.add((ko * h + row0 + i) * w + col0),
+                            cols_here,
+                        )
+                    };
+                    let act = |v: f32| {
+                        let v = v + b;
+                        if v < 0.0 {
+                            v * slope
+                        } else {
+                            v
+                        }
+                    };
+                    if cols_here == M * LANES {
+                        for (l, px) in yrow.chunks_exact_mut(M).enumerate() {
+                            for q in 0..M {
+                                px[q] = act(o[q][l]);
+                            }
+                        }
+                    } else {
+                        for (l, px) in pixels.iter_mut().enumerate() {
+                            for q in 0..M {
+                                px[q] = act(o[q][l]);
+                            }
+                        }
+                        yrow.copy_from_slice(&pixels.as_flattened()[..cols_here]);
+                    }
                 }
             }
         }
