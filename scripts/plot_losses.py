@@ -8,6 +8,7 @@ wins. Curves are smoothed with a 25-step moving average (raw values faint behind
 Needs matplotlib (`pip install matplotlib`).
 """
 import csv
+import os
 import sys
 
 import matplotlib
@@ -50,7 +51,8 @@ def main():
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("savl-lite ×4 training (2 CPU cores; see models/MODELS.md for the schedule)")
+    where = os.environ.get("SAVL_PLOT_HARDWARE", "2 CPU cores")
+    fig.suptitle(f"savl-lite ×4 training ({where}; see models/MODELS.md for the schedule)")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     print(f"wrote {out}")
