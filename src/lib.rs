@@ -34,6 +34,8 @@ mod error;
 mod model;
 #[doc(hidden)]
 pub mod modulate;
+#[doc(hidden)]
+pub mod onnx_proto;
 mod precision;
 #[doc(hidden)]
 pub mod testing;

@@ -5,10 +5,9 @@
 //! tail conv → DepthToSpace(4, CRD) + nearest ×4 skip), with random weights.
 
 use prost::Message;
-use tract_onnx::pb;
-use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{dimension::Value as Dim, Dimension};
+
+use crate::onnx_proto::{attr_f, attr_i, attr_ints, attr_s, node, pb, tensor_f32, tensor_i64, Dim};
+use pb::tensor_proto::DataType;
 
 /// Shape of the synthetic model.
 #[derive(Debug, Clone, Copy)]
@@ -47,39 +46,6 @@ struct G {
     n: usize,
 }
 
-fn attr_i(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i,
-        ..Default::default()
-    }
-}
-fn attr_f(name: &str, f: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Float as i32,
-        f,
-        ..Default::default()
-    }
-}
-fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: ints.to_vec(),
-        ..Default::default()
-    }
-}
-fn attr_s(name: &str, s: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::String as i32,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
 impl G {
     fn uniform(&mut self) -> f32 {
         self.rng = self
@@ -94,24 +60,13 @@ impl G {
     }
     fn init_f32(&mut self, dims: &[i64], data: Vec<f32>) -> String {
         let name = self.name("w");
-        self.inits.push(pb::TensorProto {
-            name: name.clone(),
-            dims: dims.to_vec(),
-            data_type: DataType::Float as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        self.inits.push(tensor_f32(&name, dims, &data));
         name
     }
     fn init_i64(&mut self, data: &[i64]) -> String {
         let name = self.name("k");
-        self.inits.push(pb::TensorProto {
-            name: name.clone(),
-            dims: vec![data.len() as i64],
-            data_type: DataType::Int64 as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        self.inits
+            .push(tensor_i64(&name, &[data.len() as i64], data));
         name
     }
     fn node(
@@ -123,14 +78,8 @@ impl G {
     ) -> Vec<String> {
         let name = self.name(op);
         let outs: Vec<String> = (0..outputs).map(|i| format!("{name}_o{i}")).collect();
-        self.nodes.push(pb::NodeProto {
-            name,
-            op_type: op.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outs.clone(),
-            attribute: attrs,
-            ..Default::default()
-        });
+        let out_refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        self.nodes.push(node(&name, op, inputs, &out_refs, attrs));
         outs
     }
     fn conv(&mut self, x: &str, cin: usize, cout: usize, k: usize) -> String {
@@ -160,26 +109,9 @@ impl G {
     }
 }
 
+/// A FLOAT tensor's value info with the given dims.
 fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension {
-                            value: Some(d.clone()),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    crate::onnx_proto::value_info(name, DataType::Float, Some(dims))
 }
 
 impl TestModel {
@@ -257,13 +189,13 @@ impl TestModel {
         // Name the outputs.
         let mut outputs = vec![];
         let ident = |g: &mut G, from: &str, to: &str| {
-            g.nodes.push(pb::NodeProto {
-                name: format!("out_{to}"),
-                op_type: "Identity".into(),
-                input: vec![from.into()],
-                output: vec![to.into()],
-                ..Default::default()
-            });
+            g.nodes.push(node(
+                &format!("out_{to}"),
+                "Identity",
+                &[from],
+                &[to],
+                vec![],
+            ));
         };
         let h = || Dim::DimParam("H".into());
         let w = || Dim::DimParam("W".into());

@@ -6,9 +6,7 @@ use std::path::Path;
 use half::f16;
 use prost::Message;
 use tract_onnx::pb;
-use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{dimension::Value as Dim, Dimension};
 
 use crate::error::{QuantError, Result};
 
@@ -70,80 +68,11 @@ pub fn meta<'a>(model: &'a pb::ModelProto, key: &str) -> Option<&'a str> {
         .map(|e| e.value.as_str())
 }
 
-/// Integer attribute.
-pub fn attr_i(name: &str, i: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i,
-        ..Default::default()
-    }
-}
-/// Float attribute.
-pub fn attr_f(name: &str, f: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Float as i32,
-        f,
-        ..Default::default()
-    }
-}
-/// Integer-list attribute.
-pub fn attr_ints(name: &str, ints: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: ints.to_vec(),
-        ..Default::default()
-    }
-}
-/// String attribute.
-pub fn attr_s(name: &str, s: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::String as i32,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
+use savl::onnx_proto::tensor_raw as raw_tensor;
+pub use savl::onnx_proto::{
+    attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, tensor_i64, value_info,
+};
 
-/// A node.
-pub fn node(
-    name: &str,
-    op: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attribute: Vec<pb::AttributeProto>,
-) -> pb::NodeProto {
-    pb::NodeProto {
-        name: name.into(),
-        op_type: op.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
-}
-
-fn raw_tensor(name: &str, dims: &[i64], dt: DataType, raw: Vec<u8>) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: dt as i32,
-        raw_data: raw,
-        ..Default::default()
-    }
-}
-
-/// FLOAT initializer.
-pub fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
-    raw_tensor(
-        name,
-        dims,
-        DataType::Float,
-        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
-}
 /// FLOAT16 initializer.
 pub fn tensor_f16(name: &str, dims: &[i64], data: &[f32]) -> pb::TensorProto {
     let raw = data
@@ -174,16 +103,6 @@ pub fn tensor_i32(name: &str, dims: &[i64], data: &[i32]) -> pb::TensorProto {
         data.iter().flat_map(|v| v.to_le_bytes()).collect(),
     )
 }
-/// INT64 initializer.
-pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> pb::TensorProto {
-    raw_tensor(
-        name,
-        dims,
-        DataType::Int64,
-        data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    )
-}
-
 /// Values of a FLOAT or FLOAT16 tensor as f32 (`raw_data` or `float_data`); `None` for other types.
 pub fn tensor_to_f32(t: &pb::TensorProto) -> Option<Vec<f32>> {
     if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
@@ -210,29 +129,6 @@ pub fn tensor_to_f32(t: &pb::TensorProto) -> Option<Vec<f32>> {
                 .collect(),
         ),
         _ => None,
-    }
-}
-
-/// A FLOAT tensor `ValueInfoProto` with the given dims (`None`: no shape).
-pub fn value_info(name: &str, elem: DataType, dims: Option<&[Dim]>) -> pb::ValueInfoProto {
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: elem as i32,
-                shape: dims.map(|dims| pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension {
-                            value: Some(d.clone()),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 

@@ -15,11 +15,10 @@
 use anyhow::{ensure, Context, Result};
 use candle_core::Tensor;
 use prost::Message;
+use savl::onnx_proto::{attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, Dim as DimValue};
 use tract_onnx::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType,
-    tensor_shape_proto::dimension::Value as DimValue, tensor_shape_proto::Dimension, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    tensor_proto::DataType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, ValueInfoProto,
 };
 
 use crate::nn::conv::Conv;
@@ -35,63 +34,9 @@ struct Builder {
     inits: Vec<TensorProto>,
 }
 
-fn attr_int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i,
-        ..Default::default()
-    }
-}
-
-fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: ints.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn attr_float(name: &str, f: f32) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Float as i32,
-        f,
-        ..Default::default()
-    }
-}
-
-fn attr_str(name: &str, s: &str) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::String as i32,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
+/// A FLOAT tensor's value info with the given dims.
 fn value_info(name: &str, dims: &[DimValue]) -> ValueInfoProto {
-    let shape = TensorShapeProto {
-        dim: dims
-            .iter()
-            .map(|d| Dimension {
-                value: Some(d.clone()),
-                ..Default::default()
-            })
-            .collect(),
-    };
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(shape),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    savl::onnx_proto::value_info(name, DataType::Float, Some(dims))
 }
 
 impl Builder {
@@ -101,27 +46,15 @@ impl Builder {
         name: &str,
         inputs: &[&str],
         output: &str,
-        attrs: Vec<AttributeProto>,
+        attrs: Vec<tract_onnx::pb::AttributeProto>,
     ) -> String {
-        self.nodes.push(NodeProto {
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.to_string()],
-            name: name.into(),
-            op_type: op.into(),
-            attribute: attrs,
-            ..Default::default()
-        });
+        self.nodes.push(node(name, op, inputs, &[output], attrs));
         output.to_string()
     }
 
     fn init_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
-        self.inits.push(TensorProto {
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: DataType::Float as i32,
-            name: name.into(),
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.inits.push(tensor_f32(name, &dims, data));
         name.to_string()
     }
 
@@ -151,7 +84,7 @@ impl Builder {
                 attr_ints("pads", &[p, p, p, p]),
                 attr_ints("strides", &[1, 1]),
                 attr_ints("dilations", &[1, 1]),
-                attr_int("group", 1),
+                attr_i("group", 1),
             ],
         ))
     }
@@ -163,7 +96,7 @@ impl Builder {
             &out,
             &[input],
             &out,
-            vec![attr_float("alpha", slope as f32)],
+            vec![attr_f("alpha", slope as f32)],
         )
     }
 }
@@ -219,7 +152,7 @@ pub fn to_onnx(model: &Savl) -> Result<ModelProto> {
             "sev.mean",
             &[&var],
             "sev.mean",
-            vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)],
+            vec![attr_ints("axes", &[1]), attr_i("keepdims", 1)],
         );
         let (m, s) = model.severity_constants()?;
         let m_n = b.init_f32("sev.center", &[], &[m]);
@@ -234,7 +167,7 @@ pub fn to_onnx(model: &Savl) -> Result<ModelProto> {
             "gate.concat",
             &[&mu, &sev],
             "gate.concat",
-            vec![attr_int("axis", 1)],
+            vec![attr_i("axis", 1)],
         );
         outputs.push(value_info(
             "mu",
@@ -287,7 +220,7 @@ pub fn to_onnx(model: &Savl) -> Result<ModelProto> {
         "tail.shuffle",
         &[&t],
         "tail.shuffle",
-        vec![attr_int("blocksize", s), attr_str("mode", "CRD")],
+        vec![attr_i("blocksize", s), attr_s("mode", "CRD")],
     );
     let scales = b.init_f32("up.scales", &[4], &[1.0, 1.0, s as f32, s as f32]);
     let up = b.node(
@@ -296,9 +229,9 @@ pub fn to_onnx(model: &Savl) -> Result<ModelProto> {
         &["lr", "", &scales],
         "up.resize",
         vec![
-            attr_str("mode", "nearest"),
-            attr_str("coordinate_transformation_mode", "asymmetric"),
-            attr_str("nearest_mode", "floor"),
+            attr_s("mode", "nearest"),
+            attr_s("coordinate_transformation_mode", "asymmetric"),
+            attr_s("nearest_mode", "floor"),
         ],
     );
     b.node("Add", "out.add", &[&shuf, &up], "sr", vec![]);
