@@ -148,6 +148,11 @@ impl WinogradWeights {
 /// LLVM to vectorize every transform; 8 left the F(2×2) transforms scalar).
 const LANES: usize = 16;
 
+/// Floats between consecutive α² planes of the scratch buffers beyond their data: the planes'
+/// sizes are multiples of 4 KiB for typical shapes, and the transforms touch all α² planes at
+/// the same offset, which would map every access to the same L1 set.
+const PLANE_PAD: usize = LANES;
+
 /// `LANES` tiles' worth of one value of a transform.
 type Lanes = [f32; LANES];
 
@@ -236,9 +241,9 @@ struct Geometry {
 
 /// Per-worker scratch, sized for the largest block.
 struct Scratch {
-    /// Transformed input, `[α², C, tile rows · tw]`.
+    /// Transformed input, `[α², C, tile rows · tw]` (planes `PLANE_PAD` apart).
     v: Vec<f32>,
-    /// GEMM output, `[α², K, tile rows · tw]`.
+    /// GEMM output, `[α², K, tile rows · tw]` (planes `PLANE_PAD` apart).
     m: Vec<f32>,
     /// One zero-padded input row.
     prow: Vec<f32>,
@@ -251,8 +256,8 @@ impl Scratch {
     fn new<const M: usize, const A: usize>(wts: &WinogradWeights, g: &Geometry) -> Scratch {
         let tb = g.rows_per_block * g.tw;
         Scratch {
-            v: vec![0.0; A * A * wts.c * tb],
-            m: vec![0.0; A * A * wts.k * tb],
+            v: vec![0.0; A * A * (wts.c * tb + PLANE_PAD)],
+            m: vec![0.0; A * A * (wts.k * tb + PLANE_PAD)],
             prow: vec![0.0; M * (g.tw + 1)],
             phases: vec![0.0; (M * g.rows_per_block + 2) * M * (g.tw + 1)],
         }
@@ -419,8 +424,8 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
     let (h, w, tw) = (g.h, g.w, g.tw);
     let nr = tr1 - tr0;
     let tb = nr * tw;
-    let plane_v = c * tb;
-    let plane_m = k * tb;
+    let plane_v = c * tb + PLANE_PAD;
+    let plane_m = k * tb + PLANE_PAD;
     let v = &mut s.v[..A * A * plane_v];
     let mm = &mut s.m[..A * A * plane_m];
     let phase_row = M * (tw + 1);
@@ -483,8 +488,8 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
     // M[p] = U[p] · V[p]: (K × C) · (C × tb).
     for p in 0..A * A {
         let u = &wts.u[p * k * c..][..k * c];
-        let vp = &v[p * plane_v..][..plane_v];
-        let mp = &mut mm[p * plane_m..][..plane_m];
+        let vp = &v[p * plane_v..][..c * tb];
+        let mp = &mut mm[p * plane_m..][..k * tb];
         // SAFETY: the three row-major matrices lie inside the slices above (K×C with row
         // stride C, C×tb and K×tb with row stride tb), and dst does not alias the inputs.
         unsafe {
