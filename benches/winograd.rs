@@ -1,16 +1,19 @@
 //! Winograd 3×3 conv vs tract's own conv (LazyIm2col + matmul), each followed by a LeakyRelu
 //! (tract fuses it into the matmul store, Winograd into its output transform), on a 128×128
-//! NCHW feature map, single thread, concrete shapes, DirectSpatialConv off as in the runtime.
+//! NCHW feature map, concrete shapes, DirectSpatialConv off as in the runtime; one thread, and
+//! two on tract's executor (`*_2threads` groups).
 //!
-//! `cargo bench --profile dev -p savl --no-default-features --bench winograd` (groups `conv3x3_48x48_128`,
-//! `conv3x3_64x64_128`; functions `tract`, `winograd_f2`, `winograd_f4`).
+//! `cargo bench --profile dev -p savl --no-default-features --bench winograd` (groups
+//! `conv3x3_{48x48,64x64}_128[_2threads]`; functions `tract`, `winograd_f2`, `winograd_f4`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use savl::winograd::{rewrite_convs, WinogradTile};
+use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::knobs::KnobScope;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::nn::{leaky_relu, DataFormat};
+use tract_onnx::tract_core::runtime::RunOptions;
 
 const SIDE: usize = 128;
 
@@ -45,14 +48,21 @@ fn conv_model(c: usize, k: usize) -> TractResult<TypedModel> {
     Ok(m)
 }
 
-fn plan(model: TypedModel) -> TractResult<Arc<TypedSimplePlan>> {
+/// The runtime's plan: concrete shapes, DirectSpatialConv off, and with `threads > 1` tract's
+/// multithread executor (which the Winograd op also runs its blocks on).
+fn plan(model: TypedModel, threads: usize) -> TractResult<Arc<TypedSimplePlan>> {
     let knob = KnobScope::new([("TRACT_DISABLE_DIRECT_SPATIAL", "1")])?;
-    knob.enter(|| model.into_optimized())?.into_runnable()
+    let opts = RunOptions {
+        executor: (threads > 1).then(|| Executor::multithread(threads)),
+        ..Default::default()
+    };
+    knob.enter(|| model.into_optimized())?
+        .into_runnable_with_options(&opts)
 }
 
 fn bench_conv(cr: &mut Criterion) {
     savl::tune_allocator();
-    for ch in [48usize, 64] {
+    for (ch, threads) in [(48usize, 1usize), (64, 1), (48, 2), (64, 2)] {
         let x: Tensor = tensor1(
             &(0..ch * SIDE * SIDE)
                 .map(|i| ((i % 251) as f32 / 251.0 - 0.5) * 4.0)
@@ -60,7 +70,12 @@ fn bench_conv(cr: &mut Criterion) {
         )
         .into_shape(&[1, ch, SIDE, SIDE])
         .expect("shape");
-        let mut grp = cr.benchmark_group(format!("conv3x3_{ch}x{ch}_{SIDE}"));
+        let suffix = if threads > 1 {
+            format!("_{threads}threads")
+        } else {
+            String::new()
+        };
+        let mut grp = cr.benchmark_group(format!("conv3x3_{ch}x{ch}_{SIDE}{suffix}"));
         grp.sample_size(20);
         grp.throughput(Throughput::Elements((SIDE * SIDE) as u64));
         let variants = [
@@ -73,7 +88,7 @@ fn bench_conv(cr: &mut Criterion) {
             if let Some(tile) = tile {
                 assert_eq!(rewrite_convs(&mut model, tile).expect("rewrite"), 1);
             }
-            let plan = plan(model).expect("plan");
+            let plan = plan(model, threads).expect("plan");
             let mut state = TypedSimpleState::new(&plan).expect("state");
             grp.bench_function(name, |b| {
                 b.iter(|| state.run(tvec!(x.clone().into_tvalue())).expect("run"))

@@ -334,33 +334,27 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         out: OutPtr(y.as_mut_ptr()),
     };
     let run = block_fn::<M, A, T>();
-    let run_range = |first: usize, last: usize| {
-        let mut scratch = Scratch::new::<M, A>(wts, &g);
-        for b in first..last {
-            let tr0 = b * rows_per_block;
-            let tr1 = (tr0 + rows_per_block).min(th);
-            run(&args, tr0, tr1, &mut scratch);
-        }
+    let block = |scratch: &mut Scratch, b: usize| {
+        let tr0 = b * rows_per_block;
+        let tr1 = (tr0 + rows_per_block).min(th);
+        run(&args, tr0, tr1, scratch);
     };
-    let threads = match executor {
-        Executor::MultiThread(pool) => pool.current_num_threads(),
-        _ => 1,
-    };
-    let workers = threads.min(blocks);
-    if workers > 1 {
-        if let Executor::MultiThread(pool) = executor {
+    if let Executor::MultiThread(pool) = executor {
+        if pool.current_num_threads() > 1 && blocks > 1 {
             use rayon::prelude::*;
-            let per_worker = blocks.div_ceil(workers);
+            // Blocks are handed out one by one (work stealing), one scratch per rayon job.
             pool.install(|| {
-                (0..workers).into_par_iter().for_each(|wk| {
-                    let first = wk * per_worker;
-                    run_range(first.min(blocks), (first + per_worker).min(blocks));
-                })
+                (0..blocks)
+                    .into_par_iter()
+                    .for_each_init(|| Scratch::new::<M, A>(wts, &g), block)
             });
             return;
         }
     }
-    run_range(0, blocks);
+    let mut scratch = Scratch::new::<M, A>(wts, &g);
+    for b in 0..blocks {
+        block(&mut scratch, b);
+    }
 }
 
 /// What every block of one conv shares.
