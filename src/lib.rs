@@ -36,6 +36,8 @@ mod model;
 pub mod modulate;
 #[doc(hidden)]
 pub mod onnx_proto;
+#[doc(hidden)]
+pub mod pointwise;
 mod precision;
 #[doc(hidden)]
 pub mod testing;

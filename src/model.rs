@@ -272,12 +272,14 @@ impl LoadedModel {
             0
         };
         // f32 models only: the int8 and f16 files keep tract's convs.
-        if precision == Precision::F32
-            && input_dt == f32::datum_type()
-            && crate::winograd::enabled_by_env()
-        {
+        let f32_model = precision == Precision::F32 && input_dt == f32::datum_type();
+        if f32_model && crate::winograd::enabled_by_env() {
             crate::winograd::rewrite_convs(&mut typed, crate::winograd::tile_from_env())
                 .map_err(|e| model_err(lbl, "Winograd conv rewrite failed", e))?;
+        }
+        if f32_model && crate::pointwise::enabled_by_env() {
+            crate::pointwise::rewrite_pointwise(&mut typed)
+                .map_err(|e| model_err(lbl, "pointwise conv rewrite failed", e))?;
         }
 
         let outputs: Vec<OutletId> = typed

@@ -1,0 +1,200 @@
+//! Pointwise (1×1) convs: the kernel against a direct sum written here, and the load-time
+//! rewrite against tract's own EinSums on the shipped model.
+
+use std::path::PathBuf;
+
+use savl::pointwise::{pointwise, rewrite_pointwise};
+use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::*;
+
+/// Deterministic uniform values in [lo, hi) (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
+    }
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// `W · [x₁ ‖ x₂ ‖ …] + b`, accumulated in f64.
+fn direct(weight: &[f32], bias: &[f32], k: usize, xs: &[Vec<f32>], pixels: usize) -> Vec<f32> {
+    if pixels == 0 {
+        return vec![];
+    }
+    let planes: Vec<&[f32]> = xs.iter().flat_map(|x| x.chunks_exact(pixels)).collect();
+    let c = planes.len();
+    let mut y = vec![0f32; k * pixels];
+    for ko in 0..k {
+        for p in 0..pixels {
+            let mut acc = bias[ko] as f64;
+            for (ci, plane) in planes.iter().enumerate() {
+                acc += weight[ko * c + ci] as f64 * plane[p] as f64;
+            }
+            y[ko * pixels + p] = acc as f32;
+        }
+    }
+    y
+}
+
+#[test]
+fn matches_direct_sum_at_any_thread_count() {
+    let mut rng = Rng(3);
+    // (channels per input, K, pixels): the gate shape, one input, odd and tiny sizes, a size
+    // spanning several blocks.
+    let cases: &[(&[usize], usize, usize)] = &[
+        (&[16, 1], 48, 37 * 42),
+        (&[32], 16, 19 * 23),
+        (&[3, 5, 1], 7, 1),
+        (&[1], 1, 17),
+        (&[16, 1], 48, 128 * 128 + 3),
+        (&[2, 2], 3, 0),
+    ];
+    for &(cs, k, pixels) in cases {
+        let c: usize = cs.iter().sum();
+        let xs: Vec<Vec<f32>> = cs
+            .iter()
+            .map(|&ci| rng.vec(ci * pixels, -4.0, 4.0))
+            .collect();
+        let weight = rng.vec(k * c, -0.5, 0.5);
+        let bias = rng.vec(k, -0.5, 0.5);
+        let want = direct(&weight, &bias, k, &xs, pixels);
+        let refs: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
+        let mut one = vec![f32::NAN; k * pixels];
+        pointwise(
+            &weight,
+            &bias,
+            k,
+            cs,
+            &refs,
+            pixels,
+            &mut one,
+            &Executor::SingleThread,
+        );
+        let d = max_abs_diff(&one, &want);
+        assert!(d <= 1e-5, "{cs:?}->{k} × {pixels}: max abs diff {d:e}");
+        let mut three = vec![f32::NAN; k * pixels];
+        pointwise(
+            &weight,
+            &bias,
+            k,
+            cs,
+            &refs,
+            pixels,
+            &mut three,
+            &Executor::multithread(3),
+        );
+        assert_eq!(
+            one, three,
+            "{cs:?}->{k}: the thread count changed the result"
+        );
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The model as savl loads it before this rewrite: decluttered, modulation fused, Winograd.
+fn loaded(path: &std::path::Path) -> TypedModel {
+    let mut m = tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .expect("model loads");
+    savl::modulate::fuse_modulation(&mut m).expect("fuse");
+    savl::winograd::rewrite_convs(&mut m, savl::winograd::WinogradTile::F4).expect("winograd");
+    m
+}
+
+fn run(model: TypedModel, x: &Tensor) -> Vec<Vec<f32>> {
+    let out = model
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .and_then(|p| p.run(tvec!(x.clone().into_tvalue())))
+        .expect("model runs");
+    out.iter()
+        .map(|t| {
+            let t = t.try_as_plain_ram().expect("plain tensor");
+            t.as_slice::<f32>().expect("f32 output").to_vec()
+        })
+        .collect()
+}
+
+fn input(h: usize, w: usize) -> Tensor {
+    let data: Vec<f32> = (0..3 * h * w)
+        .map(|i| 0.5 + 0.45 * ((i % 97) as f32 * 0.31 + (i / w) as f32 * 0.17).sin())
+        .collect();
+    tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
+        .expect("shape")
+        .into_tensor()
+}
+
+fn count(m: &TypedModel, op: &str) -> usize {
+    m.nodes.iter().filter(|n| n.op.name() == op).count()
+}
+
+#[test]
+fn rewritten_lite_model_matches_tract() {
+    let path = root().join("models/savl-lite-x4.onnx");
+    if !path.is_file() {
+        eprintln!("skipped: {} not found", path.display());
+        return;
+    }
+    let plain = loaded(&path);
+    let mut pw = plain.clone();
+    let n = rewrite_pointwise(&mut pw).expect("rewrite");
+    // 5 gates ([μ ‖ s], 17 -> 48), μ (twice before dedup) and log-variance (32 -> 16).
+    assert_eq!(n, 8, "Adds rewritten");
+    assert_eq!(count(&pw, "SavlPointwiseConv"), 7, "ops after declutter");
+    assert_eq!(count(&pw, "EinSum"), 0, "EinSums left");
+    let gates = pw
+        .nodes
+        .iter()
+        .filter_map(|n| n.op_as::<savl::pointwise::PointwiseConv>())
+        .filter(|op| op.cs == [16, 1] && op.k == 48)
+        .count();
+    assert_eq!(gates, 5, "gate convs rewritten");
+    assert_eq!(plain.outputs.len(), 3, "sr, mu, severity");
+    for (h, w) in [(37, 42), (16, 16), (5, 131)] {
+        let x = input(h, w);
+        let (a, b) = (run(plain.clone(), &x), run(pw.clone(), &x));
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.len(), b.len());
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            let d = max_abs_diff(a, b);
+            eprintln!("{h}×{w} output {i}: max abs diff {d:e}");
+            assert!(d <= 1e-5, "{h}×{w} output {i}: {d:e}");
+        }
+    }
+}
+
+#[test]
+fn quantized_model_is_left_alone() {
+    let path = root().join("models/savl-lite-x4.int8.onnx");
+    if !path.is_file() {
+        return;
+    }
+    let mut m = tract_onnx::onnx()
+        .model_for_path(&path)
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .expect("model loads");
+    assert_eq!(rewrite_pointwise(&mut m).expect("rewrite"), 0);
+}
