@@ -17,7 +17,10 @@
 //! final Add is rewired: a term that also feeds something else keeps its EinSum. At model load,
 //! `SAVL_DISABLE_POINTWISE=1` turns the rewrite off ([`enabled_by_env`]).
 //!
-//! Accuracy: the same products as tract's, summed in another order (about 1e-7 on the gates).
+//! Accuracy: the same products as tract's, summed in another order: on the shipped model `sr`
+//! stays within 2.5e-6 of the unrewritten model and `mu`, `severity` came out identical
+//! (`tests/pointwise.rs`). Measured on savl-lite at 128×128 (2 shared cores): the 7 ops take
+//! 3–6 ms where tract's 12 OptMatMuls took 13–28 ms.
 
 use std::sync::Arc;
 
