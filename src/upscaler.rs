@@ -365,11 +365,12 @@ impl Upscaler {
         ));
         s.push_str(&format!("precision: {} ({})\n", self.precision, self.why));
         s.push_str(&format!(
-            "cpu: {} [{}]; fast int8 dot: {}; native fp16: {}\n",
+            "cpu: {} [{}]; fast int8 dot: {}; native fp16: {}; Winograd f32 (AVX2+FMA): {}\n",
             self.caps.isa,
             self.caps.features,
             if self.caps.int8_dot { "yes" } else { "no" },
             if self.caps.fp16 { "yes" } else { "no" },
+            if self.caps.fast_f32 { "yes" } else { "no" },
         ));
         s.push_str(&format!(
             "tiles: {}×{} LR px, halo {} ({})\n",
