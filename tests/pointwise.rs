@@ -4,34 +4,9 @@
 use std::path::PathBuf;
 
 use savl::pointwise::{pointwise, rewrite_pointwise};
+use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
-
-/// Deterministic uniform values in [lo, hi) (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
-    }
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 /// `W · [x₁ ‖ x₂ ‖ …] + b`, accumulated in f64.
 fn direct(weight: &[f32], bias: &[f32], k: usize, xs: &[Vec<f32>], pixels: usize) -> Vec<f32> {
@@ -123,29 +98,6 @@ fn loaded(path: &std::path::Path) -> TypedModel {
     m
 }
 
-fn run(model: TypedModel, x: &Tensor) -> Vec<Vec<f32>> {
-    let out = model
-        .into_optimized()
-        .and_then(|m| m.into_runnable())
-        .and_then(|p| p.run(tvec!(x.clone().into_tvalue())))
-        .expect("model runs");
-    out.iter()
-        .map(|t| {
-            let t = t.try_as_plain_ram().expect("plain tensor");
-            t.as_slice::<f32>().expect("f32 output").to_vec()
-        })
-        .collect()
-}
-
-fn input(h: usize, w: usize) -> Tensor {
-    let data: Vec<f32> = (0..3 * h * w)
-        .map(|i| 0.5 + 0.45 * ((i % 97) as f32 * 0.31 + (i / w) as f32 * 0.17).sin())
-        .collect();
-    tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
-        .expect("shape")
-        .into_tensor()
-}
-
 fn count(m: &TypedModel, op: &str) -> usize {
     m.nodes.iter().filter(|n| n.op.name() == op).count()
 }
@@ -174,7 +126,8 @@ fn rewritten_lite_model_matches_tract() {
     assert_eq!(plain.outputs.len(), 3, "sr, mu, severity");
     for (h, w) in [(37, 42), (16, 16), (5, 131)] {
         let x = input(h, w);
-        let (a, b) = (run(plain.clone(), &x), run(pw.clone(), &x));
+        let a = run_typed(plain.clone(), &x).expect("plain model runs");
+        let b = run_typed(pw.clone(), &x).expect("rewritten model runs");
         assert_eq!(a.len(), 3);
         assert_eq!(a.len(), b.len());
         for (i, (a, b)) in a.iter().zip(&b).enumerate() {

@@ -3,27 +3,10 @@
 
 use std::path::PathBuf;
 
+use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
 use savl::winograd::{conv3x3, rewrite_convs, WinogradTile, WinogradWeights};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
-
-/// Deterministic uniform values in [lo, hi) (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.next()).collect()
-    }
-}
 
 /// Cross-correlation with zero padding 1, stride 1, OIHW kernel, accumulated in f64.
 fn direct(
@@ -58,14 +41,6 @@ fn direct(
         }
     }
     y
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Kaiming-like weights (what a trained net has), inputs in [−4, 4].
@@ -201,29 +176,6 @@ fn typed(path: &std::path::Path) -> TypedModel {
         .expect("model loads")
 }
 
-fn run(model: TypedModel, x: &Tensor) -> Vec<Vec<f32>> {
-    let out = model
-        .into_optimized()
-        .and_then(|m| m.into_runnable())
-        .and_then(|p| p.run(tvec!(x.clone().into_tvalue())))
-        .expect("model runs");
-    out.iter()
-        .map(|t| {
-            let t = t.try_as_plain_ram().expect("plain tensor");
-            t.as_slice::<f32>().expect("f32 output").to_vec()
-        })
-        .collect()
-}
-
-fn input(h: usize, w: usize) -> Tensor {
-    let data: Vec<f32> = (0..3 * h * w)
-        .map(|i| 0.5 + 0.45 * ((i % 97) as f32 * 0.31 + (i / w) as f32 * 0.17).sin())
-        .collect();
-    tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
-        .expect("shape")
-        .into_tensor()
-}
-
 /// The rewritten model against tract's own convs, on every output; `folded` names the
 /// activation op that every conv's output goes through, which the rewrite must have absorbed.
 fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, folded: &str) {
@@ -243,7 +195,8 @@ fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, fol
         path.display()
     );
     let x = input(37, 42);
-    let (a, b) = (run(plain, &x), run(wino, &x));
+    let a = run_typed(plain, &x).expect("plain model runs");
+    let b = run_typed(wino, &x).expect("rewritten model runs");
     assert_eq!(a.len(), b.len());
     for (i, (a, b)) in a.iter().zip(&b).enumerate() {
         let d = max_abs_diff(a, b);
