@@ -72,6 +72,10 @@ pub(crate) struct LoadedModel {
     pub severity: Option<OutletId>,
     pub typed: TypedModel,
     pub fused: usize,
+    /// 3×3 convs rewritten to savl's Winograd op (f32 models).
+    pub winograd: usize,
+    /// 1×1 conv groups rewritten to savl's pointwise op (f32 models).
+    pub pointwise: usize,
     h_sym: Symbol,
     w_sym: Symbol,
     plans: Mutex<HashMap<PlanKey, Arc<TypedSimplePlan>>>,
@@ -273,14 +277,18 @@ impl LoadedModel {
         };
         // f32 models only: the int8 and f16 files keep tract's convs.
         let f32_model = precision == Precision::F32 && input_dt == f32::datum_type();
-        if f32_model && crate::winograd::enabled_by_env() {
+        let winograd = if f32_model && crate::winograd::enabled_by_env() {
             crate::winograd::rewrite_convs(&mut typed, crate::winograd::tile_from_env())
-                .map_err(|e| model_err(lbl, "Winograd conv rewrite failed", e))?;
-        }
-        if f32_model && crate::pointwise::enabled_by_env() {
+                .map_err(|e| model_err(lbl, "Winograd conv rewrite failed", e))?
+        } else {
+            0
+        };
+        let pointwise = if f32_model && crate::pointwise::enabled_by_env() {
             crate::pointwise::rewrite_pointwise(&mut typed)
-                .map_err(|e| model_err(lbl, "pointwise conv rewrite failed", e))?;
-        }
+                .map_err(|e| model_err(lbl, "pointwise conv rewrite failed", e))?
+        } else {
+            0
+        };
 
         let outputs: Vec<OutletId> = typed
             .output_outlets()
@@ -353,6 +361,8 @@ impl LoadedModel {
             severity,
             typed,
             fused,
+            winograd,
+            pointwise,
             h_sym,
             w_sym,
             plans: Mutex::new(HashMap::new()),
