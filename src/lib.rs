@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod graph_ops;
 mod model;
 #[doc(hidden)]
 pub mod modulate;

@@ -169,15 +169,5 @@ fn fuse_one(model: &TypedModel) -> TractResult<Option<TypedModelPatch>> {
 /// Leaves the model unchanged where the pattern does not match exactly (other dtypes,
 /// broadcasting muls).
 pub fn fuse_modulation(model: &mut TypedModel) -> TractResult<usize> {
-    let mut n = 0;
-    while let Some(patch) = fuse_one(model)? {
-        patch.apply(model)?;
-        n += 1;
-        ensure!(n < 10_000, "fused-modulation rewrite does not converge");
-    }
-    if n > 0 {
-        // Drop the now-unused Sigmoid/Slice nodes.
-        *model = std::mem::take(model).into_decluttered()?;
-    }
-    Ok(n)
+    crate::graph_ops::rewrite_until_done(model, "fused-modulation", fuse_one)
 }

@@ -25,6 +25,8 @@
 use std::sync::Arc;
 
 use tract_linalg::multithread::Executor;
+
+use crate::graph_ops::{for_each_block, rewrite_until_done, OutPtr};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -33,15 +35,6 @@ use tract_onnx::tract_core::ops::math::Add;
 
 /// Bytes of gathered input plus output one pixel block may hold (stays in L2).
 const BLOCK_BYTES: usize = 256 * 1024;
-
-/// Raw output pointer shared by the workers; each block writes only its own pixel columns.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: workers write disjoint column ranges of the output rows (see `run_block`), and the
-// buffer outlives the parallel scope.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
 
 /// `y = W · [x₁ ‖ x₂ ‖ …] + b` for one image: each `xs[i]` is `[cs[i], pixels]` (NCHW planes),
 /// `weight` is `[k, Σcs]` row-major, `bias` has `k` entries, `y` is `[k, pixels]`.
@@ -81,21 +74,7 @@ pub fn pointwise(
         let np = block.min(pixels - p0);
         run_block(weight, bias, k, cs, xs, pixels, p0, np, out, scratch);
     };
-    if let Executor::MultiThread(pool) = executor {
-        if pool.current_num_threads() > 1 && blocks > 1 {
-            use rayon::prelude::*;
-            pool.install(|| {
-                (0..blocks)
-                    .into_par_iter()
-                    .for_each_init(|| vec![0f32; c * block], run)
-            });
-            return;
-        }
-    }
-    let mut scratch = vec![0f32; c * block];
-    for b in 0..blocks {
-        run(&mut scratch, b);
-    }
+    for_each_block(executor, blocks, || vec![0f32; c * block], run);
 }
 
 /// Pixels `p0 .. p0 + np` of every output channel (no other block writes them).
@@ -162,7 +141,7 @@ fn run_block(
 
 /// A 1×1 convolution over the channel-wise concatenation of its NCHW f32 inputs (same N, H, W),
 /// with a bias: inputs `[N, Cᵢ, H, W]`, output `[N, K, H, W]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PointwiseConv {
     /// Output channels K.
     pub k: usize,
@@ -172,15 +151,6 @@ pub struct PointwiseConv {
     pub weight: Arc<Vec<f32>>,
     /// K entries.
     pub bias: Arc<Vec<f32>>,
-}
-
-impl PartialEq for PointwiseConv {
-    fn eq(&self, other: &Self) -> bool {
-        self.k == other.k
-            && self.cs == other.cs
-            && self.weight == other.weight
-            && self.bias == other.bias
-    }
 }
 
 // No NaN is ever compared: the fields are model constants, compared only to dedup ops.
@@ -458,15 +428,5 @@ fn rewrite_one(model: &TypedModel) -> TractResult<Option<TypedModelPatch>> {
 /// Replace every `Add(Σ EinSum 1×1 conv terms, bias)` (see the module doc) with one
 /// [`PointwiseConv`]; returns how many were replaced. Anything else is left unchanged.
 pub fn rewrite_pointwise(model: &mut TypedModel) -> TractResult<usize> {
-    let mut n = 0;
-    while let Some(patch) = rewrite_one(model)? {
-        patch.apply(model)?;
-        n += 1;
-        ensure!(n < 10_000, "pointwise rewrite does not converge");
-    }
-    if n > 0 {
-        // Drop the now-unused EinSum, Add and constant nodes.
-        *model = std::mem::take(model).into_decluttered()?;
-    }
-    Ok(n)
+    rewrite_until_done(model, "pointwise", rewrite_one)
 }

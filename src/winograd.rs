@@ -24,6 +24,8 @@
 use std::sync::Arc;
 
 use tract_linalg::multithread::Executor;
+
+use crate::graph_ops::{for_each_block, rewrite_until_done, OutPtr};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
@@ -220,14 +222,6 @@ impl Transforms<4, 6> for F4x3 {
     }
 }
 
-/// Raw output pointer shared by the workers; each block writes only its own output rows.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: workers write disjoint rows (see `run_block`), and the buffer outlives the scope.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above; the pointer is only used to build disjoint row slices.
-unsafe impl Sync for OutPtr {}
-
 /// Geometry of one image plane and its tiling.
 #[derive(Debug, Clone, Copy)]
 struct Geometry {
@@ -339,22 +333,7 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         let tr1 = (tr0 + rows_per_block).min(th);
         run(&args, tr0, tr1, scratch);
     };
-    if let Executor::MultiThread(pool) = executor {
-        if pool.current_num_threads() > 1 && blocks > 1 {
-            use rayon::prelude::*;
-            // Blocks are handed out one by one (work stealing), one scratch per rayon job.
-            pool.install(|| {
-                (0..blocks)
-                    .into_par_iter()
-                    .for_each_init(|| Scratch::new::<M, A>(wts, &g), block)
-            });
-            return;
-        }
-    }
-    let mut scratch = Scratch::new::<M, A>(wts, &g);
-    for b in 0..blocks {
-        block(&mut scratch, b);
-    }
+    for_each_block(executor, blocks, || Scratch::new::<M, A>(wts, &g), block);
 }
 
 /// What every block of one conv shares.
@@ -575,7 +554,7 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
 
 /// A 3×3 / stride 1 / pad 1 convolution over NCHW f32, by Winograd, with the bias and an
 /// optional per-channel leaky activation folded in. Input `[N, C, H, W]`, output `[N, K, H, W]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WinogradConv {
     /// The transformed kernel.
     pub weights: Arc<WinogradWeights>,
@@ -583,14 +562,6 @@ pub struct WinogradConv {
     pub bias: Arc<Vec<f32>>,
     /// Per output channel: negative inputs are multiplied by it (1.0: no activation).
     pub negative_slope: Arc<Vec<f32>>,
-}
-
-impl PartialEq for WinogradConv {
-    fn eq(&self, other: &Self) -> bool {
-        self.weights == other.weights
-            && self.bias == other.bias
-            && self.negative_slope == other.negative_slope
-    }
 }
 
 // No NaN is ever compared: the fields are model constants, compared only to dedup ops.
@@ -873,15 +844,5 @@ fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<Typ
 /// Convs that do not fit (other kernels, strides, padding, groups, dtypes, quantized or
 /// non-constant weights) are left unchanged.
 pub fn rewrite_convs(model: &mut TypedModel, tile: WinogradTile) -> TractResult<usize> {
-    let mut n = 0;
-    while let Some(patch) = rewrite_one(model, tile)? {
-        patch.apply(model)?;
-        n += 1;
-        ensure!(n < 10_000, "winograd rewrite does not converge");
-    }
-    if n > 0 {
-        // Drop the now-unused Conv, LeakyRelu and constant nodes.
-        *model = std::mem::take(model).into_decluttered()?;
-    }
-    Ok(n)
+    rewrite_until_done(model, "winograd", |m| rewrite_one(m, tile))
 }
