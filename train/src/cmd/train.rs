@@ -82,6 +82,18 @@ pub struct Args {
     /// the original HR; the shipped model was fine-tuned with this flag (see models/MODELS.md).
     #[arg(long)]
     pub no_usm: bool,
+    /// Fraction of the pairs left clean (only the final resize to LR, no blur, noise or JPEG),
+    /// so the model also learns to upscale photos that are not degraded. 0 is the paper's recipe.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_prob)]
+    pub clean_prob: f64,
+}
+
+fn parse_prob(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Ok(p) => Err(format!("{p} is not a probability in [0, 1]")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl Args {
@@ -122,6 +134,7 @@ pub fn run(args: Args) -> Result<()> {
         &args.data,
         DegradeConfig {
             usm: !args.no_usm,
+            clean_prob: args.clean_prob,
             ..DegradeConfig::default()
         },
     )

@@ -212,6 +212,11 @@ pub struct DegradeConfig {
     /// pixels of 1000 pairs of 256 crops at ×4 ([`PairSampler::noise_quintiles`], seed
     /// `0xCA11B`, the 79 photos of `shared/data/train`), so each class holds ~20 % of pixels.
     pub noise_bin_edges: [f32; 4],
+    /// Probability that a [`PairSampler`] pair is clean: no blur, no random resizes, no noise,
+    /// no JPEG, only the final resize to LR (so the model also sees photos that need upscaling
+    /// and nothing else). Default 0 (the recipe); the draw is made after all of a pair's other
+    /// draws, so with 0 the pairs are identical to those of a config without it.
+    pub clean_prob: f64,
 }
 
 impl Default for DegradeConfig {
@@ -231,6 +236,21 @@ impl Default for DegradeConfig {
             noise: true,
             jpeg: true,
             noise_bin_edges: [3.46, 5.9, 8.78, 12.53],
+            clean_prob: 0.0,
+        }
+    }
+}
+
+impl DegradeConfig {
+    /// This config with every degradation off except the final resize to LR (one regime).
+    pub fn clean(&self) -> Self {
+        Self {
+            hetero_prob: 0.0,
+            blur: false,
+            resize: false,
+            noise: false,
+            jpeg: false,
+            ..self.clone()
         }
     }
 }

@@ -238,7 +238,8 @@ impl PairSampler {
 
     /// Pair number `index` of stream `seed`: picks a photo uniformly, a uniform `crop_hr` crop
     /// (reflect-padded when the photo is smaller), a horizontal flip with p 0.5, and degrades it
-    /// ([`degrade_presharpened`]: the photo was sharpened once, on its first use).
+    /// ([`degrade_presharpened`]: the photo was sharpened once, on its first use), with
+    /// [`DegradeConfig::clean`] instead for a fraction `clean_prob` of the pairs.
     /// Deterministic in `(seed, index)`, whatever thread runs it.
     ///
     /// # Panics
@@ -256,7 +257,12 @@ impl PairSampler {
         let y0 = rng.random_range(0..=h.saturating_sub(crop_hr));
         let flip = rng.random::<bool>();
         let crop = crop_rgb8(img, x0, y0, crop_hr, flip);
-        degrade_presharpened(&crop, &self.cfg, rng.random())
+        let seed = rng.random();
+        if self.cfg.clean_prob > 0.0 && rng.random::<f64>() < self.cfg.clean_prob {
+            degrade_presharpened(&crop, &self.cfg.clean(), seed)
+        } else {
+            degrade_presharpened(&crop, &self.cfg, seed)
+        }
     }
 
     /// Pairs `first_index .. first_index + n` of stream `seed`, computed in parallel (rayon);
@@ -314,5 +320,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A textured photo for the sampler tests.
+    fn photo() -> image::RgbImage {
+        image::RgbImage::from_fn(160, 128, |x, y| {
+            let v = |a: f32| (127.5 + 100.0 * a.sin()) as u8;
+            image::Rgb([
+                v(x as f32 * 0.11 + y as f32 * 0.05),
+                v(x as f32 * 0.07 - y as f32 * 0.13),
+                v((x * y) as f32 * 0.003),
+            ])
+        })
+    }
+
+    /// With `clean_prob` the degraded pairs are byte-identical to the recipe's (the draw comes
+    /// last), the clean ones carry no noise and their LR is a plain downscale of the target
+    /// (within 8-bit rounding and the resize kernels' differences: compared with a 4×4 box mean),
+    /// and their share is close to `clean_prob`.
+    #[test]
+    fn clean_pairs_are_a_plain_downscale_and_keep_the_other_pairs() {
+        let plain = DegradeConfig {
+            usm: false,
+            ..DegradeConfig::default()
+        };
+        let mixed = DegradeConfig {
+            clean_prob: 0.4,
+            ..plain.clone()
+        };
+        let a = PairSampler::from_images(vec![photo()], plain);
+        let b = PairSampler::from_images(vec![photo()], mixed);
+        let n = 120;
+        let mut clean = 0;
+        for i in 0..n {
+            let (pa, pb) = (a.sample(32, 7, i), b.sample(32, 7, i));
+            if pb.maps.noise_sigma.iter().all(|&s| s == 0.0) {
+                clean += 1;
+                assert!(pa.maps.noise_sigma.iter().any(|&s| s > 0.0));
+                assert_eq!(pb.hr.data, pa.hr.data);
+                let (h, w) = (pb.lr.height, pb.lr.width);
+                let mut se = 0.0f64;
+                for c in 0..3 {
+                    for y in 0..h {
+                        for x in 0..w {
+                            let mut m = 0.0;
+                            for dy in 0..4 {
+                                for dx in 0..4 {
+                                    m += pb.hr.at(c, 4 * y + dy, 4 * x + dx) / 16.0;
+                                }
+                            }
+                            se += ((pb.lr.at(c, y, x) - m) as f64).powi(2);
+                        }
+                    }
+                }
+                let psnr = -10.0 * (se / (3 * h * w) as f64).log10();
+                assert!(psnr > 30.0, "pair {i}: clean LR {psnr:.1} dB from the box mean");
+            } else {
+                assert_eq!(pb.lr.data, pa.lr.data, "pair {i} changed");
+            }
+        }
+        let share = clean as f64 / n as f64;
+        assert!((0.25..0.55).contains(&share), "clean share {share}");
     }
 }
