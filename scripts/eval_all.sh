@@ -5,7 +5,9 @@
 #   scripts/eval_all.sh savl models/savl-lite-x4.onnx models/savl-lite-x4-noguide.onnx
 #                                             # savl f32/int8/f16 (FULL, FULL.int8/.f16 if present)
 #                                             # and the noguide ablation; probes; compare.png
+#   F16=0 scripts/eval_all.sh savl …          # without the f16 rows (≈ 1 min per image on x86)
 #
+# Both then merge the tables into docs/EVAL.md (scripts/merge_eval.py); the prose is by hand.
 # Run from the repository root with ../shared beside it. Heavy: `nice -n 10`, one thread per model.
 set -euo pipefail
 BIN=${BIN:-target/debug/savl-train}
@@ -29,15 +31,20 @@ savl)
   base=${FULL%.onnx}
   models="savl=$FULL"
   [ -f "$base.int8.onnx" ] && models="$models,savl-int8=$base.int8.onnx"
-  [ -f "$base.f16.onnx" ] && models="$models,savl-f16=$base.f16.onnx"
+  f16=0
+  if [ "${F16:-1}" != 0 ] && [ -f "$base.f16.onnx" ]; then
+    models="$models,savl-f16=$base.f16.onnx" f16=1
+  fi
   models="$models,noguide=$NOGUIDE"
   for d in hetero homo bicubic; do
     rm -f "$OUT/savl-$d.md"
     run eval --set $E/set5,$E/set14 --degrade $d --seed 0 --methods models \
       --model "$models" --out-md "$OUT/savl-$d.md"
     # f16 is scored on the first 2 images only (x86 software kernel): f32 on the same 2.
-    run eval --set $E/set5,$E/set14 --degrade $d --seed 0 --methods models --limit 2 \
-      --model "savl=$FULL" --out-md "$OUT/savl-$d.md"
+    if [ $f16 = 1 ]; then
+      run eval --set $E/set5,$E/set14 --degrade $d --seed 0 --methods models --limit 2 \
+        --model "savl=$FULL" --out-md "$OUT/savl-$d.md"
+    fi
   done
   rm -f "$OUT/savl-real_lq.md"
   run eval --no-reference --set $E/real_lq --methods models --model "savl=$FULL,noguide=$NOGUIDE" \
@@ -56,3 +63,4 @@ savl)
   ;;
 *) echo "usage: $0 peers | savl FULL.onnx NOGUIDE.onnx" >&2; exit 2 ;;
 esac
+python3 scripts/merge_eval.py

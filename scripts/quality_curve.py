@@ -3,6 +3,7 @@
 no-guidance ablation, from the checkpoints the training legs left behind.
 
     python3 scripts/quality_curve.py OUT.png POINTS.txt [--csv OUT.csv] [--threads N]
+                                     [--degrade hetero|bicubic] [--mark CROPS:LABEL]
 
 POINTS.txt has one line per checkpoint pair, blank lines and `#` comments ignored:
 
@@ -11,8 +12,9 @@ POINTS.txt has one line per checkpoint pair, blank lines and `#` comments ignore
 CROPS is the number of training crops both models had seen at that checkpoint (legs may use
 different batch sizes, so steps alone do not compare). Each checkpoint is exported to ONNX (EMA
 weights) in a temporary folder and scored by `savl-train eval --degrade hetero --seed 0` on Set5
-and Set14, the same protocol as the tables in models/MODELS.md; bicubic upscaling and the
-issue's target (bicubic + 1.0 dB) are drawn as lines. Rows already in the CSV (same crops and
+and Set14 (or `--degrade bicubic`, clean bicubic LR), the same protocol as the tables in
+models/MODELS.md; bicubic upscaling and, for hetero, the issue's target (bicubic + 1.0 dB) are
+drawn as lines; `--mark` draws a vertical line where a training leg changed the recipe. Rows already in the CSV (same crops and
 checkpoints) are reused, so a rerun only scores new points. Needs matplotlib and a built
 `target/debug/savl-train` (`cargo build -p savl-train`).
 """
@@ -45,10 +47,10 @@ def run(cmd):
     return r.stdout
 
 
-def score(models, threads, with_bicubic):
+def score(models, threads, with_bicubic, degrade):
     """PSNR-Y per (label, set) from one eval run over both sets."""
     cmd = [BIN, "eval", "--set", ",".join(os.path.join(EVAL, s) for s in SETS),
-           "--degrade", "hetero", "--seed", "0", "--threads", str(threads),
+           "--degrade", degrade, "--seed", "0", "--threads", str(threads),
            "--methods", ("bicubic,models" if with_bicubic else "models"),
            "--model", ",".join(f"{k}={v}" for k, v in models.items())]
     out, cur = {}, None
@@ -68,6 +70,8 @@ def main():
     ap.add_argument("points")
     ap.add_argument("--csv", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--degrade", choices=["hetero", "bicubic"], default="hetero")
+    ap.add_argument("--mark", action="append", default=[], help="CROPS:LABEL")
     a = ap.parse_args()
     points = []
     for line in open(a.points):
@@ -95,7 +99,7 @@ def main():
                 onnx = os.path.join(tmp, f"{label}-{i}.onnx")
                 run([BIN, "export", ck, "-o", onnx])
                 models[label] = onnx
-            got = score(models, a.threads, with_bicubic=not bicubic)
+            got = score(models, a.threads, not bicubic, a.degrade)
             for s in SETS:
                 bicubic.setdefault(s, got.get(("bicubic", s)))
             r = {"crops": crops, "full": full, "noguide": noguide}
@@ -119,8 +123,15 @@ def main():
         ax.plot(x, [float(r[f"full_{s}"]) for r in rows], "o-", label="savl (full)")
         ax.plot(x, [float(r[f"noguide_{s}"]) for r in rows], "s--", label="noguide")
         ax.axhline(b, color="grey", lw=1, label=f"bicubic {b:.2f}")
-        ax.axhline(b + 1.0, color="red", lw=1, ls=":", label=f"target {b + 1.0:.2f}")
-        ax.set_title(f"{s.capitalize()}, heterogeneous LR (seed 0)")
+        if a.degrade == "hetero":
+            ax.axhline(b + 1.0, color="red", lw=1, ls=":", label=f"target {b + 1.0:.2f}")
+        lr = "heterogeneous LR (seed 0)" if a.degrade == "hetero" else "bicubic LR"
+        ax.set_title(f"{s.capitalize()}, {lr}")
+        for m in a.mark:
+            c, label = m.split(":", 1)
+            ax.axvline(int(c) / 1000, color="green", lw=1, ls="-.")
+            ax.annotate(label, (int(c) / 1000, b), xytext=(3, 3), textcoords="offset points",
+                        fontsize=8, color="green")
         ax.set_xlabel("training crops seen (thousands)")
         ax.set_ylabel("PSNR-Y (dB)")
         ax.grid(alpha=0.3)
