@@ -374,7 +374,10 @@ mod tests {
                     }
                 }
                 let psnr = -10.0 * (se / (3 * h * w) as f64).log10();
-                assert!(psnr > 30.0, "pair {i}: clean LR {psnr:.1} dB from the box mean");
+                assert!(
+                    psnr > 30.0,
+                    "pair {i}: clean LR {psnr:.1} dB from the box mean"
+                );
             } else {
                 assert_eq!(pb.lr.data, pa.lr.data, "pair {i} changed");
             }
