@@ -68,74 +68,91 @@ pub fn pointwise(
         .next_multiple_of(16)
         .clamp(16, pixels.next_multiple_of(16));
     let blocks = pixels.div_ceil(block);
+    let operands = Operands {
+        weight,
+        bias,
+        k,
+        c,
+        cs,
+        xs,
+        pixels,
+    };
     let out = OutPtr(y.as_mut_ptr());
     let run = |scratch: &mut Vec<f32>, b: usize| {
         let p0 = b * block;
-        let np = block.min(pixels - p0);
-        run_block(weight, bias, k, cs, xs, pixels, p0, np, out, scratch);
+        operands.run_block(p0, block.min(pixels - p0), out, scratch);
     };
     for_each_block(executor, blocks, || vec![0f32; c * block], run);
 }
 
-/// Pixels `p0 .. p0 + np` of every output channel (no other block writes them).
-#[allow(clippy::too_many_arguments)]
-fn run_block(
-    weight: &[f32],
-    bias: &[f32],
+/// The validated operands of one [`pointwise`] call (`c` = Σ`cs`).
+struct Operands<'a> {
+    weight: &'a [f32],
+    bias: &'a [f32],
     k: usize,
-    cs: &[usize],
-    xs: &[&[f32]],
+    c: usize,
+    cs: &'a [usize],
+    xs: &'a [&'a [f32]],
     pixels: usize,
-    p0: usize,
-    np: usize,
-    out: OutPtr,
-    scratch: &mut [f32],
-) {
-    let c: usize = cs.iter().sum();
-    // The right-hand matrix: one input read in place, or all of them gathered.
-    let (rhs, rhs_rs) = if let [x] = xs {
-        (x[p0..].as_ptr(), pixels as isize)
-    } else {
-        let mut row = 0;
-        for (x, &ci) in xs.iter().zip(cs) {
-            for ch in 0..ci {
-                scratch[row * np..][..np].copy_from_slice(&x[ch * pixels + p0..][..np]);
-                row += 1;
-            }
-        }
-        (scratch.as_ptr(), np as isize)
-    };
-    for (ko, &b) in bias.iter().enumerate() {
-        // SAFETY: row `ko < k` of y ([k, pixels]), columns p0 .. p0 + np ≤ pixels; only this
-        // block touches them.
-        let row = unsafe { std::slice::from_raw_parts_mut(out.0.add(ko * pixels + p0), np) };
-        row.fill(b);
-    }
-    // SAFETY: lhs is weight ([k, c], row stride c); rhs is [c, np] with row stride `rhs_rs`
-    // inside an input ([c, pixels] from column p0) or the scratch ([c, np]); dst is y's
-    // [k, np] window with row stride `pixels`, which aliases neither input.
-    unsafe {
-        gemm::gemm(
+}
+
+impl Operands<'_> {
+    /// Pixels `p0 .. p0 + np` of every output channel (no other block writes them).
+    fn run_block(&self, p0: usize, np: usize, out: OutPtr, scratch: &mut [f32]) {
+        let Operands {
+            weight,
+            bias,
             k,
-            np,
             c,
-            out.0.add(p0),
-            1,
-            pixels as isize,
-            true,
-            weight.as_ptr(),
-            1,
-            c as isize,
-            rhs,
-            1,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+            cs,
+            xs,
+            pixels,
+        } = *self;
+        // The right-hand matrix: one input read in place, or all of them gathered.
+        let (rhs, rhs_rs) = if let [x] = xs {
+            (x[p0..].as_ptr(), pixels as isize)
+        } else {
+            let mut row = 0;
+            for (x, &ci) in xs.iter().zip(cs) {
+                for ch in 0..ci {
+                    scratch[row * np..][..np].copy_from_slice(&x[ch * pixels + p0..][..np]);
+                    row += 1;
+                }
+            }
+            (scratch.as_ptr(), np as isize)
+        };
+        for (ko, &b) in bias.iter().enumerate() {
+            // SAFETY: row `ko < k` of y ([k, pixels]), columns p0 .. p0 + np ≤ pixels; only this
+            // block touches them.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.0.add(ko * pixels + p0), np) };
+            row.fill(b);
+        }
+        // SAFETY: lhs is weight ([k, c], row stride c); rhs is [c, np] with row stride `rhs_rs`
+        // inside an input ([c, pixels] from column p0) or the scratch ([c, np]); dst is y's
+        // [k, np] window with row stride `pixels`, which aliases neither input.
+        unsafe {
+            gemm::gemm(
+                k,
+                np,
+                c,
+                out.0.add(p0),
+                1,
+                pixels as isize,
+                true,
+                weight.as_ptr(),
+                1,
+                c as isize,
+                rhs,
+                1,
+                rhs_rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
     }
 }
 

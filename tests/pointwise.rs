@@ -51,30 +51,15 @@ fn matches_direct_sum_at_any_thread_count() {
         let bias = rng.vec(k, -0.5, 0.5);
         let want = direct(&weight, &bias, k, &xs, pixels);
         let refs: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
-        let mut one = vec![f32::NAN; k * pixels];
-        pointwise(
-            &weight,
-            &bias,
-            k,
-            cs,
-            &refs,
-            pixels,
-            &mut one,
-            &Executor::SingleThread,
-        );
+        let run = |executor: &Executor| {
+            let mut y = vec![f32::NAN; k * pixels];
+            pointwise(&weight, &bias, k, cs, &refs, pixels, &mut y, executor);
+            y
+        };
+        let one = run(&Executor::SingleThread);
         let d = max_abs_diff(&one, &want);
         assert!(d <= 1e-5, "{cs:?}->{k} × {pixels}: max abs diff {d:e}");
-        let mut three = vec![f32::NAN; k * pixels];
-        pointwise(
-            &weight,
-            &bias,
-            k,
-            cs,
-            &refs,
-            pixels,
-            &mut three,
-            &Executor::multithread(3),
-        );
+        let three = run(&Executor::multithread(3));
         assert_eq!(
             one, three,
             "{cs:?}->{k}: the thread count changed the result"
