@@ -66,20 +66,34 @@ pub fn name_hash(name: &str) -> u64 {
 
 /// LR of `hr` (sides multiples of 4) under `mode`, 8-bit.
 pub fn make_lr(hr: &RgbImage, mode: DegradeMode, seed: u64) -> RgbImage {
+    make_lr_with_maps(hr, mode, seed).0
+}
+
+/// [`make_lr`] and the oracle's gate input from the ground-truth maps of that degradation
+/// ([`crate::train::oracle_guide`], `[4, h, w]`); for `bicubic`, the maps of the pipeline's
+/// clean pairs (no noise, no JPEG).
+pub fn make_lr_with_maps(hr: &RgbImage, mode: DegradeMode, seed: u64) -> (RgbImage, Vec<f32>) {
     let p = PlanarImage::from_rgb8(hr);
+    let cfg = DegradeConfig {
+        hetero_prob: if mode == DegradeMode::Hetero {
+            1.0
+        } else {
+            0.0
+        },
+        usm: false,
+        ..DegradeConfig::default()
+    };
     match mode {
-        DegradeMode::Bicubic => downscale_bicubic_aa(&p, 4).to_rgb8(),
+        DegradeMode::Bicubic => {
+            let maps = degrade(&p, &cfg.clean(), seed).maps;
+            (
+                downscale_bicubic_aa(&p, 4).to_rgb8(),
+                crate::train::oracle_guide(&maps),
+            )
+        }
         DegradeMode::Hetero | DegradeMode::Homo => {
-            let cfg = DegradeConfig {
-                hetero_prob: if mode == DegradeMode::Hetero {
-                    1.0
-                } else {
-                    0.0
-                },
-                usm: false,
-                ..DegradeConfig::default()
-            };
-            degrade(&p, &cfg, seed).lr.to_rgb8()
+            let pair = degrade(&p, &cfg, seed);
+            (pair.lr.to_rgb8(), crate::train::oracle_guide(&pair.maps))
         }
     }
 }
@@ -99,6 +113,8 @@ pub struct EvalImage {
     pub hr: RgbImage,
     /// Degraded input, a quarter of the HR size.
     pub lr: RgbImage,
+    /// The oracle's gate input from the degradation's ground-truth maps, `[4, h, w]`.
+    pub guide: Vec<f32>,
 }
 
 /// A set of evaluation images with their LR inputs.
@@ -146,8 +162,13 @@ impl EvalSet {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let lr = make_lr(&hr, mode, seed ^ name_hash(&name));
-        Ok(EvalImage { name, hr, lr })
+        let (lr, guide) = make_lr_with_maps(&hr, mode, seed ^ name_hash(&name));
+        Ok(EvalImage {
+            name,
+            hr,
+            lr,
+            guide,
+        })
     }
 }
 
@@ -182,6 +203,14 @@ pub enum Method {
         label: String,
         /// The loaded model.
         upscaler: Box<savl::Upscaler>,
+    },
+    /// A training checkpoint run in candle (any variant; the oracle reads the image's
+    /// ground-truth maps).
+    Checkpoint {
+        /// Row label.
+        label: String,
+        /// The model (EMA weights).
+        model: Box<crate::nn::Savl>,
     },
     /// SRMD through tract, 19-channel input, constant noise level `sigma` (0..255 scale).
     Srmd {
@@ -231,6 +260,9 @@ impl Method {
                 format!("{label} ({})", upscaler.precision().as_str())
             }
             Method::Srmd { sigma, .. } => format!("srmd_x4 σ={sigma} (tract direct, 19-ch)"),
+            Method::Checkpoint { label, model } => {
+                format!("{label} (candle, {})", model.cfg.ablation)
+            }
         }
     }
 
@@ -238,7 +270,7 @@ impl Method {
     pub fn short_label(&self) -> String {
         match self {
             Method::Bicubic => "bicubic".into(),
-            Method::Runtime { label, .. } => label.clone(),
+            Method::Runtime { label, .. } | Method::Checkpoint { label, .. } => label.clone(),
             Method::Srmd { sigma, .. } => format!("srmd noise {sigma}"),
         }
     }
@@ -253,6 +285,19 @@ impl Method {
     /// # Errors
     /// Runtime failures.
     pub fn upscale(&self, lr: &RgbImage) -> Result<(RgbImage, Duration)> {
+        self.upscale_guided(lr, None)
+    }
+
+    /// [`upscale`](Self::upscale) with the ground-truth maps the oracle reads (`[4, h, w]`,
+    /// [`EvalImage::guide`]); other methods ignore them.
+    ///
+    /// # Errors
+    /// Runtime failures, or an oracle checkpoint without maps.
+    pub fn upscale_guided(
+        &self,
+        lr: &RgbImage,
+        guide: Option<&[f32]>,
+    ) -> Result<(RgbImage, Duration)> {
         let t = Instant::now();
         let out = match self {
             Method::Bicubic => image::imageops::resize(
@@ -263,9 +308,35 @@ impl Method {
             ),
             Method::Runtime { upscaler, .. } => upscaler.upscale(lr)?,
             Method::Srmd { model, sigma } => srmd_upscale(model, lr, *sigma)?,
+            Method::Checkpoint { model, .. } => checkpoint_upscale(model, lr, guide)?,
         };
         Ok((out, t.elapsed()))
     }
+}
+
+/// A candle model on one whole image, output rounded to 8 bit.
+fn checkpoint_upscale(
+    model: &crate::nn::Savl,
+    lr: &RgbImage,
+    guide: Option<&[f32]>,
+) -> Result<RgbImage> {
+    use candle_core::{Device, Tensor as CTensor};
+    let (w, h) = (lr.width() as usize, lr.height() as usize);
+    let y = CTensor::from_vec(PlanarImage::from_rgb8(lr).data, (1, 3, h, w), &Device::Cpu)?;
+    let sr = if model.cfg.ablation == crate::nn::Ablation::Oracle {
+        let g = guide.context("the oracle needs the image's ground-truth maps")?;
+        let maps = CTensor::from_slice(g, (1, crate::nn::ORACLE_MAPS, h, w), &Device::Cpu)?;
+        model.forward_oracle(&y, &maps)?
+    } else {
+        model.forward(&y)?.sr
+    };
+    let t = sr.flatten_all()?.to_vec1::<f32>()?;
+    let (ow, oh) = (4 * w, 4 * h);
+    let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+    Ok(RgbImage::from_fn(ow as u32, oh as u32, |x, y| {
+        let i = y as usize * ow + x as usize;
+        image::Rgb([q(t[i]), q(t[oh * ow + i]), q(t[2 * oh * ow + i])])
+    }))
 }
 
 /// SRMD on one image: builds the 19-channel input and runs the model sized to it.
@@ -392,7 +463,7 @@ pub fn evaluate(method: &Method, set: &EvalSet, limit: Option<usize>) -> Result<
     let mut per_image = Vec::with_capacity(n);
     let mut total = Duration::ZERO;
     for im in &set.images[..n] {
-        let (sr, t) = method.upscale(&im.lr)?;
+        let (sr, t) = method.upscale_guided(&im.lr, Some(&im.guide))?;
         total += t;
         per_image.push((im.name.clone(), score(&sr, &im.hr)?));
     }

@@ -111,6 +111,11 @@ fn tensor_data(t: &Tensor) -> Result<Vec<f32>> {
 pub fn to_onnx(model: &Savl) -> Result<ModelProto> {
     let cfg = &model.cfg;
     ensure!(
+        cfg.ablation.has_estimator() || !cfg.ablation.guided(),
+        "the {} model reads ground-truth maps, which the model-file contract has no input for",
+        cfg.ablation
+    );
+    ensure!(
         cfg.scale == 4,
         "the model-file contract is ×4; this model is ×{}",
         cfg.scale
@@ -252,7 +257,7 @@ pub fn to_onnx(model: &Savl) -> Result<ModelProto> {
         ("savl.precision", "f32".to_string()),
         (
             "savl.latent",
-            if cfg.ablation.guided() {
+            if cfg.ablation.has_estimator() {
                 cfg.latent.to_string()
             } else {
                 "0".into()

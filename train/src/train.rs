@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::degrade::{downscale_bicubic_aa, DegradedPair, PairSampler};
 use crate::nn::club::{club_sample, ClubNet};
 use crate::nn::savl::{kl_loss, mean_variance};
-use crate::nn::{init_vars, Ablation, Config, Likelihood, Savl};
+use crate::nn::{init_vars, Ablation, Config, Likelihood, Savl, ORACLE_MAPS};
 
 /// Everything the loop needs; built from the CLI flags by `cmd::train`, or directly in tests.
 #[derive(Clone, Debug)]
@@ -78,6 +78,47 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// What the LM lane reconstructs from `r ~ q(r | y)`: the same crop's `y` or its twin's.
+    pub lm_target: LmTarget,
+    /// Which parts train ([`Stage`]).
+    pub stage: Stage,
+    /// Photos (disjoint from training) on which the representation probes
+    /// ([`crate::probe::run_probes`]) run at every `probe_every`-th checkpoint, logged to
+    /// `probes.csv`; `None` runs none.
+    pub probe_set: Option<PathBuf>,
+    /// Probe at every this many checkpoints (and at the end).
+    pub probe_every: usize,
+    /// Whether the SR loss reaches the estimator through the gates (stage A); off, the gates
+    /// read a detached `[μ ‖ s]`, so only the LM lane and the KL shape the code.
+    pub sr_grad_to_estimator: bool,
+}
+
+/// What the LM lane reconstructs (`--lm-target`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LmTarget {
+    /// `y` from `z = D(x)` and `r ~ q(r | y)` of the same crop: `r` may carry anything,
+    /// content included.
+    #[value(name = "self")]
+    SelfCrop,
+    /// The twin's `y₂` (the same degradation plan on another photo, fresh noise) from its `z₂`
+    /// and `r₁ ~ q(r | y₁)`: only what the two crops share, the degradation, lowers the loss.
+    #[default]
+    Twin,
+}
+
+/// Training stage (`--stage`), as the paper's schedule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    /// Estimator and decoder alone (LM lane + KL); the SR net is not run.
+    #[value(name = "0")]
+    Zero,
+    /// Everything jointly.
+    #[default]
+    #[value(name = "a")]
+    A,
+    /// Estimator frozen (no LM lane, no KL, fixed severity statistics); the SR net trains.
+    #[value(name = "b")]
+    B,
 }
 
 impl TrainConfig {
@@ -108,6 +149,11 @@ impl TrainConfig {
             checkpoint_every: 500,
             seed: 0,
             progress: true,
+            lm_target: LmTarget::SelfCrop,
+            stage: Stage::A,
+            probe_set: None,
+            probe_every: 1,
+            sr_grad_to_estimator: true,
         }
     }
 
@@ -119,6 +165,14 @@ impl TrainConfig {
         let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
         let p = ((t - self.warmup) as f64 / span).min(1.0);
         self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+
+    /// Whether the batches need twins: a twin LM lane on a model with an estimator, in a stage
+    /// that trains it.
+    pub fn needs_twins(&self) -> bool {
+        self.lm_target == LmTarget::Twin
+            && self.model.ablation.has_estimator()
+            && self.stage != Stage::B
     }
 
     fn ramp(&self, t: usize) -> f64 {
@@ -135,11 +189,33 @@ pub trait PairSource: Send + Sync + 'static {
     /// Pairs `first_index .. first_index + n` of stream `seed`, HR crops of `crop_hr` pixels;
     /// deterministic in the arguments.
     fn pairs(&self, n: usize, crop_hr: usize, seed: u64, first_index: u64) -> Vec<DegradedPair>;
+
+    /// The same pairs, each with its twin (the same degradation on other content), or `None`
+    /// when this source cannot make twins.
+    fn twin_pairs(
+        &self,
+        _n: usize,
+        _crop_hr: usize,
+        _seed: u64,
+        _first_index: u64,
+    ) -> Option<Vec<(DegradedPair, DegradedPair)>> {
+        None
+    }
 }
 
 impl PairSource for PairSampler {
     fn pairs(&self, n: usize, crop_hr: usize, seed: u64, first_index: u64) -> Vec<DegradedPair> {
         self.batch(n, crop_hr, seed, first_index)
+    }
+
+    fn twin_pairs(
+        &self,
+        n: usize,
+        crop_hr: usize,
+        seed: u64,
+        first_index: u64,
+    ) -> Option<Vec<(DegradedPair, DegradedPair)>> {
+        Some(self.twin_batch(n, crop_hr, seed, first_index))
     }
 }
 
@@ -158,6 +234,23 @@ pub struct HostBatch {
     pub hr: Vec<f32>,
     /// Content code z = bicubic↓(HR) `[n, 3, h, w]`.
     pub z: Vec<f32>,
+    /// The twins' degraded LR `[n, 3, h, w]` (empty without twins).
+    pub twin_lr: Vec<f32>,
+    /// The twins' content codes `[n, 3, h, w]` (empty without twins).
+    pub twin_z: Vec<f32>,
+    /// The oracle's gate input from the ground-truth maps `[n, 4, h, w]` ([`oracle_guide`]).
+    pub maps: Vec<f32>,
+}
+
+/// The oracle's gate input from a pair's ground-truth maps, `[4, h, w]` row-major: noise σ / 10
+/// (σ in 1/255), blur σ (LR px), and (100 − q) / 50 for both JPEG steps.
+pub fn oracle_guide(maps: &crate::degrade::DegradationMaps) -> Vec<f32> {
+    let mut v = Vec::with_capacity(4 * maps.noise_sigma.len());
+    v.extend(maps.noise_sigma.iter().map(|s| s / 10.0));
+    v.extend_from_slice(&maps.blur_sigma);
+    v.extend(maps.jpeg_q1.iter().map(|&q| (100.0 - q as f32) / 50.0));
+    v.extend(maps.jpeg_q2.iter().map(|&q| (100.0 - q as f32) / 50.0));
+    v
 }
 
 /// Stacks pairs into a batch and computes the content codes.
@@ -171,6 +264,9 @@ pub fn host_batch(pairs: &[DegradedPair], scale: usize) -> Result<HostBatch> {
         lr: Vec::new(),
         hr: Vec::new(),
         z: Vec::new(),
+        twin_lr: Vec::new(),
+        twin_z: Vec::new(),
+        maps: Vec::new(),
     };
     for p in pairs {
         ensure!(
@@ -192,6 +288,27 @@ pub fn host_batch(pairs: &[DegradedPair], scale: usize) -> Result<HostBatch> {
         b.lr.extend_from_slice(&p.lr.data);
         b.hr.extend_from_slice(&p.hr.data);
         b.z.extend_from_slice(&downscale_bicubic_aa(&p.hr, scale).data);
+        b.maps.extend(oracle_guide(&p.maps));
+    }
+    Ok(b)
+}
+
+/// [`host_batch`] of the first pairs, with their twins' LR and content codes.
+pub fn host_twin_batch(pairs: &[(DegradedPair, DegradedPair)], scale: usize) -> Result<HostBatch> {
+    let firsts: Vec<DegradedPair> = pairs.iter().map(|(a, _)| a.clone()).collect();
+    let mut b = host_batch(&firsts, scale)?;
+    for (a, t) in pairs {
+        ensure!(
+            t.lr.height == a.lr.height && t.lr.width == a.lr.width,
+            "twin LR is {}×{}, its pair's {}×{}",
+            t.lr.height,
+            t.lr.width,
+            a.lr.height,
+            a.lr.width
+        );
+        b.twin_lr.extend_from_slice(&t.lr.data);
+        b.twin_z
+            .extend_from_slice(&downscale_bicubic_aa(&t.hr, scale).data);
     }
     Ok(b)
 }
@@ -210,10 +327,21 @@ pub fn prefetch(
         tc.seed,
         tc.model.scale,
     );
+    let twins = tc.needs_twins();
     std::thread::spawn(move || {
         for step in start..end {
-            let pairs = source.pairs(n, crop, seed, (step * n) as u64);
-            if tx.send(host_batch(&pairs, scale)).is_err() {
+            let first = (step * n) as u64;
+            let batch = if twins {
+                match source.twin_pairs(n, crop, seed, first) {
+                    Some(p) => host_twin_batch(&p, scale),
+                    None => Err(anyhow::anyhow!(
+                        "--lm-target twin needs twin pairs, which this data source cannot make"
+                    )),
+                }
+            } else {
+                host_batch(&source.pairs(n, crop, seed, first), scale)
+            };
+            if tx.send(batch).is_err() {
                 break;
             }
         }
@@ -436,6 +564,47 @@ impl Trainer {
         Ok(t)
     }
 
+    /// Starts a new run from the weights of `path` (another stage's or another variant's
+    /// checkpoint; its EMA weights when `ema`): every variable whose name and shape match is
+    /// copied into both the weights and the EMA; the rest keep their initialisation. The
+    /// optimiser state and the step start fresh. Returns the names left fresh.
+    pub fn init_from(&mut self, path: &Path, ema: bool) -> Result<Vec<String>> {
+        self.init_some_from(path, ema, &|_| true)
+    }
+
+    /// [`init_from`](Self::init_from) for the variables whose names `pick` accepts only (the
+    /// others are neither copied nor reported).
+    pub fn init_some_from(
+        &mut self,
+        path: &Path,
+        ema: bool,
+        pick: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
+        let ck = Checkpoint::load(path)?;
+        let mut fresh = Vec::new();
+        for (name, var) in sorted_vars(&self.vm) {
+            if !pick(&name) {
+                continue;
+            }
+            let key = if ema && name != "sev.stats" {
+                format!("ema.{name}")
+            } else {
+                name.clone()
+            };
+            match ck.tensors.get(&key) {
+                Some(t) if t.dims() == var.dims() => {
+                    let t = t.to_device(&self.dev)?;
+                    var.set(&t)?;
+                    if let Some((_, e)) = self.ema.iter_mut().find(|(n, _)| *n == name) {
+                        *e = t.copy()?.detach();
+                    }
+                }
+                _ => fresh.push(name),
+            }
+        }
+        Ok(fresh)
+    }
+
     /// Writes a checkpoint: model variables, `ema.*`, `adam.{m,v}.*`, CLUB net and its moments,
     /// and the step and config in the safetensors metadata.
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -459,6 +628,15 @@ impl Trainer {
         meta.insert("train.batch".into(), self.tc.batch.to_string());
         meta.insert("train.lr_crop".into(), self.tc.lr_crop.to_string());
         meta.insert("train.steps".into(), self.tc.steps.to_string());
+        meta.insert(
+            "train.lm_target".into(),
+            format!("{:?}", self.tc.lm_target).to_lowercase(),
+        );
+        meta.insert("train.stage".into(), format!("{:?}", self.tc.stage));
+        meta.insert(
+            "train.sr_grad_to_estimator".into(),
+            self.tc.sr_grad_to_estimator.to_string(),
+        );
         let tmp = path.with_extension("tmp");
         let views = out
             .iter()
@@ -507,62 +685,106 @@ impl Trainer {
         let s = tc.model.scale;
         let (n, h, w) = (batch.n, batch.h, batch.w);
         let lr_t = Tensor::from_slice(&batch.lr, (n, 3, h, w), &self.dev)?;
-        let hr_t = Tensor::from_slice(&batch.hr, (n, 3, h * s, w * s), &self.dev)?;
         let ramp = tc.ramp(self.step);
         let mut l = Losses {
             lr: tc.lr_at(self.step) as f32,
             ..Default::default()
         };
         let mut terms = Vec::new();
+        let run_sr = tc.stage != Stage::Zero;
         let sr = match &self.model.estimator {
-            None => self.model.sr.forward(&lr_t, None)?,
+            None if tc.model.ablation == Ablation::Oracle => {
+                ensure!(
+                    batch.maps.len() == n * ORACLE_MAPS * h * w,
+                    "the oracle needs the batch's ground-truth maps"
+                );
+                let maps = Tensor::from_slice(&batch.maps, (n, ORACLE_MAPS, h, w), &self.dev)?;
+                Some(self.model.forward_oracle(&lr_t, &maps)?)
+            }
+            None => Some(self.model.sr.forward(&lr_t, None)?),
             Some(est) => {
                 let (mu, lv) = est.forward(&lr_t)?;
-                if train {
+                let (mu, lv) = if tc.stage == Stage::B {
+                    (mu.detach(), lv.detach())
+                } else {
+                    (mu, lv)
+                };
+                if train && tc.stage != Stage::B {
                     self.update_severity_stats(&lv)?;
                 }
-                let (g, _) = self.model.guide(&mu, &lv)?;
-                let sr = self.model.sr.forward(&lr_t, Some(&g))?;
-                let z_t = Tensor::from_slice(&batch.z, (n, 3, h, w), &self.dev)?;
-                let r = match tc.model.ablation {
-                    Ablation::Deterministic => mu.clone(),
-                    _ => {
-                        let eps = self.noise(mu.dims(), 2 * self.step as u64)?;
-                        (&mu + ((&lv * 0.5)?.exp()? * eps)?)?
+                if tc.stage != Stage::B {
+                    let r = match tc.model.ablation {
+                        Ablation::Deterministic => mu.clone(),
+                        _ => {
+                            let eps = self.noise(mu.dims(), 2 * self.step as u64)?;
+                            (&mu + ((&lv * 0.5)?.exp()? * eps)?)?
+                        }
+                    };
+                    let (z_t, y_t) = match tc.lm_target {
+                        LmTarget::SelfCrop => (
+                            Tensor::from_slice(&batch.z, (n, 3, h, w), &self.dev)?,
+                            lr_t.clone(),
+                        ),
+                        LmTarget::Twin => {
+                            ensure!(
+                                batch.twin_lr.len() == n * 3 * h * w
+                                    && batch.twin_z.len() == n * 3 * h * w,
+                                "--lm-target twin: the batch has no twins"
+                            );
+                            (
+                                Tensor::from_slice(&batch.twin_z, (n, 3, h, w), &self.dev)?,
+                                Tensor::from_slice(&batch.twin_lr, (n, 3, h, w), &self.dev)?,
+                            )
+                        }
+                    };
+                    let dec = self
+                        .model
+                        .decoder
+                        .as_ref()
+                        .context("guided model without decoder")?;
+                    let (rec, rec_l1) = dec.nll(&z_t, &r, &y_t)?;
+                    let kl = kl_loss(&mu, &lv, tc.free_bits)?;
+                    l.rec = rec_l1.to_scalar()?;
+                    l.kl = kl.to_scalar()?;
+                    terms.push((rec * tc.rec_weight)?);
+                    match tc.model.ablation {
+                        Ablation::Full => {
+                            l.beta = (tc.kl_weight * ramp) as f32;
+                            terms.push((kl * (tc.kl_weight * ramp))?);
+                        }
+                        Ablation::Club => {
+                            let c = self.club_term(&r, &z_t, train)?;
+                            l.club = c.to_scalar()?;
+                            l.beta = (tc.club_weight * ramp) as f32;
+                            terms.push((c * (tc.club_weight * ramp))?);
+                        }
+                        _ => {}
                     }
-                };
-                let dec = self
-                    .model
-                    .decoder
-                    .as_ref()
-                    .context("guided model without decoder")?;
-                let (rec, rec_l1) = dec.nll(&z_t, &r, &lr_t)?;
-                let kl = kl_loss(&mu, &lv, tc.free_bits)?;
-                l.rec = rec_l1.to_scalar()?;
-                l.kl = kl.to_scalar()?;
-                terms.push((rec * tc.rec_weight)?);
-                match tc.model.ablation {
-                    Ablation::Full => {
-                        l.beta = (tc.kl_weight * ramp) as f32;
-                        terms.push((kl * (tc.kl_weight * ramp))?);
-                    }
-                    Ablation::Club => {
-                        let c = self.club_term(&r, &z_t, train)?;
-                        l.club = c.to_scalar()?;
-                        l.beta = (tc.club_weight * ramp) as f32;
-                        terms.push((c * (tc.club_weight * ramp))?);
-                    }
-                    _ => {}
                 }
-                sr
+                if run_sr {
+                    let (g, _) = if tc.sr_grad_to_estimator {
+                        self.model.guide(&mu, &lv)?
+                    } else {
+                        self.model.guide(&mu.detach(), &lv.detach())?
+                    };
+                    Some(self.model.sr.forward(&lr_t, Some(&g))?)
+                } else {
+                    None
+                }
             }
         };
-        let diff = (&sr - &hr_t)?;
-        let l_sr = diff.abs()?.mean_all()?;
-        let mse: f32 = diff.sqr()?.mean_all()?.to_scalar()?;
-        l.psnr = -10.0 * mse.max(1e-10).log10();
-        l.sr = l_sr.to_scalar()?;
-        let mut total = l_sr;
+        let mut total = match sr {
+            Some(sr) => {
+                let hr_t = Tensor::from_slice(&batch.hr, (n, 3, h * s, w * s), &self.dev)?;
+                let diff = (&sr - &hr_t)?;
+                let l_sr = diff.abs()?.mean_all()?;
+                let mse: f32 = diff.sqr()?.mean_all()?.to_scalar()?;
+                l.psnr = -10.0 * mse.max(1e-10).log10();
+                l.sr = l_sr.to_scalar()?;
+                l_sr
+            }
+            None => Tensor::new(0f32, &self.dev)?,
+        };
         for t in terms {
             total = (total + t)?;
         }
@@ -757,6 +979,16 @@ pub fn run(trainer: &mut Trainer, source: Arc<dyn PairSource>, out: &Path) -> Re
     } else {
         indicatif::ProgressBar::hidden()
     };
+    let probes = match &tc.probe_set {
+        Some(dir) if tc.model.ablation.has_estimator() => {
+            let gen = crate::degrade::probe::ProbeConfig::default();
+            let set = crate::probe::ProbeSet::load(dir, &gen)
+                .with_context(|| format!("loading the probe set {}", dir.display()))?;
+            Some((set, gen))
+        }
+        _ => None,
+    };
+    let mut checkpoints = 0usize;
     let rx = prefetch(source, &tc, start, tc.steps);
     let mut losses = Vec::new();
     let (mut step_times, mut waits) = (Vec::new(), Vec::new());
@@ -812,16 +1044,76 @@ pub fn run(trainer: &mut Trainer, source: Arc<dyn PairSource>, out: &Path) -> Re
             std::fs::copy(&p, out.join("last.safetensors"))
                 .context("copying the last checkpoint")?;
             last_ckpt = p;
+            checkpoints += 1;
+            if let Some((set, gen)) = &probes {
+                if checkpoints % tc.probe_every.max(1) == 0 || trainer.step == tc.steps {
+                    let row = probe_checkpoint(trainer, set, gen)?;
+                    log_probe(&out.join("probes.csv"), trainer.step, &row)?;
+                    bar.println(format!(
+                        "step {}: probes noise {:.1} %, scene {:.1} %, ρ {:.3}",
+                        trainer.step,
+                        100.0 * row.noise_acc,
+                        100.0 * row.scene_acc,
+                        row.spearman.unwrap_or(f64::NAN)
+                    ));
+                }
+            }
         }
     }
     bar.finish();
-    crate::export::write_onnx(&trainer.ema_model()?, &out.join("model.onnx"))?;
+    if tc.model.ablation != Ablation::Oracle {
+        crate::export::write_onnx(&trainer.ema_model()?, &out.join("model.onnx"))?;
+    }
     Ok(RunSummary {
         losses,
         median_step_s: median(step_times),
         median_wait_s: median(waits),
         checkpoint: last_ckpt,
     })
+}
+
+/// The representation probes on the trainer's EMA model, exported and run through the runtime.
+fn probe_checkpoint(
+    trainer: &Trainer,
+    set: &crate::probe::ProbeSet,
+    gen: &crate::degrade::probe::ProbeConfig,
+) -> Result<crate::probe::ProbeRow> {
+    let bytes = crate::export::to_onnx_bytes(&trainer.ema_model()?)?;
+    let upscaler = savl::Upscaler::builder()
+        .model_bytes(bytes)
+        .threads(1)
+        .build()
+        .context("loading the exported checkpoint for the probes")?;
+    let feats = crate::probe::Features::Model {
+        label: format!("step {}", trainer.step),
+        upscaler: Box::new(upscaler),
+    };
+    let cfg = crate::probe::ProbeRunConfig {
+        gen: gen.clone(),
+        ..Default::default()
+    };
+    crate::probe::run_probes(&feats, set, &cfg)
+}
+
+/// Appends a row to the probe log (header first when the file is new).
+fn log_probe(path: &Path, step: usize, row: &crate::probe::ProbeRow) -> Result<()> {
+    let fresh = !path.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if fresh {
+        writeln!(f, "step,noise_acc,scene_acc,spearman")?;
+    }
+    writeln!(
+        f,
+        "{step},{:.4},{:.4},{:.4}",
+        row.noise_acc,
+        row.scene_acc,
+        row.spearman.unwrap_or(f64::NAN)
+    )?;
+    Ok(())
 }
 
 /// An f32 tensor in host memory, as `safetensors` 0.4 wants it.

@@ -28,6 +28,11 @@ pub struct MethodArgs {
     /// SRMD noise-level inputs σ (0..255 scale), one row each.
     #[arg(long, value_delimiter = ',', default_value = "0,10")]
     pub srmd_sigma: Vec<f32>,
+    /// Training checkpoints run in candle (EMA weights), comma-separated `LABEL=PATH`: any
+    /// variant, including `oracle`, which reads each image's ground-truth maps. Method name
+    /// `checkpoints`.
+    #[arg(long, value_delimiter = ',')]
+    pub checkpoint: Vec<String>,
     /// Worker threads per model.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -48,6 +53,18 @@ impl MethodArgs {
                     for s in &self.model {
                         let (label, path) = parse_model_arg(s);
                         out.push(Method::runtime(&label, &path, self.threads)?);
+                    }
+                }
+                "checkpoints" => {
+                    for s in &self.checkpoint {
+                        let (label, path) = parse_model_arg(s);
+                        let ck = crate::train::Checkpoint::load(&path)
+                            .with_context(|| format!("loading {}", path.display()))?;
+                        let (_, model) = ck.model(true, &candle_core::Device::Cpu)?;
+                        out.push(Method::Checkpoint {
+                            label,
+                            model: Box::new(model),
+                        });
                     }
                 }
                 "span48" => out.push(Method::runtime(
@@ -76,7 +93,7 @@ impl MethodArgs {
                     }
                 }
                 other => bail!(
-                    "unknown method {other:?} (bicubic, models, span48, span52, anime, general, srmd)"
+                    "unknown method {other:?} (bicubic, models, checkpoints, span48, span52, anime, general, srmd)"
                 ),
             }
         }

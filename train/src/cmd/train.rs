@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::degrade::{DegradeConfig, PairSampler};
 use crate::nn::{Ablation, Config, Likelihood};
-use crate::train::{device, run as train_loop, TrainConfig, Trainer};
+use crate::train::{device, run as train_loop, LmTarget, Stage, TrainConfig, Trainer};
 
 /// Arguments of `savl-train train`.
 #[derive(clap::Args, Debug)]
@@ -18,7 +18,8 @@ pub struct Args {
     /// Model preset: lite (edge, default), base (GPU), tiny (tests).
     #[arg(long, default_value = "lite")]
     pub preset: String,
-    /// Ablation: full, noguide, deterministic, club.
+    /// Ablation: full, noguide, deterministic, club, oracle (gates read the ground-truth maps;
+    /// training and `eval --checkpoint` only).
     #[arg(long, default_value = "full")]
     pub ablation: Ablation,
     /// The LM lane's likelihood: l1 (fixed-scale Laplace) or laplace (per-pixel scale from the
@@ -86,6 +87,39 @@ pub struct Args {
     /// so the model also learns to upscale photos that are not degraded. 0 is the paper's recipe.
     #[arg(long, default_value_t = 0.0, value_parser = parse_prob)]
     pub clean_prob: f64,
+    /// What the LM lane reconstructs: `twin` (the same degradation on another photo, so only
+    /// degradation helps) or `self` (the same crop; the earlier lane, kept as an ablation).
+    #[arg(long, value_enum, default_value = "self")]
+    pub lm_target: LmTarget,
+    /// Stage: `0` estimator + decoder alone, `a` joint, `b` estimator frozen and SR net trained.
+    #[arg(long, value_enum, default_value = "a")]
+    pub stage: Stage,
+    /// Whether the SR loss reaches the estimator through the gates.
+    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    pub sr_grad_to_estimator: bool,
+    /// Start from the weights of this checkpoint (another stage's or variant's; EMA weights),
+    /// copying every variable whose name and shape match; optimiser and step start fresh.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// Then take the estimator, decoder and severity statistics (`est.*`, `dec.*`,
+    /// `sev.stats`) from this checkpoint (e.g. a stage-0 run), EMA weights.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_estimator_from: Option<PathBuf>,
+    /// Photos (disjoint from training) for the representation probes at checkpoints, logged to
+    /// OUT/probes.csv (noise-level and scene-ID accuracy, ρ(severity, σ_n)).
+    #[arg(long)]
+    pub probe_set: Option<PathBuf>,
+    /// Probe at every this many checkpoints (and at the end).
+    #[arg(long, default_value_t = 1)]
+    pub probe_every: usize,
+}
+
+fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{s:?}: expected on or off")),
+    }
 }
 
 fn parse_prob(s: &str) -> std::result::Result<f64, String> {
@@ -122,6 +156,11 @@ impl Args {
         tc.ema_decay = self.ema;
         tc.checkpoint_every = self.checkpoint_every;
         tc.progress = !self.quiet;
+        tc.lm_target = self.lm_target;
+        tc.stage = self.stage;
+        tc.sr_grad_to_estimator = self.sr_grad_to_estimator;
+        tc.probe_set = self.probe_set.clone();
+        tc.probe_every = self.probe_every;
         Ok(tc)
     }
 }
@@ -156,7 +195,34 @@ pub fn run(args: Args) -> Result<()> {
                 args.out.display()
             );
         }
-        Trainer::new(tc, &dev)?
+        let mut t = Trainer::new(tc, &dev)?;
+        if let Some(init) = &args.init_from {
+            let fresh = t
+                .init_from(init, true)
+                .with_context(|| format!("initialising from {}", init.display()))?;
+            eprintln!(
+                "initialised from {} ({} variable(s) fresh{}{})",
+                init.display(),
+                fresh.len(),
+                if fresh.is_empty() { "" } else { ": " },
+                fresh.join(", ")
+            );
+        }
+        if let Some(init) = &args.init_estimator_from {
+            let pick = |n: &str| n.starts_with("est.") || n.starts_with("dec.") || n == "sev.stats";
+            let fresh = t
+                .init_some_from(init, true, &pick)
+                .with_context(|| format!("initialising the estimator from {}", init.display()))?;
+            if !fresh.is_empty() {
+                bail!(
+                    "{} lacks estimator variable(s) of this model: {}",
+                    init.display(),
+                    fresh.join(", ")
+                );
+            }
+            eprintln!("estimator and decoder from {}", init.display());
+        }
+        t
     };
     let batch = trainer.tc.batch;
     let summary = train_loop(&mut trainer, Arc::new(sampler), &args.out)?;

@@ -1,10 +1,12 @@
 //! On-the-fly training pairs: HR photos kept in memory as 8-bit RGB, random crop + flip +
 //! [`degrade`](super::degrade()), deterministic in `(seed, index)`.
 
+use super::pipeline::execute_presharpened;
 use super::usm::usm_sharpen;
-use super::{degrade_presharpened, rng_for, DegradeConfig, DegradedPair};
+use super::{degrade_presharpened, draw_plan, rng_for, DegradeConfig, DegradedPair};
 use crate::image::PlanarImage;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -245,24 +247,89 @@ impl PairSampler {
     /// # Panics
     /// If `crop_hr` is not a positive multiple of the scale.
     pub fn sample(&self, crop_hr: usize, seed: u64, index: u64) -> DegradedPair {
+        self.draw(crop_hr, seed, index, false).0
+    }
+
+    /// Pair number `index` of stream `seed` (exactly [`sample`](Self::sample)) and its twin:
+    /// the same drawn degradation plan (regimes, masks, kernels, noise σ maps, JPEG qualities,
+    /// final order, clean or not) executed on a crop of another photo (another crop of the same
+    /// photo when there is only one), with fresh noise realisations. Only the degradation is
+    /// shared, so a code inferred from the first LR that helps reconstruct the second carries
+    /// degradation, not content (ReDSR's cross-reconstruction).
+    ///
+    /// # Panics
+    /// As [`sample`](Self::sample).
+    pub fn sample_twin(
+        &self,
+        crop_hr: usize,
+        seed: u64,
+        index: u64,
+    ) -> (DegradedPair, DegradedPair) {
+        let (a, b) = self.draw(crop_hr, seed, index, true);
+        (a, b.expect("a twin was asked for"))
+    }
+
+    fn draw(
+        &self,
+        crop_hr: usize,
+        seed: u64,
+        index: u64,
+        twin: bool,
+    ) -> (DegradedPair, Option<DegradedPair>) {
         let s = self.cfg.scale;
         assert!(
             crop_hr >= s && crop_hr % s == 0,
             "crop_hr {crop_hr} must be a positive multiple of the scale {s}"
         );
         let mut rng = rng_for(seed, index);
-        let img = self.images[rng.random_range(0..self.images.len())].get(self.cfg.usm);
+        let first = rng.random_range(0..self.images.len());
+        let crop = self.random_crop(&mut rng, first, crop_hr);
+        let deg_seed = rng.random();
+        let cfg = if self.cfg.clean_prob > 0.0 && rng.random::<f64>() < self.cfg.clean_prob {
+            self.cfg.clean()
+        } else {
+            self.cfg.clone()
+        };
+        let pair = degrade_presharpened(&crop, &cfg, deg_seed);
+        if !twin {
+            return (pair, None);
+        }
+        // Drawn after everything the first pair uses, so the first pair is the same with or
+        // without its twin.
+        let n = self.images.len();
+        let other = if n > 1 {
+            (first + rng.random_range(1..n)) % n
+        } else {
+            first
+        };
+        let crop2 = self.random_crop(&mut rng, other, crop_hr);
+        let plan = draw_plan(&mut rng_for(deg_seed, 0), crop2.height, crop2.width, &cfg);
+        let twin = execute_presharpened(&crop2, &plan, &cfg, &mut rng_for(deg_seed, 1));
+        (pair, Some(twin))
+    }
+
+    fn random_crop(&self, rng: &mut ChaCha8Rng, photo: usize, crop_hr: usize) -> PlanarImage {
+        let img = self.images[photo].get(self.cfg.usm);
         let (w, h) = (img.width() as usize, img.height() as usize);
         let x0 = rng.random_range(0..=w.saturating_sub(crop_hr));
         let y0 = rng.random_range(0..=h.saturating_sub(crop_hr));
         let flip = rng.random::<bool>();
-        let crop = crop_rgb8(img, x0, y0, crop_hr, flip);
-        let seed = rng.random();
-        if self.cfg.clean_prob > 0.0 && rng.random::<f64>() < self.cfg.clean_prob {
-            degrade_presharpened(&crop, &self.cfg.clean(), seed)
-        } else {
-            degrade_presharpened(&crop, &self.cfg, seed)
-        }
+        crop_rgb8(img, x0, y0, crop_hr, flip)
+    }
+
+    /// Twin pairs `first_index .. first_index + n` of stream `seed`
+    /// ([`sample_twin`](Self::sample_twin)), in parallel.
+    pub fn twin_batch(
+        &self,
+        n: usize,
+        crop_hr: usize,
+        seed: u64,
+        first_index: u64,
+    ) -> Vec<(DegradedPair, DegradedPair)> {
+        (0..n as u64)
+            .into_par_iter()
+            .map(|i| self.sample_twin(crop_hr, seed, first_index + i))
+            .collect()
     }
 
     /// Pairs `first_index .. first_index + n` of stream `seed`, computed in parallel (rayon);
@@ -384,5 +451,51 @@ mod tests {
         }
         let share = clean as f64 / n as f64;
         assert!((0.25..0.55).contains(&share), "clean share {share}");
+    }
+
+    /// A twin shares the first pair's degradation and nothing else: the first pair equals
+    /// `sample`'s, the twin's maps (noise σ, blur σ, JPEG qualities, regimes) equal the first
+    /// pair's, its content comes from the other photo, and its noise is a fresh realisation
+    /// (the same plan run on the same crop again gives the same maps and another LR).
+    #[test]
+    fn twins_share_the_degradation_not_the_content() {
+        let cfg = DegradeConfig {
+            usm: false,
+            ..DegradeConfig::default()
+        };
+        let flat = image::RgbImage::from_pixel(160, 128, image::Rgb([90, 140, 200]));
+        let s = PairSampler::from_images(vec![photo(), flat], cfg.clone());
+        let mut noisy_twins = 0;
+        for i in 0..12 {
+            let (a, b) = s.sample_twin(64, 3, i);
+            let plain = s.sample(64, 3, i);
+            assert_eq!(a.lr.data, plain.lr.data, "pair {i}: the first pair changed");
+            assert_eq!(a.hr.data, plain.hr.data);
+            assert_eq!(a.maps.jpeg_q1, b.maps.jpeg_q1, "pair {i}");
+            assert_eq!(a.maps.jpeg_q2, b.maps.jpeg_q2, "pair {i}");
+            assert_eq!(a.maps.regime, b.maps.regime, "pair {i}");
+            assert_eq!(a.maps.blur_sigma, b.maps.blur_sigma, "pair {i}");
+            assert_eq!(a.maps.noise_sigma, b.maps.noise_sigma, "pair {i}");
+            assert_ne!(
+                a.hr.data, b.hr.data,
+                "pair {i}: the twin has the same content"
+            );
+            // One HR is the flat photo: the twin's content is the other one.
+            let flat_a = a.hr.data.iter().all(|&v| v == a.hr.data[0]);
+            let flat_b = b.hr.data.iter().all(|&v| v == b.hr.data[0]);
+            assert!(flat_a != flat_b, "pair {i}: both crops from one photo");
+            if a.maps.noise_sigma.iter().any(|&v| v > 0.5) {
+                noisy_twins += 1;
+                let plan = draw_plan(&mut rng_for(0, 0), 64, 64, &cfg);
+                let hr = if flat_b { &b.hr } else { &a.hr };
+                let r1 = execute_presharpened(hr, &plan, &cfg, &mut rng_for(1, 1));
+                let r2 = execute_presharpened(hr, &plan, &cfg, &mut rng_for(1, 2));
+                assert_eq!(r1.maps.noise_sigma, r2.maps.noise_sigma);
+                if r1.maps.noise_sigma.iter().any(|&v| v > 0.5) {
+                    assert_ne!(r1.lr.data, r2.lr.data, "the noise was not redrawn");
+                }
+            }
+        }
+        assert!(noisy_twins > 0, "no noisy pair in 12");
     }
 }

@@ -16,7 +16,16 @@ pub enum Ablation {
     Deterministic,
     /// A CLUB upper bound on I(r; z) replaces the KL (MIS) term.
     Club,
+    /// The same gated SR net guided by the ground-truth degradation maps of the synthetic pair
+    /// (noise σ, blur σ, two JPEG qualities: [`ORACLE_MAPS`] channels, see
+    /// [`crate::train::oracle_guide`]) instead of `[μ ‖ s]`: no estimator, no decoder. The upper
+    /// bound of what guidance can give at this size; training and candle evaluation only (the
+    /// runtime contract has no map input, so it is not exported).
+    Oracle,
 }
+
+/// Channels of the oracle's gate input: noise σ, blur σ, JPEG quality 1 and 2.
+pub const ORACLE_MAPS: usize = 4;
 
 impl Ablation {
     /// The name used on the command line and in checkpoints.
@@ -26,15 +35,28 @@ impl Ablation {
             Self::NoGuide => "noguide",
             Self::Deterministic => "deterministic",
             Self::Club => "club",
+            Self::Oracle => "oracle",
         }
     }
 
     /// Every variant.
-    pub const ALL: [Ablation; 4] = [Self::Full, Self::NoGuide, Self::Deterministic, Self::Club];
+    pub const ALL: [Ablation; 5] = [
+        Self::Full,
+        Self::NoGuide,
+        Self::Deterministic,
+        Self::Club,
+        Self::Oracle,
+    ];
 
-    /// Whether the net has an estimator and gates.
+    /// Whether the SR net has gates (every variant but `noguide`).
     pub fn guided(self) -> bool {
         self != Self::NoGuide
+    }
+
+    /// Whether the net has an estimator and the training-only decoder (the guided variants but
+    /// `oracle`, whose gates read the ground-truth maps).
+    pub fn has_estimator(self) -> bool {
+        self.guided() && self != Self::Oracle
     }
 }
 
@@ -51,7 +73,9 @@ impl FromStr for Ablation {
             .into_iter()
             .find(|a| a.name() == s)
             .ok_or_else(|| {
-                format!("unknown ablation {s:?} (expected full, noguide, deterministic or club)")
+                format!(
+                    "unknown ablation {s:?} (expected full, noguide, deterministic, club or oracle)"
+                )
             })
     }
 }
@@ -200,6 +224,15 @@ impl Config {
         self
     }
 
+    /// Channels of the gates' input: `[μ ‖ s]` (d + 1), or the oracle's [`ORACLE_MAPS`].
+    pub fn gate_inputs(&self) -> usize {
+        if self.ablation == Ablation::Oracle {
+            ORACLE_MAPS
+        } else {
+            self.latent + 1
+        }
+    }
+
     /// Number of gate multiplies (B = N / gate_every) of the guided net.
     pub fn gates(&self) -> usize {
         if self.ablation.guided() {
@@ -234,11 +267,11 @@ impl Config {
     /// convolutions only.
     pub fn macs_per_lr_pixel(&self) -> usize {
         let mut macs = self.sr_macs(self.effective_body_convs());
-        if self.ablation.guided() {
+        if self.ablation.has_estimator() {
             let e = self.est_channels;
             macs += 9 * 3 * e + (self.est_convs - 1) * 9 * e * e + 2 * e * self.latent;
-            macs += self.gates() * (self.latent + 1) * self.channels;
         }
+        macs += self.gates() * self.gate_inputs() * self.channels;
         macs
     }
 
@@ -246,7 +279,7 @@ impl Config {
     pub fn receptive_field(&self) -> usize {
         let n = self.effective_body_convs();
         let body = 1 + n + 1;
-        if !self.ablation.guided() {
+        if !self.ablation.has_estimator() {
             return body;
         }
         // The first gate sits after body conv `gate_every`; what follows it adds its own radius.

@@ -13,7 +13,7 @@ pub mod config;
 pub mod conv;
 pub mod savl;
 
-pub use config::{Ablation, Config, Likelihood};
+pub use config::{Ablation, Config, Likelihood, ORACLE_MAPS};
 pub use savl::{Decoder, Estimator, Savl, SavlOutput, SrNet};
 
 use candle_core::{Result, Tensor};

@@ -4,7 +4,7 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::config::{Config, Likelihood};
+use super::config::{Ablation, Config, Likelihood};
 use super::conv::Conv;
 
 /// Amortised per-pixel Gaussian estimator: `est_convs` conv3x3 (LeakyReLU) then two 1x1 heads.
@@ -68,7 +68,7 @@ pub struct SrNet {
     pub head: Conv,
     /// conv3x3 C → C (`body.i`).
     pub body: Vec<Conv>,
-    /// conv1x1 (d + 1) → C per gate (`gate.k`), empty for `noguide`.
+    /// conv1x1 [`Config::gate_inputs`] → C per gate (`gate.k`), empty for `noguide`.
     pub gates: Vec<Conv>,
     /// conv3x3 C → 3·scale² (`tail`).
     pub tail: Conv,
@@ -85,7 +85,7 @@ impl SrNet {
             .map(|i| Conv::new(c, c, 3, vb.pp(format!("body.{i}"))))
             .collect::<Result<Vec<_>>>()?;
         let gates = (0..cfg.gates())
-            .map(|k| Conv::new(cfg.latent + 1, c, 1, vb.pp(format!("gate.{k}"))))
+            .map(|k| Conv::new(cfg.gate_inputs(), c, 1, vb.pp(format!("gate.{k}"))))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             head: Conv::new(3, c, 3, vb.pp("head"))?,
@@ -99,7 +99,7 @@ impl SrNet {
     }
 
     /// `sr [B, 3, sH, sW]` from `y [B, 3, H, W]` and, for guided nets, the gate input
-    /// `[μ ‖ s]` (`[B, d+1, H, W]`).
+    /// (`[μ ‖ s]`, `[B, d+1, H, W]`; the oracle's maps, `[B, 4, H, W]`).
     pub fn forward(&self, y: &Tensor, guide: Option<&Tensor>) -> Result<Tensor> {
         let gates = match (guide, self.gates.is_empty()) {
             (Some(g), false) => self
@@ -234,7 +234,7 @@ pub struct Savl {
 impl Savl {
     /// Builds (or loads) every part of `cfg` under `vb`.
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
-        let guided = cfg.ablation.guided();
+        let guided = cfg.ablation.has_estimator();
         let estimator = if guided {
             Some(Estimator::new(cfg, vb.pp("est"))?)
         } else {
@@ -269,7 +269,13 @@ impl Savl {
     }
 
     /// Inference path: estimator (μ used, no sampling) and SR net.
+    ///
+    /// # Errors
+    /// For the `oracle` variant, which needs [`forward_oracle`](Self::forward_oracle).
     pub fn forward(&self, y: &Tensor) -> Result<SavlOutput> {
+        if self.cfg.ablation == Ablation::Oracle {
+            candle_core::bail!("the oracle model needs the ground-truth maps: use forward_oracle");
+        }
         match &self.estimator {
             None => Ok(SavlOutput {
                 sr: self.sr.forward(y, None)?,
@@ -289,6 +295,16 @@ impl Savl {
                 })
             }
         }
+    }
+}
+
+impl Savl {
+    /// The `oracle` variant's SR output from `y` and its ground-truth maps `[B, 4, H, W]`.
+    pub fn forward_oracle(&self, y: &Tensor, maps: &Tensor) -> Result<Tensor> {
+        if self.cfg.ablation != Ablation::Oracle {
+            candle_core::bail!("forward_oracle on a {} model", self.cfg.ablation);
+        }
+        self.sr.forward(y, Some(maps))
     }
 }
 
