@@ -40,6 +40,7 @@ pub mod onnx_proto;
 #[doc(hidden)]
 pub mod pointwise;
 mod precision;
+pub mod strength;
 #[doc(hidden)]
 pub mod testing;
 #[doc(hidden)]

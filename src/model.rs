@@ -93,6 +93,8 @@ struct PlanKey {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LoadOptions {
     pub fuse_modulation: bool,
+    /// [`crate::strength`]: 1.0 leaves the graph as it is.
+    pub strength: f32,
 }
 
 /// At most this many plans are cached per model (one or two are used per image size).
@@ -197,6 +199,16 @@ impl LoadedModel {
         label: PathBuf,
         opts: LoadOptions,
     ) -> Result<LoadedModel, Error> {
+        let rewritten;
+        let proto = if opts.strength == 1.0 {
+            proto
+        } else {
+            let mut p = proto.clone();
+            crate::strength::apply_strength(&mut p, opts.strength)
+                .map_err(|e| Error::Unsupported(format!("{}: {e}", label.display())))?;
+            rewritten = p;
+            &rewritten
+        };
         let meta = meta_of(proto);
         let precision = precision_of(proto);
         let lbl = label.as_path();

@@ -30,6 +30,7 @@ pub struct UpscalerBuilder {
     fuse_modulation: bool,
     direct_spatial: bool,
     max_input_pixels: u64,
+    strength: f32,
 }
 
 impl Default for UpscalerBuilder {
@@ -42,6 +43,7 @@ impl Default for UpscalerBuilder {
             fuse_modulation: true,
             direct_spatial: false,
             max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
+            strength: 1.0,
         }
     }
 }
@@ -105,6 +107,15 @@ impl UpscalerBuilder {
         self
     }
 
+    /// Denoising strength in `0..=4` (default 1, the model as trained): how much of the
+    /// estimated degradation the SR net is told about ([`crate::strength`]). Lower keeps more
+    /// texture, higher cleans harder. Needs a savl model with `savl.clean_code` metadata; other
+    /// models are an [`Error::Unsupported`] for any value but 1.
+    pub fn strength(mut self, strength: f32) -> Self {
+        self.strength = strength;
+        self
+    }
+
     /// Fuse `x · sigmoid(g)` modulation blocks into one pass (default on). For tests and benches.
     #[doc(hidden)]
     pub fn fused_modulation(mut self, on: bool) -> Self {
@@ -142,9 +153,17 @@ impl UpscalerBuilder {
         if self.max_input_pixels == 0 {
             return Err(Error::InvalidConfig("max_input_pixels must be ≥ 1".into()));
         }
+        if !(0.0..=crate::strength::MAX_STRENGTH).contains(&self.strength) {
+            return Err(Error::InvalidConfig(format!(
+                "strength {} must be in 0..={}",
+                self.strength,
+                crate::strength::MAX_STRENGTH
+            )));
+        }
         let caps = CpuCaps::detect();
         let opts = LoadOptions {
             fuse_modulation: self.fuse_modulation,
+            strength: self.strength,
         };
         let (model, why) = load_for(&self.source, self.precision, &caps, opts)?;
 

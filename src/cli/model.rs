@@ -26,6 +26,12 @@ pub struct ModelArgs {
     /// Worker threads (default: the available cores).
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Denoising strength, 0 to 4: how much of the estimated degradation the model is told
+    /// about. 1 is the model as trained; lower keeps more texture (0: treat the picture as
+    /// clean), higher cleans harder.
+    #[arg(long, value_name = "S", default_value_t = 1.0)]
+    pub strength: f32,
 }
 
 impl ModelArgs {
@@ -38,6 +44,7 @@ impl ModelArgs {
             .with_context(|| format!("invalid --precision {:?}", self.precision))?;
         let mut builder = Upscaler::builder()
             .precision(precision)
+            .strength(self.strength)
             .max_input_pixels(max_pixels);
         if let Some(path) = &self.model {
             if !path.is_file() {

@@ -25,6 +25,8 @@ enum Command {
     Compare(cmd::compare::Args),
     /// Representation probes on the frozen degradation code (noise level, scene ID, Spearman).
     Probe(cmd::probe::Args),
+    /// Store the code the model gives on clean photos (`savl.clean_code`, for `--strength`).
+    CleanCode(cmd::clean_code::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Probe(a) => cmd::probe::run(a),
+        Command::CleanCode(a) => cmd::clean_code::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

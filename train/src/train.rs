@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -88,6 +88,10 @@ pub struct TrainConfig {
     pub probe_set: Option<PathBuf>,
     /// Probe at every this many checkpoints (and at the end).
     pub probe_every: usize,
+    /// Weight of the privileged map supervision: a training-only 1×1 read-out `readout.*` of μ
+    /// regresses the pair's ground-truth maps ([`oracle_guide`], L1), so μ must carry the noise
+    /// level, blur and JPEG quality linearly. 0 disables it.
+    pub map_weight: f64,
     /// Whether the SR loss reaches the estimator through the gates (stage A); off, the gates
     /// read a detached `[μ ‖ s]`, so only the LM lane and the KL shape the code.
     pub sr_grad_to_estimator: bool,
@@ -153,6 +157,7 @@ impl TrainConfig {
             stage: Stage::A,
             probe_set: None,
             probe_every: 1,
+            map_weight: 0.0,
             sr_grad_to_estimator: true,
         }
     }
@@ -364,6 +369,8 @@ pub struct Losses {
     pub kl: f32,
     /// CLUB estimate (club ablation).
     pub club: f32,
+    /// Map read-out L1 (with `map_weight > 0`).
+    pub map: f32,
     /// β (or the CLUB weight) in effect.
     pub beta: f32,
     /// Learning rate in effect.
@@ -473,6 +480,7 @@ pub struct Trainer {
     /// Steps done.
     pub step: usize,
     club: Option<(VarMap, ClubNet, AdamW)>,
+    readout: Option<crate::nn::conv::Conv>,
     opt: AdamW,
     dev: Device,
 }
@@ -486,6 +494,17 @@ impl Trainer {
         );
         let vm = VarMap::new();
         let model = Savl::new(&tc.model, VarBuilder::from_varmap(&vm, DType::F32, dev))?;
+        let readout = if tc.map_weight > 0.0 && tc.model.ablation.has_estimator() {
+            let vb = VarBuilder::from_varmap(&vm, DType::F32, dev);
+            Some(crate::nn::conv::Conv::new(
+                tc.model.latent,
+                ORACLE_MAPS,
+                1,
+                vb.pp("readout"),
+            )?)
+        } else {
+            None
+        };
         init_vars(&vm, tc.seed)?;
         let trainable: Vec<_> = sorted_vars(&vm)
             .into_iter()
@@ -517,6 +536,7 @@ impl Trainer {
             ema,
             step: 0,
             club,
+            readout,
             opt,
             dev: dev.clone(),
         })
@@ -743,6 +763,17 @@ impl Trainer {
                         .as_ref()
                         .context("guided model without decoder")?;
                     let (rec, rec_l1) = dec.nll(&z_t, &r, &y_t)?;
+                    if let Some(head) = &self.readout {
+                        ensure!(
+                            batch.maps.len() == n * ORACLE_MAPS * h * w,
+                            "the map read-out needs the batch's ground-truth maps"
+                        );
+                        let maps =
+                            Tensor::from_slice(&batch.maps, (n, ORACLE_MAPS, h, w), &self.dev)?;
+                        let err = (head.forward(&mu)? - maps)?.abs()?.mean_all()?;
+                        l.map = err.to_scalar()?;
+                        terms.push((err * tc.map_weight)?);
+                    }
                     let kl = kl_loss(&mu, &lv, tc.free_bits)?;
                     l.rec = rec_l1.to_scalar()?;
                     l.kl = kl.to_scalar()?;
@@ -963,7 +994,7 @@ pub fn run(trainer: &mut Trainer, source: Arc<dyn PairSource>, out: &Path) -> Re
     if fresh {
         writeln!(
             csv,
-            "step,lr,total,sr_l1,psnr,rec_l1,kl,club,beta,step_s,wait_s,samples_per_s"
+            "step,lr,total,sr_l1,psnr,rec_l1,kl,club,beta,step_s,wait_s,samples_per_s,map_l1"
         )?;
     }
     let bar = if tc.progress {
@@ -1006,7 +1037,7 @@ pub fn run(trainer: &mut Trainer, source: Arc<dyn PairSource>, out: &Path) -> Re
         let sps = done as f64 / run_start.elapsed().as_secs_f64();
         writeln!(
             csv,
-            "{},{:.3e},{:.5},{:.5},{:.3},{:.5},{:.4},{:.4},{:.3e},{:.3},{:.3},{:.2}",
+            "{},{:.3e},{:.5},{:.5},{:.3},{:.5},{:.4},{:.4},{:.3e},{:.3},{:.3},{:.2},{:.5}",
             trainer.step,
             l.lr,
             l.total,
@@ -1018,7 +1049,8 @@ pub fn run(trainer: &mut Trainer, source: Arc<dyn PairSource>, out: &Path) -> Re
             l.beta,
             dt,
             wait,
-            sps * tc.batch as f64
+            sps * tc.batch as f64,
+            l.map
         )?;
         bar.set_position(trainer.step as u64);
         bar.set_message(format!(

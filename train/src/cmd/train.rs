@@ -112,6 +112,10 @@ pub struct Args {
     /// Probe at every this many checkpoints (and at the end).
     #[arg(long, default_value_t = 1)]
     pub probe_every: usize,
+    /// Weight of the privileged map supervision (a training-only linear read-out of μ regresses
+    /// the ground-truth noise σ, blur σ and JPEG quality maps); 0 disables it.
+    #[arg(long, default_value_t = 0.0)]
+    pub map_weight: f64,
 }
 
 fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
@@ -161,6 +165,7 @@ impl Args {
         tc.sr_grad_to_estimator = self.sr_grad_to_estimator;
         tc.probe_set = self.probe_set.clone();
         tc.probe_every = self.probe_every;
+        tc.map_weight = self.map_weight;
         Ok(tc)
     }
 }
