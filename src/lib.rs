@@ -40,6 +40,7 @@ pub mod onnx_proto;
 #[doc(hidden)]
 pub mod pointwise;
 mod precision;
+mod sniff;
 #[doc(hidden)]
 pub mod testing;
 #[doc(hidden)]

@@ -40,7 +40,7 @@ pub fn run(
     let upscaler = model.build(limits.max_pixels, verbosity)?;
     let s = upscaler.scale() as u32;
     if verbosity >= Verbosity::Verbose {
-        eprintln!(
+        note!(
             "raw: {w}x{h} rgb24 in, {}x{} rgb24 out",
             u64::from(w) * u64::from(s),
             u64::from(h) * u64::from(s)
