@@ -62,6 +62,12 @@ write("pixels_png_100mp_zeros.png", png(10000, 10000))
 write("pixels_png_100mp_rgba.png", png(10000, 10000, color=6))
 write("pixels_png_100mp_grey.png", png(10000, 10000, color=0))
 write("pixels_png_truncated_rows.png", png(10000, 10000, rows=10))
+# The largest pictures the default --limit-mem 200 accepts, by colour type, and extreme shapes.
+write("pixels_png_45mp_rgb_accepted.png", png(6700, 6700))
+write("pixels_png_23mp_rgba_accepted.png", png(4800, 4800, color=6))
+write("pixels_png_100000x8_strip.png", png(100000, 8))
+write("pixels_png_8x100000_column.png", png(8, 100000))
+write("pixels_png_1000000x1_line.png", png(1000000, 1))
 
 # Metadata decompression bombs (1 GiB of zeros each).
 gib = zeros_deflated(1 << 30)

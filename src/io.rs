@@ -73,12 +73,17 @@ pub struct DecodeLimits {
     /// take (about 3 bytes a pixel once decoded, up to 8 while decoding a 16-bit RGBA PNG), and the
     /// upscaling time (linear in pixels).
     pub max_pixels: u64,
+    /// Largest number of bytes the decoded picture may take: the decoder's buffer (1 to 8 bytes
+    /// a pixel by colour type and depth) plus the RGB8 copy made from it unless it already is
+    /// RGB8. Checked from the header, before decoding. Default: no limit (`u64::MAX`).
+    pub max_alloc: u64,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_pixels: DEFAULT_MAX_PIXELS,
+            max_alloc: u64::MAX,
         }
     }
 }
@@ -88,6 +93,15 @@ impl DecodeLimits {
     pub fn megapixels(mp: f64) -> Self {
         DecodeLimits {
             max_pixels: (mp.max(0.0) * 1e6).round() as u64,
+            ..DecodeLimits::default()
+        }
+    }
+
+    /// These limits with [`max_alloc`](Self::max_alloc) set to `bytes`.
+    pub fn with_max_alloc(self, bytes: u64) -> Self {
+        DecodeLimits {
+            max_alloc: bytes,
+            ..self
         }
     }
 
@@ -95,6 +109,7 @@ impl DecodeLimits {
     pub fn none() -> Self {
         DecodeLimits {
             max_pixels: u64::MAX,
+            max_alloc: u64::MAX,
         }
     }
 
@@ -193,6 +208,25 @@ pub enum IoError {
         /// How to proceed.
         hint: &'static str,
     },
+    /// Decoding would take more memory than [`DecodeLimits::max_alloc`] allows.
+    #[error(
+        "{}: decoding {width}×{height} needs {:.0} MB, over the memory limit of {:.0} MB",
+        path.display(),
+        *bytes as f64 / 1e6,
+        *limit as f64 / 1e6
+    )]
+    OverMemoryLimit {
+        /// The file.
+        path: PathBuf,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// Bytes the decoded picture would take.
+        bytes: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// Memory for the decoded picture could not be allocated.
     #[error(
         "{}: cannot allocate {:.0} MB to decode {width}×{height}",
@@ -223,6 +257,7 @@ impl IoError {
             | IoError::Exists { path }
             | IoError::Malformed { path, .. }
             | IoError::NotReplaceable { path, .. }
+            | IoError::OverMemoryLimit { path, .. }
             | IoError::OutOfMemory { path, .. } => path,
         }
     }
@@ -331,6 +366,15 @@ pub fn decode_reader_with_info<R: BufRead + Seek>(
     } else {
         decoded.saturating_add(rgb8)
     };
+    if need > limits.max_alloc {
+        return Err(IoError::OverMemoryLimit {
+            path: name.to_owned(),
+            width,
+            height,
+            bytes: need,
+            limit: limits.max_alloc,
+        });
+    }
     let mut probe: Vec<u8> = Vec::new();
     if usize::try_from(need)
         .ok()

@@ -322,6 +322,16 @@ impl Upscaler {
         self.model.scale
     }
 
+    /// Bytes of the band buffer that [`Upscaler::upscale_rows`] holds for a `width × height`
+    /// input: `min(tile, height)·scale` output rows of `3·width·scale` bytes. With the decoded
+    /// input, this is the memory that depends on the picture; the model's own working set
+    /// depends on the tile size and threads only.
+    pub fn band_bytes(&self, width: u32, height: u32) -> u64 {
+        let s = self.model.scale as u64;
+        let rows = (self.tiles.tile as u64).min(u64::from(height)) * s;
+        rows.saturating_mul(u64::from(width) * s * 3)
+    }
+
     /// The model in use: its file (a sibling of the one given when the requested precision came
     /// from there), `<embedded:NAME>` or `<bytes>`.
     pub fn model_name(&self) -> &Path {

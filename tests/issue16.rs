@@ -453,7 +453,8 @@ fn a_failed_allocation_with_a_raised_limit_is_an_error_not_an_abort() {
         .current_dir(f.dir.path())
         .arg("-c")
         .arg(format!(
-            "ulimit -v 1000000 && exec {BIN} upscale huge.png --limit-mp 1000 --model tiny.onnx -j 1"
+            "ulimit -v 1000000 && exec {BIN} upscale huge.png --limit-mp 1000 --limit-mem inf \
+             --model tiny.onnx -j 1"
         ))
         .output()
         .unwrap();
@@ -464,6 +465,47 @@ fn a_failed_allocation_with_a_raised_limit_is_an_error_not_an_abort() {
         "{err}"
     );
     assert!(f.temps().is_empty());
+}
+
+/// A 100 MP picture of zeros is a few hundred KB; decoding it takes 300 MB (400 MB as RGBA),
+/// which with one band of output rows and the model went over the 400 MB budget. `--limit-mem`
+/// refuses it from its header.
+#[test]
+fn a_small_file_that_decodes_to_100_mp_is_refused_by_the_memory_limit() {
+    let f = Fixture::new();
+    let path = f.path("zeros.png");
+    {
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut enc = png::Encoder::new(file, 10000, 10000);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        let mut w = enc.write_header().unwrap().into_stream_writer().unwrap();
+        let row = vec![0u8; 10000 * 4];
+        for _ in 0..10000 {
+            w.write_all(&row).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    assert!(std::fs::metadata(&path).unwrap().len() < 2_000_000);
+    let o = f.savl(&["upscale", "zeros.png"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("zeros.png")
+            && err.contains("needs 700 MB")
+            && err.contains("--limit-mem 200"),
+        "{err}"
+    );
+    // A wide picture's band of output rows counts too.
+    f.picture("strip.png", 30000, 40);
+    let o = f.savl(&["upscale", "strip.png", "--limit-mem", "40"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("strip.png") && err.contains("band of output rows"),
+        "{err}"
+    );
 }
 
 // ---- 8. quieter defects ----

@@ -36,6 +36,11 @@ pub struct InspectArgs {
           value_parser = super::upscale::parse_megapixels, allow_negative_numbers = true)]
     limit_mp: f64,
 
+    /// Memory limit in MB for the decoded picture (with its RGB copy), checked before decoding.
+    #[arg(long, value_name = "MB", default_value_t = super::upscale::DEFAULT_LIMIT_MEM_MB,
+          value_parser = super::upscale::parse_megabytes, allow_negative_numbers = true)]
+    limit_mem: f64,
+
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -74,7 +79,8 @@ impl Plan {
             input: args.input.clone(),
             map,
             force: args.force,
-            limits: DecodeLimits::megapixels(args.limit_mp),
+            limits: DecodeLimits::megapixels(args.limit_mp)
+                .with_max_alloc(super::upscale::megabytes(args.limit_mem)),
             verbosity,
         })
     }

@@ -25,6 +25,7 @@ pub fn run(
     (w, h): (u32, u32),
     model: &ModelArgs,
     limits: DecodeLimits,
+    limit_mem: u64,
     verbosity: Verbosity,
 ) -> Result<Outcome> {
     if u64::from(w) * u64::from(h) > limits.max_pixels {
@@ -38,6 +39,15 @@ pub fn run(
         bail!("--raw writes binary frames to stdout: pipe it to a program or a file");
     }
     let upscaler = model.build(limits.max_pixels, verbosity)?;
+    let need = (u64::from(w) * u64::from(h) * 3).saturating_add(upscaler.band_bytes(w, h));
+    if need > limit_mem {
+        bail!(
+            "--raw {w}x{h} needs {:.0} MB for a frame and one band of output rows, over \
+             --limit-mem {:.0} MB",
+            need as f64 / 1e6,
+            limit_mem as f64 / 1e6
+        );
+    }
     let s = upscaler.scale() as u32;
     if verbosity >= Verbosity::Verbose {
         note!(

@@ -64,8 +64,35 @@ pub struct UpscaleArgs {
           allow_negative_numbers = true)]
     limit_mp: f64,
 
+    /// Memory limit in MB for what depends on the picture: its decoded pixels (with the RGB
+    /// copy) plus one band of output rows. Checked from the header, before decoding. The model's
+    /// own working set comes on top (about 160 MB at the default tile with 2 threads); JPEG and
+    /// WebP outputs also hold the whole output (48 bytes per input pixel).
+    #[arg(long, value_name = "MB", default_value_t = DEFAULT_LIMIT_MEM_MB,
+          value_parser = parse_megabytes, allow_negative_numbers = true)]
+    limit_mem: f64,
+
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// Default of `--limit-mem`, in MB: with the model's working set at the default tile and 2
+/// threads, `savl upscale` to PNG stays under 400 MB for any input.
+pub const DEFAULT_LIMIT_MEM_MB: f64 = 200.0;
+
+/// Parses a positive number of megabytes (`inf` for no limit).
+pub fn parse_megabytes(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(mb) if mb > 0.0 => Ok(mb),
+        _ => Err(format!(
+            "expected a positive number of megabytes, got {s:?}"
+        )),
+    }
+}
+
+/// Megabytes to bytes, saturating (`inf` gives `u64::MAX`).
+pub fn megabytes(mb: f64) -> u64 {
+    (mb * 1e6).min(u64::MAX as f64) as u64
 }
 
 /// Parses a positive number of megapixels (`inf` for no limit).
@@ -104,6 +131,7 @@ pub struct Plan {
     format: OutputFormat,
     force: bool,
     limits: DecodeLimits,
+    limit_mem: u64,
     verbosity: Verbosity,
 }
 
@@ -111,7 +139,13 @@ pub struct Plan {
 pub fn run_args(args: UpscaleArgs, verbosity: Verbosity) -> Result<Outcome> {
     let limits = DecodeLimits::megapixels(args.limit_mp);
     if let Some(size) = args.raw {
-        return raw::run(size, &args.model, limits, verbosity);
+        return raw::run(
+            size,
+            &args.model,
+            limits,
+            megabytes(args.limit_mem),
+            verbosity,
+        );
     }
     // The model first: a bad --model is reported before anything else (exit 2), and its scale
     // names the outputs.
@@ -216,6 +250,7 @@ impl Plan {
             format,
             force: args.force,
             limits,
+            limit_mem: megabytes(args.limit_mem),
             verbosity,
         })
     }
@@ -389,7 +424,14 @@ fn upscale_one(
     plan: &Plan,
     pb: &ProgressBar,
 ) -> Result<(u32, u32)> {
-    let decoded = io::decode_path_with_info(input, &plan.limits)?;
+    let limits = memory_limits(upscaler, input, plan)?;
+    let decoded = io::decode_path_with_info(input, &limits).map_err(|e| match e {
+        io::IoError::OverMemoryLimit { .. } => anyhow::anyhow!(
+            "{e} (what --limit-mem {:.0} MB leaves after one band of output rows)",
+            plan.limit_mem as f64 / 1e6
+        ),
+        e => e.into(),
+    })?;
     if decoded.animated && plan.verbosity > Verbosity::Quiet {
         say(
             pb,
@@ -444,6 +486,27 @@ fn upscale_one(
     }
     out.commit()?;
     Ok((ow, oh))
+}
+
+/// The decode limits for `input` under `--limit-mem`: what one band of output rows leaves of it
+/// (the band is sized from the header, for either orientation).
+fn memory_limits(upscaler: &Upscaler, input: &Path, plan: &Plan) -> Result<DecodeLimits> {
+    let Ok((w, h)) = io::dimensions(input) else {
+        // The decoder reports what is wrong with the header.
+        return Ok(plan.limits.with_max_alloc(plan.limit_mem));
+    };
+    if u64::from(w) * u64::from(h) > plan.limits.max_pixels {
+        return Ok(plan.limits);
+    }
+    let band = upscaler.band_bytes(w, h).max(upscaler.band_bytes(h, w));
+    if band >= plan.limit_mem {
+        bail!(
+            "a {w}×{h} picture needs {:.0} MB for one band of output rows, over --limit-mem {:.0}              MB (raise it, or lower --tile)",
+            band as f64 / 1e6,
+            plan.limit_mem as f64 / 1e6
+        );
+    }
+    Ok(plan.limits.with_max_alloc(plan.limit_mem - band))
 }
 
 #[cfg(test)]
