@@ -15,6 +15,12 @@ use savl::testmodel::TestModel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_savl");
 
+/// The binary under test: `SAVL_TEST_BIN` if set (to run these tests against another build, such
+/// as the one before the fix), else the one cargo built.
+fn bin() -> String {
+    std::env::var("SAVL_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 struct Fixture {
     dir: tempfile::TempDir,
 }
@@ -45,7 +51,7 @@ impl Fixture {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.current_dir(self.dir.path())
             .args(args)
             .args(["--model", "tiny.onnx", "--tile", "32", "-j", "1"])
@@ -453,8 +459,9 @@ fn a_failed_allocation_with_a_raised_limit_is_an_error_not_an_abort() {
         .current_dir(f.dir.path())
         .arg("-c")
         .arg(format!(
-            "ulimit -v 1000000 && exec {BIN} upscale huge.png --limit-mp 1000 --limit-mem inf \
-             --model tiny.onnx -j 1"
+            "ulimit -v 1000000 && exec {} upscale huge.png --limit-mp 1000 --limit-mem inf \
+             --model tiny.onnx -j 1",
+            bin()
         ))
         .output()
         .unwrap();
@@ -532,7 +539,7 @@ fn invalid_model_metadata_is_refused_at_load() {
     f.picture("p.png", 8, 8);
     for (key, value) in [("savl.scale", "abc"), ("savl.receptive_field", "-5")] {
         std::fs::write(f.path("bad.onnx"), model_with(|m| set_meta(m, key, value))).unwrap();
-        let o = Command::new(BIN)
+        let o = Command::new(bin())
             .current_dir(f.dir.path())
             .args(["upscale", "p.png", "--model", "bad.onnx"])
             .output()
@@ -576,7 +583,7 @@ fn a_model_without_three_output_channels_is_refused_at_load() {
         rewire_sr(m, "Concat", &[orig.as_str()], vec![]);
     });
     std::fs::write(f.path("six.onnx"), six).unwrap();
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .current_dir(f.dir.path())
         .args(["upscale", "p.png", "--model", "six.onnx"])
         .output()
@@ -595,7 +602,7 @@ fn a_model_that_outputs_nan_fails_instead_of_writing_black() {
         rewire_sr(m, "Mul", &["nan"], vec![t]);
     });
     std::fs::write(f.path("nan.onnx"), nan).unwrap();
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .current_dir(f.dir.path())
         .args(["upscale", "p.png", "--model", "nan.onnx", "-j", "1"])
         .output()
@@ -613,7 +620,7 @@ fn a_precision_taken_from_a_sibling_file_is_announced() {
     let int8_labelled = model_with(|m| set_meta(m, "savl.precision", "int8"));
     std::fs::write(f.path("m.int8.onnx"), int8_labelled).unwrap();
     std::fs::copy(f.path("tiny.onnx"), f.path("m.onnx")).unwrap();
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .current_dir(f.dir.path())
         .args([
             "upscale",
