@@ -105,10 +105,11 @@ fn force_writes_into_a_fifo_and_keeps_it_a_fifo() {
     };
     let o = f.savl(&["upscale", "in.png", "-o", "pipe.png", "--force"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Checked before joining: a replaced FIFO would leave the reader blocked for ever.
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
     let bytes = reader.join().unwrap();
     let img = image::load_from_memory(&bytes).unwrap();
     assert_eq!((img.width(), img.height()), (40, 24));
-    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
     assert!(f.temps().is_empty(), "{:?}", f.temps());
 }
 
@@ -134,29 +135,27 @@ fn force_refuses_a_symlink_and_says_so() {
     assert_eq!(std::fs::read(f.path("target.png")).unwrap(), b"precious");
 }
 
+/// The case was `-o /dev/null --force` as root, which turned `/dev/null` into a PNG. The
+/// test makes its own null device node in its folder (needs root for `mknod`; skipped otherwise),
+/// so that a regression can only damage a file of its own.
 #[test]
-fn force_to_dev_null_writes_into_it_and_never_replaces_it() {
-    let null = Path::new("/dev/null");
-    if !null
-        .metadata()
-        .is_ok_and(|m| m.file_type().is_char_device())
-    {
-        eprintln!("skipped: /dev/null is not a character device here");
-        return;
-    }
+fn force_to_a_device_node_writes_into_it_and_never_replaces_it() {
     let f = Fixture::new();
     f.picture("in.png", 8, 8);
-    let o = f.savl(&[
-        "upscale",
-        "in.png",
-        "-o",
-        "/dev/null",
-        "--format",
-        "png",
-        "--force",
-    ]);
+    let dev = f.path("null.png");
+    let made = Command::new("mknod")
+        .arg(&dev)
+        .args(["c", "1", "3"])
+        .stderr(Stdio::null())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mknod needs root");
+        return;
+    }
+    let o = f.savl(&["upscale", "in.png", "-o", "null.png", "--force"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(null.metadata().unwrap().file_type().is_char_device());
+    assert!(dev.symlink_metadata().unwrap().file_type().is_char_device());
+    assert!(f.temps().is_empty());
 }
 
 // ---- 2. truncated and forged JPEGs ----
