@@ -1122,6 +1122,87 @@ impl Drop for AtomicOutput {
     }
 }
 
+/// Reads raw RGB24 frames of a fixed size from a stream (`savl upscale --raw`): whole frames, or
+/// an error naming the frame when the stream ends inside one.
+#[derive(Debug)]
+pub struct RawFrameReader<R> {
+    input: R,
+    width: u32,
+    height: u32,
+    frame_len: usize,
+    frames: u64,
+}
+
+impl<R: std::io::Read> RawFrameReader<R> {
+    /// Frames of `width × height` RGB24 pixels from `input`.
+    ///
+    /// # Errors
+    /// An empty size, or a frame too large to address, is `InvalidInput`.
+    pub fn new(input: R, width: u32, height: u32) -> std::io::Result<Self> {
+        let frame_len = (width as usize)
+            .checked_mul(height as usize)
+            .and_then(|n| n.checked_mul(3))
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("frame size {width}x{height} is empty or too large"),
+                )
+            })?;
+        Ok(RawFrameReader {
+            input,
+            width,
+            height,
+            frame_len,
+            frames: 0,
+        })
+    }
+
+    /// Bytes in one frame.
+    pub fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    /// Frames read so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Reads the next frame into `buf` (resized to [`frame_len`](Self::frame_len)); `Ok(false)`
+    /// at the end of the stream.
+    ///
+    /// # Errors
+    /// The stream's read errors, and `UnexpectedEof` naming the frame and the bytes it had when
+    /// the stream ends inside a frame.
+    pub fn read_frame(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        buf.resize(self.frame_len, 0);
+        let mut got = 0;
+        while got < self.frame_len {
+            match self.input.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if got == 0 {
+            return Ok(false);
+        }
+        if got < self.frame_len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stdin ended inside frame {}: {got} of {} bytes (is the size {}x{} and the \
+                     pixel format rgb24?)",
+                    self.frames, self.frame_len, self.width, self.height
+                ),
+            ));
+        }
+        self.frames += 1;
+        Ok(true)
+    }
+}
+
 /// Whether `a` and `b` name the same existing file (same device and inode on Unix, so hard
 /// links and symlinks count; canonical paths elsewhere). `false` if either does not exist.
 pub fn is_same_file(a: &Path, b: &Path) -> bool {

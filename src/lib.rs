@@ -52,6 +52,9 @@ pub mod winograd;
 
 #[cfg(feature = "capi")]
 pub mod capi;
+#[cfg(feature = "capi")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod metrics;
 
