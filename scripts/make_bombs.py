@@ -75,8 +75,8 @@ write("meta_iccp_1gib.png", png(8, 8, extra=chunk(b"iCCP", b"bomb\0\0" + gib)))
 write("meta_ztxt_1gib.png", png(8, 8, extra=chunk(b"zTXt", b"Comment\0\0" + gib)))
 write("meta_itxt_1gib.png", png(8, 8, extra=chunk(b"iTXt", b"Comment\0\1\0\0\0" + gib)))
 write(
-    "meta_ztxt_x64.png",
-    png(8, 8, extra=b"".join(chunk(b"zTXt", b"k%d\0\0" % i + zeros_deflated(64 << 20)) for i in range(64))),
+    "meta_ztxt_x16.png",
+    png(8, 8, extra=b"".join(chunk(b"zTXt", b"k%d\0\0" % i + zeros_deflated(64 << 20)) for i in range(16))),
 )
 # Many small chunks, many IDAT chunks.
 write("chunks_100k_text.png", png(8, 8, extra=chunk(b"tEXt", b"k\0v") * 100000))
