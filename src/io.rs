@@ -968,8 +968,9 @@ fn sweep_stale(dir: &Path, file_name: &std::ffi::OsStr) {
 /// - The temporary name is `.NAME.HASH.PID.XXXXXX.tmp`, with NAME shortened so that it fits in 255
 ///   bytes whatever the output name's length.
 /// - [`remove_temp_files`] removes the temporary files of a process on a signal; temporary files
-///   left by a killed process (whose PID no longer runs) are removed by the next
-///   [`AtomicOutput::create`] for the same output name in that folder.
+///   left by a killed process (whose PID no longer runs, as `/proc` tells; where there is no
+///   `/proc`, nothing is swept) are removed by the next [`AtomicOutput::create`] for the same
+///   output name in that folder.
 /// - A FIFO or character device at the destination ([`Destination::Stream`]) is written into
 ///   directly with `overwrite`, never replaced; a symbolic link is refused (see
 ///   [`check_destination`]).
