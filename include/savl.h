@@ -12,7 +12,8 @@
 typedef enum SavlStatus {
   // Success.
   SAVL_STATUS_OK = 0,
-  // A null pointer, a zero size, a stride shorter than a row, or a buffer too small.
+  // A null pointer, a zero size, a stride shorter than a row, a size that overflows, a buffer
+  // too small, or overlapping buffers.
   SAVL_STATUS_INVALID_ARGUMENT = 1,
   // The model file is missing, corrupt, or not a savl model.
   SAVL_STATUS_MODEL = 2,
@@ -29,7 +30,10 @@ typedef enum SavlStatus {
 } SavlStatus;
 
 // An upscaler: model, plans and worker state. Create with [`savl_upscaler_new`], release with
-// [`savl_upscaler_free`]. One handle may be used from one thread at a time.
+// [`savl_upscaler_free`]. Thread-safe: several threads may call [`savl_upscaler_run`] and
+// [`savl_upscaler_output_size`] on one handle at the same time (the calls share the handle's
+// cached plans; each runs on its own buffers). [`savl_upscaler_free`] must not race with any
+// other call on the handle.
 typedef struct SavlUpscaler SavlUpscaler;
 
 // Options for [`savl_upscaler_new`]; start from [`savl_options_default`].
@@ -52,14 +56,16 @@ extern "C" {
 struct SavlOptions savl_options_default(void);
 
 // Creates an upscaler. On success `*out` holds a handle to release with [`savl_upscaler_free`];
-// on failure `*out` is set to NULL.
+// on failure `*out` is set to NULL. A model file that is missing, unreadable, corrupt or not a
+// savl model gives `SAVL_STATUS_MODEL`.
 //
 // # Safety
 // `options` is null (defaults) or points to a valid [`SavlOptions`] whose strings are null or
 // NUL-terminated; `out` is a valid pointer to a handle pointer.
 enum SavlStatus savl_upscaler_new(const struct SavlOptions *options, struct SavlUpscaler **out);
 
-// Output size for an input of `width × height`.
+// Output size for an input of `width × height`: `SAVL_STATUS_INVALID_ARGUMENT` for an empty
+// size (as [`savl_upscaler_run`] would give), `SAVL_STATUS_LIMITS` if it does not fit 32 bits.
 //
 // # Safety
 // `upscaler` is a live handle; `out_width` and `out_height` are valid pointers.
@@ -69,16 +75,21 @@ enum SavlStatus savl_upscaler_output_size(const struct SavlUpscaler *upscaler,
                                           uint32_t *out_width,
                                           uint32_t *out_height);
 
-// Upscales an RGB8 image (`width × height`, rows `src_stride` bytes apart) into `dst`, a
-// caller-provided buffer of `dst_len` bytes whose rows are `dst_stride` bytes apart. The output
-// is `scale·width × scale·height` (see [`savl_upscaler_output_size`]); padding bytes between
-// rows are left untouched.
+// Upscales an RGB8 image (`width × height`, rows `src_stride` bytes apart, in `src`, a buffer
+// of `src_len` bytes) into `dst`, a caller-provided buffer of `dst_len` bytes whose rows are
+// `dst_stride` bytes apart. The output is `scale·width × scale·height` (see
+// [`savl_upscaler_output_size`]); padding bytes between rows are left untouched.
+//
+// `SAVL_STATUS_INVALID_ARGUMENT` if `src_len < src_stride·(height−1) + 3·width`, if `dst_len` is
+// short in the same way, if a stride is shorter than its row, if a size overflows, or if the
+// two buffers overlap.
 //
 // # Safety
-// `upscaler` is a live handle; `src` points to at least `src_stride·(height−1) + 3·width`
-// readable bytes; `dst` points to `dst_len` writable bytes that do not overlap `src`.
-enum SavlStatus savl_upscaler_run(struct SavlUpscaler *upscaler,
+// `upscaler` is a live handle; `src` points to `src_len` readable bytes; `dst` points to
+// `dst_len` writable bytes.
+enum SavlStatus savl_upscaler_run(const struct SavlUpscaler *upscaler,
                                   const uint8_t *src,
+                                  uintptr_t src_len,
                                   uint32_t width,
                                   uint32_t height,
                                   uintptr_t src_stride,
@@ -96,8 +107,9 @@ void savl_upscaler_free(struct SavlUpscaler **upscaler);
 // stays valid until the next savl call on this thread.
 const char *savl_last_error(void);
 
-// A static description of a status code.
-const char *savl_status_str(enum SavlStatus status);
+// A static description of a status code; any value outside `SavlStatus` gives
+// `"unknown status"` (never NULL).
+const char *savl_status_str(int status);
 
 // For binding tests: panics inside the library's guard and returns what the caller would see
 // for a panic in the runtime (`SAVL_STATUS_PANIC`, with a message in [`savl_last_error`]).

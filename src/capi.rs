@@ -6,11 +6,17 @@
 //! Contract, for every function:
 //! * a [`SavlStatus`] comes back; on anything but `SAVL_STATUS_OK`, [`savl_last_error`] holds a
 //!   message for the calling thread;
-//! * null pointers, zero sizes and short buffers are checked and reported, never dereferenced;
-//! * no panic crosses the boundary: it is caught and reported as `SAVL_STATUS_PANIC`.
+//! * null pointers, zero sizes, strides shorter than a row, sizes that overflow, overlapping
+//!   buffers and buffers shorter than their stated length needs are checked and reported, never
+//!   dereferenced (a length that is larger than the real buffer cannot be detected: it is the
+//!   caller's promise);
+//! * no panic crosses the boundary: it is caught and reported as `SAVL_STATUS_PANIC`;
+//! * threads: a handle may be used by several threads at once (`savl_upscaler_run`,
+//!   `savl_upscaler_output_size`); only [`savl_upscaler_free`] needs it to be idle.
+//!   `tests/capi.rs` and `tests/c/capi_test.c` run one handle from 4 threads at once.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::{Error, Precision, Upscaler};
@@ -21,7 +27,8 @@ use crate::{Error, Precision, Upscaler};
 pub enum SavlStatus {
     /// Success.
     Ok = 0,
-    /// A null pointer, a zero size, a stride shorter than a row, or a buffer too small.
+    /// A null pointer, a zero size, a stride shorter than a row, a size that overflows, a buffer
+    /// too small, or overlapping buffers.
     InvalidArgument = 1,
     /// The model file is missing, corrupt, or not a savl model.
     Model = 2,
@@ -52,10 +59,18 @@ pub struct SavlOptions {
 }
 
 /// An upscaler: model, plans and worker state. Create with [`savl_upscaler_new`], release with
-/// [`savl_upscaler_free`]. One handle may be used from one thread at a time.
+/// [`savl_upscaler_free`]. Thread-safe: several threads may call [`savl_upscaler_run`] and
+/// [`savl_upscaler_output_size`] on one handle at the same time (the calls share the handle's
+/// cached plans; each runs on its own buffers). [`savl_upscaler_free`] must not race with any
+/// other call on the handle.
 pub struct SavlUpscaler {
     inner: Upscaler,
 }
+
+const _: () = {
+    const fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<Upscaler>();
+};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -138,7 +153,8 @@ pub extern "C" fn savl_options_default() -> SavlOptions {
 }
 
 /// Creates an upscaler. On success `*out` holds a handle to release with [`savl_upscaler_free`];
-/// on failure `*out` is set to NULL.
+/// on failure `*out` is set to NULL. A model file that is missing, unreadable, corrupt or not a
+/// savl model gives `SAVL_STATUS_MODEL`.
 ///
 /// # Safety
 /// `options` is null (defaults) or points to a valid [`SavlOptions`] whose strings are null or
@@ -176,14 +192,18 @@ pub unsafe extern "C" fn savl_upscaler_new(
         if opts.threads != 0 {
             b = b.threads(opts.threads as usize);
         }
-        let inner = b.build().map_err(from_error)?;
+        let inner = b.build().map_err(|e| match e {
+            Error::Io { .. } => (SavlStatus::Model, e.to_string()),
+            e => from_error(e),
+        })?;
         // SAFETY: checked non-null above.
         unsafe { *out = Box::into_raw(Box::new(SavlUpscaler { inner })) };
         Ok(())
     })
 }
 
-/// Output size for an input of `width × height`.
+/// Output size for an input of `width × height`: `SAVL_STATUS_INVALID_ARGUMENT` for an empty
+/// size (as [`savl_upscaler_run`] would give), `SAVL_STATUS_LIMITS` if it does not fit 32 bits.
 ///
 /// # Safety
 /// `upscaler` is a live handle; `out_width` and `out_height` are valid pointers.
@@ -200,6 +220,9 @@ pub unsafe extern "C" fn savl_upscaler_output_size(
             return Err(invalid(
                 "upscaler, out_width and out_height must not be NULL",
             ));
+        }
+        if width == 0 || height == 0 {
+            return Err(invalid(format!("image size {width}x{height} is empty")));
         }
         // SAFETY: non-null, a live handle per the contract.
         let s = unsafe { &(*upscaler).inner }.scale() as u64;
@@ -219,18 +242,23 @@ pub unsafe extern "C" fn savl_upscaler_output_size(
     })
 }
 
-/// Upscales an RGB8 image (`width × height`, rows `src_stride` bytes apart) into `dst`, a
-/// caller-provided buffer of `dst_len` bytes whose rows are `dst_stride` bytes apart. The output
-/// is `scale·width × scale·height` (see [`savl_upscaler_output_size`]); padding bytes between
-/// rows are left untouched.
+/// Upscales an RGB8 image (`width × height`, rows `src_stride` bytes apart, in `src`, a buffer
+/// of `src_len` bytes) into `dst`, a caller-provided buffer of `dst_len` bytes whose rows are
+/// `dst_stride` bytes apart. The output is `scale·width × scale·height` (see
+/// [`savl_upscaler_output_size`]); padding bytes between rows are left untouched.
+///
+/// `SAVL_STATUS_INVALID_ARGUMENT` if `src_len < src_stride·(height−1) + 3·width`, if `dst_len` is
+/// short in the same way, if a stride is shorter than its row, if a size overflows, or if the
+/// two buffers overlap.
 ///
 /// # Safety
-/// `upscaler` is a live handle; `src` points to at least `src_stride·(height−1) + 3·width`
-/// readable bytes; `dst` points to `dst_len` writable bytes that do not overlap `src`.
+/// `upscaler` is a live handle; `src` points to `src_len` readable bytes; `dst` points to
+/// `dst_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn savl_upscaler_run(
-    upscaler: *mut SavlUpscaler,
+    upscaler: *const SavlUpscaler,
     src: *const u8,
+    src_len: usize,
     width: u32,
     height: u32,
     src_stride: usize,
@@ -252,10 +280,21 @@ pub unsafe extern "C" fn savl_upscaler_run(
                 "src_stride {src_stride} < 3*width = {row}"
             )));
         }
+        let src_need = src_stride
+            .checked_mul(h - 1)
+            .and_then(|n| n.checked_add(row))
+            .ok_or_else(|| invalid(format!("src_stride {src_stride} × height overflows")))?;
+        if src_len < src_need {
+            return Err(invalid(format!(
+                "src_len {src_len} < {src_need} bytes needed (src_stride·(height−1) + 3·width)"
+            )));
+        }
         // SAFETY: non-null, a live handle per the contract.
         let up = unsafe { &(*upscaler).inner };
         let s = up.scale();
-        let out_row = row * s;
+        let out_row = row
+            .checked_mul(s)
+            .ok_or_else(|| invalid("output row size overflows"))?;
         if dst_stride < out_row {
             return Err(invalid(format!(
                 "dst_stride {dst_stride} < 3*width*scale = {out_row}"
@@ -268,17 +307,28 @@ pub unsafe extern "C" fn savl_upscaler_run(
         if dst_len < need {
             return Err(invalid(format!("dst_len {dst_len} < {need} bytes needed")));
         }
-        let src_len = src_stride * (h - 1) + row;
-        // SAFETY: the caller guarantees `src_len` readable bytes.
-        let src = unsafe { std::slice::from_raw_parts(src, src_len) };
-        let mut packed = Vec::with_capacity(row * h);
+        let (s0, s1) = (src as usize, src as usize + src_need);
+        let (d0, d1) = (dst as usize, (dst as usize).saturating_add(need));
+        if s0 < d1 && d0 < s1 {
+            return Err(invalid("src and dst overlap"));
+        }
+        // SAFETY: the caller guarantees `src_len` ≥ `src_need` readable bytes.
+        let src = unsafe { std::slice::from_raw_parts(src, src_need) };
+        let mut packed = Vec::new();
+        packed.try_reserve_exact(row * h).map_err(|_| {
+            (
+                SavlStatus::Limits,
+                format!("cannot allocate {} bytes for the input", row * h),
+            )
+        })?;
         for y in 0..h {
             packed.extend_from_slice(&src[y * src_stride..y * src_stride + row]);
         }
         let img = image::RgbImage::from_raw(width, height, packed)
             .ok_or_else(|| invalid("input buffer size mismatch"))?;
-        // SAFETY: the caller guarantees `dst_len` writable bytes, not overlapping `src`.
-        let dst = unsafe { std::slice::from_raw_parts_mut(dst, dst_len) };
+        // SAFETY: the caller guarantees `dst_len` ≥ `need` writable bytes; overlap with `src`
+        // was refused above.
+        let dst = unsafe { std::slice::from_raw_parts_mut(dst, need) };
         up.upscale_rows(&img, |first, rows| {
             for (i, r) in rows.chunks_exact(out_row).enumerate() {
                 let y = first as usize + i;
@@ -318,18 +368,20 @@ pub extern "C" fn savl_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-/// A static description of a status code.
+/// A static description of a status code; any value outside `SavlStatus` gives
+/// `"unknown status"` (never NULL).
 #[no_mangle]
-pub extern "C" fn savl_status_str(status: SavlStatus) -> *const c_char {
+pub extern "C" fn savl_status_str(status: c_int) -> *const c_char {
     let s: &'static CStr = match status {
-        SavlStatus::Ok => c"ok",
-        SavlStatus::InvalidArgument => c"invalid argument",
-        SavlStatus::Model => c"model error",
-        SavlStatus::Unsupported => c"unsupported",
-        SavlStatus::Limits => c"limit exceeded",
-        SavlStatus::Io => c"i/o error",
-        SavlStatus::Runtime => c"inference failed",
-        SavlStatus::Panic => c"internal panic",
+        0 => c"ok",
+        1 => c"invalid argument",
+        2 => c"model error",
+        3 => c"unsupported",
+        4 => c"limit exceeded",
+        5 => c"i/o error",
+        6 => c"inference failed",
+        7 => c"internal panic",
+        _ => c"unknown status",
     };
     s.as_ptr()
 }

@@ -10,7 +10,14 @@
 //! [`decode_path`] reads PNG, JPEG and WebP (the formats this build of `image` has). The header is
 //! read first and the picture is refused *before* any pixel is decoded if it is over
 //! [`DecodeLimits::max_pixels`] (default 100 MP): a hostile or mistaken 60 000 × 60 000 PNG costs a
-//! few bytes of header, not 10 GB. Every error names the file.
+//! few bytes of header, not 10 GB. Every error names the file. Before decoding, the file's
+//! structure is checked ([`IoError::Malformed`]): a JPEG must reach its end-of-image marker and
+//! hold at least one byte per 512 pixels it claims (so work is bounded by the data present), and a
+//! WebP must be as long as its RIFF header says; the decoders would otherwise fill a truncated
+//! picture with grey and report success. Metadata (ICC profiles, text) is read under a 16 MB cap,
+//! and the decoded picture is allocated fallibly: a failed allocation is
+//! [`IoError::OutOfMemory`], not an abort. An animated PNG or WebP gives its first frame;
+//! [`decode_path_with_info`] says so.
 //!
 //! Conversion to RGB8 (what the network takes):
 //! - **alpha is dropped**: the colour channels are kept as stored, the alpha channel is discarded
@@ -33,7 +40,12 @@
 //! - [`AtomicOutput`] writes to a hidden temporary file in the destination folder and renames it
 //!   over the destination only once everything is written and synced: a crash or an error never
 //!   leaves a half-written output under the final name. Without `overwrite` it never replaces an
-//!   existing file (checked up front and again, atomically, at the rename).
+//!   existing file (checked up front and again, atomically, at the rename). With `overwrite` it
+//!   replaces regular files only: a FIFO or character device is written into directly, a
+//!   symbolic link, folder, block device or socket is refused ([`check_destination`]).
+//!   [`remove_temp_files`] removes the temporary files of unfinished outputs (for signal
+//!   handlers), and the temporary files of killed processes are swept by the next output of the
+//!   same name in the same folder.
 //! - [`is_same_file`] lets a caller refuse to write over one of its inputs (the CLI always does,
 //!   even with `--force`).
 
@@ -61,12 +73,17 @@ pub struct DecodeLimits {
     /// take (about 3 bytes a pixel once decoded, up to 8 while decoding a 16-bit RGBA PNG), and the
     /// upscaling time (linear in pixels).
     pub max_pixels: u64,
+    /// Largest number of bytes the decoded picture may take: the decoder's buffer (1 to 8 bytes
+    /// a pixel by colour type and depth) plus the RGB8 copy made from it unless it already is
+    /// RGB8. Checked from the header, before decoding. Default: no limit (`u64::MAX`).
+    pub max_alloc: u64,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_pixels: DEFAULT_MAX_PIXELS,
+            max_alloc: u64::MAX,
         }
     }
 }
@@ -76,6 +93,15 @@ impl DecodeLimits {
     pub fn megapixels(mp: f64) -> Self {
         DecodeLimits {
             max_pixels: (mp.max(0.0) * 1e6).round() as u64,
+            ..DecodeLimits::default()
+        }
+    }
+
+    /// These limits with [`max_alloc`](Self::max_alloc) set to `bytes`.
+    pub fn with_max_alloc(self, bytes: u64) -> Self {
+        DecodeLimits {
+            max_alloc: bytes,
+            ..self
         }
     }
 
@@ -83,6 +109,7 @@ impl DecodeLimits {
     pub fn none() -> Self {
         DecodeLimits {
             max_pixels: u64::MAX,
+            max_alloc: u64::MAX,
         }
     }
 
@@ -161,6 +188,61 @@ pub enum IoError {
         /// The file.
         path: PathBuf,
     },
+    /// The file's structure is wrong before any pixel is decoded: truncated, or a header that
+    /// claims more pixels than the data can hold.
+    #[error("{}: cannot decode: {message}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The output path holds something that is never replaced: a symbolic link (not followed),
+    /// a folder, a block device or a socket.
+    #[error("{}: is {what}; savl never replaces it{hint}", path.display())]
+    NotReplaceable {
+        /// The path.
+        path: PathBuf,
+        /// What is there ("a symbolic link", "a folder", …).
+        what: &'static str,
+        /// How to proceed.
+        hint: &'static str,
+    },
+    /// Decoding would take more memory than [`DecodeLimits::max_alloc`] allows.
+    #[error(
+        "{}: decoding {width}×{height} needs {:.0} MB, over the memory limit of {:.0} MB",
+        path.display(),
+        *bytes as f64 / 1e6,
+        *limit as f64 / 1e6
+    )]
+    OverMemoryLimit {
+        /// The file.
+        path: PathBuf,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// Bytes the decoded picture would take.
+        bytes: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Memory for the decoded picture could not be allocated.
+    #[error(
+        "{}: cannot allocate {:.0} MB to decode {width}×{height}",
+        path.display(),
+        *bytes as f64 / 1e6
+    )]
+    OutOfMemory {
+        /// The file.
+        path: PathBuf,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// Bytes that could not be allocated.
+        bytes: u64,
+    },
 }
 
 impl IoError {
@@ -172,19 +254,39 @@ impl IoError {
             | IoError::TooLarge { path, .. }
             | IoError::Write { path, .. }
             | IoError::Encode { path, .. }
-            | IoError::Exists { path } => path,
+            | IoError::Exists { path }
+            | IoError::Malformed { path, .. }
+            | IoError::NotReplaceable { path, .. }
+            | IoError::OverMemoryLimit { path, .. }
+            | IoError::OutOfMemory { path, .. } => path,
         }
     }
+}
+
+/// A decoded picture and what the decoder left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Decoded {
+    /// The picture as RGB8.
+    pub image: RgbImage,
+    /// The file is animated (APNG or animated WebP): `image` is its first frame only.
+    pub animated: bool,
 }
 
 /// Reads and decodes the picture at `path` to RGB8 (see the module docs for the conversions),
 /// refusing it before decoding if it is over `limits`.
 pub fn decode_path(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, IoError> {
+    decode_path_with_info(path, limits).map(|d| d.image)
+}
+
+/// [`decode_path`], also telling whether the file was animated (only its first frame is
+/// decoded).
+pub fn decode_path_with_info(path: &Path, limits: &DecodeLimits) -> Result<Decoded, IoError> {
     let file = File::open(path).map_err(|cause| IoError::Read {
         path: path.to_owned(),
         cause,
     })?;
-    decode_reader(BufReader::new(file), path, limits)
+    decode_reader_with_info(BufReader::new(file), path, limits)
 }
 
 /// Decodes a picture from `reader` (format guessed from its first bytes) to RGB8; `name` is used
@@ -194,10 +296,35 @@ pub fn decode_reader<R: BufRead + Seek>(
     name: &Path,
     limits: &DecodeLimits,
 ) -> Result<RgbImage, IoError> {
+    decode_reader_with_info(reader, name, limits).map(|d| d.image)
+}
+
+/// [`decode_reader`], also telling whether the picture was animated.
+///
+/// # Errors
+/// [`IoError::Malformed`] for a truncated JPEG or WebP, or a JPEG header claiming more pixels than
+/// its data can hold (checked before decoding, see the module docs); [`IoError::TooLarge`] over
+/// the limit; [`IoError::OutOfMemory`] when the decoded picture cannot be allocated;
+/// [`IoError::Decode`] for anything the decoder refuses.
+pub fn decode_reader_with_info<R: BufRead + Seek>(
+    mut reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+) -> Result<Decoded, IoError> {
     let decode_err = |cause| IoError::Decode {
         path: name.to_owned(),
         cause,
     };
+    let read_err = |cause| IoError::Read {
+        path: name.to_owned(),
+        cause,
+    };
+    let sniffed = crate::sniff::sniff(&mut reader)
+        .map_err(read_err)?
+        .map_err(|message| IoError::Malformed {
+            path: name.to_owned(),
+            message,
+        })?;
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
         .map_err(|cause| IoError::Read {
@@ -212,10 +339,7 @@ pub fn decode_reader<R: BufRead + Seek>(
             ),
         )));
     }
-    // The header alone (no pixels) under a small allocation cap.
-    let mut header_limits = image::Limits::default();
-    header_limits.max_alloc = Some(64 << 20);
-    reader.limits(header_limits);
+    reader.limits(header_limits());
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > limits.max_pixels {
@@ -232,9 +356,57 @@ pub fn decode_reader<R: BufRead + Seek>(
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    // The decoded buffer, and the RGB8 copy made from it unless it already is RGB8, must fit:
+    // checked with a fallible reservation, so that an allocation failure is an error, not an
+    // abort.
+    let rgb8 = pixels_u64(width, height).saturating_mul(3);
+    let decoded = decoder.total_bytes();
+    let need = if decoder.color_type() == image::ColorType::Rgb8 {
+        decoded
+    } else {
+        decoded.saturating_add(rgb8)
+    };
+    if need > limits.max_alloc {
+        return Err(IoError::OverMemoryLimit {
+            path: name.to_owned(),
+            width,
+            height,
+            bytes: need,
+            limit: limits.max_alloc,
+        });
+    }
+    let mut probe: Vec<u8> = Vec::new();
+    if usize::try_from(need)
+        .ok()
+        .and_then(|n| probe.try_reserve_exact(n).ok())
+        .is_none()
+    {
+        return Err(IoError::OutOfMemory {
+            path: name.to_owned(),
+            width,
+            height,
+            bytes: need,
+        });
+    }
+    drop(probe);
     let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     img.apply_orientation(orientation);
-    Ok(to_rgb8(img))
+    Ok(Decoded {
+        image: to_rgb8(img),
+        animated: sniffed.animated,
+    })
+}
+
+fn pixels_u64(width: u32, height: u32) -> u64 {
+    u64::from(width) * u64::from(height)
+}
+
+/// The allocation cap while reading headers and metadata (ICC profiles, text chunks), before the
+/// picture's own size is known to be acceptable.
+fn header_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(16 << 20);
+    limits
 }
 
 /// Converts any decoded picture to RGB8: alpha dropped, 16-bit scaled, grey replicated. Free for
@@ -247,13 +419,15 @@ pub fn to_rgb8(img: DynamicImage) -> RgbImage {
 }
 
 /// Reads only the header of the picture at `path`: its `(width, height)` before orientation.
+/// Metadata is read under the same small allocation cap as [`decode_path`]'s header.
 pub fn dimensions(path: &Path) -> Result<(u32, u32), IoError> {
-    let reader = ImageReader::open(path)
+    let mut reader = ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|cause| IoError::Read {
             path: path.to_owned(),
             cause,
         })?;
+    reader.limits(header_limits());
     reader.into_dimensions().map_err(|cause| IoError::Decode {
         path: path.to_owned(),
         cause,
@@ -300,6 +474,39 @@ impl OutputFormat {
     pub fn is_streaming(&self) -> bool {
         matches!(self, OutputFormat::Png)
     }
+
+    /// The largest side this format can store: PNG 2³¹−1, JPEG 65535, WebP 16383.
+    pub fn max_side(&self) -> u32 {
+        match self {
+            OutputFormat::Png => i32::MAX as u32,
+            OutputFormat::Jpeg { .. } => u16::MAX as u32,
+            OutputFormat::WebP => 16383,
+        }
+    }
+
+    /// Checks that a `width × height` picture fits this format, so that a caller can refuse an
+    /// output before computing it; `name` is used in the message.
+    ///
+    /// # Errors
+    /// [`IoError::Encode`] naming the limit.
+    pub fn check_size(&self, width: u32, height: u32, name: &Path) -> Result<(), IoError> {
+        let max = self.max_side();
+        if width == 0 || height == 0 || width > max || height > max {
+            return Err(IoError::Encode {
+                path: name.to_owned(),
+                message: format!(
+                    "a {width}×{height} picture does not fit {}: {} is limited to {max} px a side",
+                    self.extension(),
+                    match self {
+                        OutputFormat::Png => "PNG",
+                        OutputFormat::Jpeg { .. } => "JPEG",
+                        OutputFormat::WebP => "WebP",
+                    }
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for OutputFormat {
@@ -333,7 +540,11 @@ pub fn has_image_extension(path: &Path) -> bool {
 }
 
 /// Encodes a whole RGB8 picture to `out` in `format`; `name` is used in error messages.
-pub fn write_image<W: Write + Seek>(
+///
+/// # Errors
+/// [`IoError::Encode`] if the picture is over the format's size limit (see
+/// [`OutputFormat::check_size`]), [`IoError::Write`] if `out` fails.
+pub fn write_image<W: Write>(
     img: &RgbImage,
     format: OutputFormat,
     out: W,
@@ -349,6 +560,7 @@ pub fn write_image<W: Write + Seek>(
             message: other.to_string(),
         },
     };
+    format.check_size(img.width(), img.height(), name)?;
     match format {
         OutputFormat::Png => {
             let mut out = BufWriter::new(out);
@@ -546,27 +758,256 @@ fn png_err(e: png::EncodingError, name: &Path) -> IoError {
     }
 }
 
+/// What sits at an output path, and what [`AtomicOutput`] does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Destination {
+    /// Nothing: the output is created (temporary file, then rename).
+    Absent,
+    /// A regular file: replaced atomically (temporary file, then rename), only with `overwrite`.
+    Regular,
+    /// A FIFO or a character device (`/dev/null`, a terminal): written into directly, as `cp`
+    /// does, only with `overwrite`; never replaced.
+    Stream,
+}
+
+/// Says what is at `dest` and whether an output may go there.
+///
+/// # Errors
+/// [`IoError::Exists`] if something is there and `overwrite` is false;
+/// [`IoError::NotReplaceable`] for a symbolic link (never followed nor replaced, even with
+/// `overwrite`), a folder, a block device or a socket.
+pub fn check_destination(dest: &Path, overwrite: bool) -> Result<Destination, IoError> {
+    let meta = match dest.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Destination::Absent),
+        Err(cause) => {
+            return Err(IoError::Write {
+                path: dest.to_owned(),
+                cause,
+            })
+        }
+    };
+    if !overwrite {
+        return Err(IoError::Exists {
+            path: dest.to_owned(),
+        });
+    }
+    let refuse = |what, hint| {
+        Err(IoError::NotReplaceable {
+            path: dest.to_owned(),
+            what,
+            hint,
+        })
+    };
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return refuse(
+            "a symbolic link",
+            " and does not follow it (name the link's target as the output instead)",
+        );
+    }
+    if ft.is_dir() {
+        return refuse("a folder", "");
+    }
+    if ft.is_file() {
+        return Ok(Destination::Regular);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() || ft.is_char_device() {
+            return Ok(Destination::Stream);
+        }
+        if ft.is_block_device() {
+            return refuse("a block device", "");
+        }
+        if ft.is_socket() {
+            return refuse("a socket", "");
+        }
+    }
+    refuse("not a regular file", "")
+}
+
+/// Longest file name most file systems accept, in bytes.
+const NAME_MAX: usize = 255;
+
+/// Temporary files of this process not yet committed or dropped, for [`remove_temp_files`].
+static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Temporary files of processes that no longer run, in one folder: (hash of the output name they
+/// were for, path).
+type StaleFiles = Vec<(u64, PathBuf)>;
+
+/// Stale temporary files found per folder, listed once per process and folder.
+static STALE: Mutex<Vec<(PathBuf, StaleFiles)>> = Mutex::new(Vec::new());
+
+/// Removes the temporary files of every [`AtomicOutput`] of this process that is neither
+/// committed nor dropped; returns how many were removed. For a signal handler's thread (it locks
+/// a mutex: not async-signal-safe), just before the process ends.
+pub fn remove_temp_files() -> usize {
+    let live = match LIVE_TEMPS.lock() {
+        Ok(l) => l.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    live.iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
+fn register(path: &Path) {
+    if let Ok(mut l) = LIVE_TEMPS.lock() {
+        l.push(path.to_owned());
+    }
+}
+
+fn unregister(path: &Path) {
+    if let Ok(mut l) = LIVE_TEMPS.lock() {
+        l.retain(|p| p != path);
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash of an output name, carried by its temporary files.
+fn name_hash(name: &std::ffi::OsStr) -> u64 {
+    name.as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// The temporary-name prefix for output `file_name`: `.NAME.HASH.PID.` with NAME cut so that
+/// the whole temporary name (prefix, 6 random characters, `.tmp`) fits in [`NAME_MAX`] bytes.
+fn temp_prefix(file_name: &std::ffi::OsStr) -> std::ffi::OsString {
+    let tail = format!(".{:016x}.{}.", name_hash(file_name), std::process::id());
+    let room = NAME_MAX - 1 - tail.len() - 6 - ".tmp".len();
+    let mut prefix = std::ffi::OsString::from(".");
+    match file_name.to_str() {
+        Some(s) => {
+            let mut cut = s.len().min(room);
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            prefix.push(&s[..cut]);
+        }
+        None => {
+            let bytes = file_name.as_encoded_bytes();
+            let cut = bytes.len().min(room);
+            prefix.push(String::from_utf8_lossy(&bytes[..cut]).as_ref());
+        }
+    }
+    prefix.push(tail);
+    prefix
+}
+
+/// Parses a temporary name `.NAME.HASH.PID.XXXXXX.tmp` into (hash, pid).
+fn parse_temp_name(name: &str) -> Option<(u64, u32)> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = rest.rsplitn(4, '.');
+    let rand = parts.next()?;
+    let pid = parts.next()?.parse().ok()?;
+    let hash = parts.next()?;
+    parts.next()?;
+    if rand.len() != 6 || hash.len() != 16 {
+        return None;
+    }
+    Some((u64::from_str_radix(hash, 16).ok()?, pid))
+}
+
+/// Whether process `pid` still runs (`true` when it cannot be told).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc_root = Path::new("/proc/self");
+    if !proc_root.exists() {
+        return true;
+    }
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes temporary files in `dir` left for output `file_name` by savl processes that no longer
+/// run (killed before they could clean up). The folder is listed once per process.
+fn sweep_stale(dir: &Path, file_name: &std::ffi::OsStr) {
+    let Ok(mut stale) = STALE.lock() else {
+        return;
+    };
+    let key = dir.to_owned();
+    if !stale.iter().any(|(d, _)| *d == key) {
+        let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let Some((hash, pid)) = name.to_str().and_then(parse_temp_name) else {
+                    continue;
+                };
+                if !process_alive(pid) && e.file_type().is_ok_and(|t| t.is_file()) {
+                    found.push((hash, e.path()));
+                }
+            }
+        }
+        stale.push((key.clone(), found));
+    }
+    let hash = name_hash(file_name);
+    if let Some((_, found)) = stale.iter_mut().find(|(d, _)| *d == key) {
+        found.retain(|(h, p)| {
+            if *h == hash {
+                let _ = std::fs::remove_file(p);
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
 /// An output file written under a temporary name in the destination's folder and renamed into
 /// place by [`commit`](Self::commit). Dropped without `commit`, the temporary file is removed and
 /// the destination is untouched.
+///
+/// - The temporary name is `.NAME.HASH.PID.XXXXXX.tmp`, with NAME shortened so that it fits in 255
+///   bytes whatever the output name's length.
+/// - [`remove_temp_files`] removes the temporary files of a process on a signal; temporary files
+///   left by a killed process (whose PID no longer runs, as `/proc` tells; where there is no
+///   `/proc`, nothing is swept) are removed by the next [`AtomicOutput::create`] for the same
+///   output name in that folder.
+/// - A FIFO or character device at the destination ([`Destination::Stream`]) is written into
+///   directly with `overwrite`, never replaced; a symbolic link is refused (see
+///   [`check_destination`]).
 #[derive(Debug)]
 pub struct AtomicOutput {
-    tmp: tempfile::NamedTempFile,
+    target: Target,
     dest: PathBuf,
     overwrite: bool,
 }
 
+#[derive(Debug)]
+enum Target {
+    Temp(tempfile::NamedTempFile),
+    Direct(File),
+    Done,
+}
+
 impl AtomicOutput {
-    /// Creates the temporary file next to `dest`. Without `overwrite`, fails with
-    /// [`IoError::Exists`] if `dest` already exists.
+    /// Creates the temporary file next to `dest` (or opens `dest` for writing if it is a FIFO or a
+    /// character device and `overwrite` is set).
+    ///
+    /// # Errors
+    /// Those of [`check_destination`]; [`IoError::Write`] if the file cannot be created.
     pub fn create(dest: &Path, overwrite: bool) -> Result<Self, IoError> {
         let write_err = |cause| IoError::Write {
             path: dest.to_owned(),
             cause,
         };
-        if !overwrite && dest.symlink_metadata().is_ok() {
-            return Err(IoError::Exists {
-                path: dest.to_owned(),
+        if check_destination(dest, overwrite)? == Destination::Stream {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .map_err(write_err)?;
+            return Ok(AtomicOutput {
+                target: Target::Direct(file),
+                dest: dest.to_owned(),
+                overwrite,
             });
         }
         let dir = match dest.parent() {
@@ -576,11 +1017,10 @@ impl AtomicOutput {
         let file_name = dest
             .file_name()
             .ok_or_else(|| write_err(std::io::Error::other("not a file name")))?;
-        let mut prefix = std::ffi::OsString::from(".");
-        prefix.push(file_name);
-        prefix.push(".");
+        sweep_stale(dir, file_name);
+        let prefix = temp_prefix(file_name);
         let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
+        builder.prefix(&prefix).suffix(".tmp").rand_bytes(6);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -588,8 +1028,9 @@ impl AtomicOutput {
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
         let tmp = builder.tempfile_in(dir).map_err(write_err)?;
+        register(tmp.path());
         Ok(AtomicOutput {
-            tmp,
+            target: Target::Temp(tmp),
             dest: dest.to_owned(),
             overwrite,
         })
@@ -600,45 +1041,166 @@ impl AtomicOutput {
         &self.dest
     }
 
-    /// The temporary file to write to (seekable, unbuffered: wrap it in a `BufWriter` or use
-    /// [`write_image`], which buffers).
-    pub fn file(&mut self) -> &mut File {
-        self.tmp.as_file_mut()
+    /// The temporary file's path (`None` when writing into a FIFO or device directly).
+    pub fn temp_path(&self) -> Option<&Path> {
+        match &self.target {
+            Target::Temp(t) => Some(t.path()),
+            _ => None,
+        }
     }
 
-    /// An owned handle on the temporary file (a duplicate descriptor), for writers that must own
-    /// theirs, such as [`PngRowWriter`].
+    /// The file to write to (unbuffered: wrap it in a `BufWriter` or use [`write_image`], which
+    /// buffers). Seekable unless the destination is a FIFO or device.
+    pub fn file(&mut self) -> &mut File {
+        match &mut self.target {
+            Target::Temp(t) => t.as_file_mut(),
+            Target::Direct(f) => f,
+            Target::Done => unreachable!("AtomicOutput used after commit"),
+        }
+    }
+
+    /// An owned handle on the file (a duplicate descriptor), for writers that must own theirs,
+    /// such as [`PngRowWriter`].
     pub fn writer(&self) -> Result<File, IoError> {
-        self.tmp
-            .as_file()
-            .try_clone()
-            .map_err(|cause| IoError::Write {
-                path: self.dest.clone(),
-                cause,
-            })
+        let file = match &self.target {
+            Target::Temp(t) => t.as_file(),
+            Target::Direct(f) => f,
+            Target::Done => unreachable!("AtomicOutput used after commit"),
+        };
+        file.try_clone().map_err(|cause| IoError::Write {
+            path: self.dest.clone(),
+            cause,
+        })
     }
 
     /// Syncs the temporary file and renames it to the destination. Without `overwrite` the rename
-    /// fails (atomically) if the destination appeared meanwhile.
-    pub fn commit(self) -> Result<(), IoError> {
-        let dest = self.dest;
+    /// fails (atomically) if the destination appeared meanwhile. A FIFO or device destination was
+    /// written directly: nothing is renamed.
+    pub fn commit(mut self) -> Result<(), IoError> {
+        let dest = self.dest.clone();
         let write_err = |cause| IoError::Write {
             path: dest.clone(),
             cause,
         };
-        self.tmp.as_file().sync_all().map_err(write_err)?;
-        if self.overwrite {
-            self.tmp.persist(&dest).map_err(|e| write_err(e.error))?;
-        } else {
-            self.tmp.persist_noclobber(&dest).map_err(|e| {
-                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    IoError::Exists { path: dest.clone() }
-                } else {
-                    write_err(e.error)
+        let tmp = match std::mem::replace(&mut self.target, Target::Done) {
+            Target::Temp(t) => t,
+            Target::Direct(_) | Target::Done => return Ok(()),
+        };
+        let tmp_path = tmp.path().to_owned();
+        let result = (|| {
+            tmp.as_file().sync_all().map_err(write_err)?;
+            if self.overwrite {
+                // The destination may have become a link or a FIFO since `create`.
+                if check_destination(&dest, true)? == Destination::Stream {
+                    return Err(IoError::NotReplaceable {
+                        path: dest.clone(),
+                        what: "a FIFO or device created while the output was written",
+                        hint: "",
+                    });
                 }
-            })?;
+                tmp.persist(&dest).map_err(|e| write_err(e.error))?;
+            } else {
+                tmp.persist_noclobber(&dest).map_err(|e| {
+                    if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                        IoError::Exists { path: dest.clone() }
+                    } else {
+                        write_err(e.error)
+                    }
+                })?;
+            }
+            Ok(())
+        })();
+        unregister(&tmp_path);
+        result
+    }
+}
+
+impl Drop for AtomicOutput {
+    fn drop(&mut self) {
+        if let Target::Temp(t) = &self.target {
+            unregister(t.path());
         }
-        Ok(())
+    }
+}
+
+/// Reads raw RGB24 frames of a fixed size from a stream (`savl upscale --raw`): whole frames, or
+/// an error naming the frame when the stream ends inside one.
+#[derive(Debug)]
+pub struct RawFrameReader<R> {
+    input: R,
+    width: u32,
+    height: u32,
+    frame_len: usize,
+    frames: u64,
+}
+
+impl<R: std::io::Read> RawFrameReader<R> {
+    /// Frames of `width × height` RGB24 pixels from `input`.
+    ///
+    /// # Errors
+    /// An empty size, or a frame too large to address, is `InvalidInput`.
+    pub fn new(input: R, width: u32, height: u32) -> std::io::Result<Self> {
+        let frame_len = (width as usize)
+            .checked_mul(height as usize)
+            .and_then(|n| n.checked_mul(3))
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("frame size {width}x{height} is empty or too large"),
+                )
+            })?;
+        Ok(RawFrameReader {
+            input,
+            width,
+            height,
+            frame_len,
+            frames: 0,
+        })
+    }
+
+    /// Bytes in one frame.
+    pub fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    /// Frames read so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Reads the next frame into `buf` (resized to [`frame_len`](Self::frame_len)); `Ok(false)`
+    /// at the end of the stream.
+    ///
+    /// # Errors
+    /// The stream's read errors, and `UnexpectedEof` naming the frame and the bytes it had when
+    /// the stream ends inside a frame.
+    pub fn read_frame(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+        buf.resize(self.frame_len, 0);
+        let mut got = 0;
+        while got < self.frame_len {
+            match self.input.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if got == 0 {
+            return Ok(false);
+        }
+        if got < self.frame_len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stdin ended inside frame {}: {got} of {} bytes (is the size {}x{} and the \
+                     pixel format rgb24?)",
+                    self.frames, self.frame_len, self.width, self.height
+                ),
+            ));
+        }
+        self.frames += 1;
+        Ok(true)
     }
 }
 
@@ -754,6 +1316,47 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().starts_with("cut.png: "), "{err}");
+    }
+
+    /// Issue 16: a truncated JPEG decoded "successfully" with a grey-filled remainder.
+    #[test]
+    fn truncated_pictures_fail_in_every_format() {
+        let img = gradient(64, 48);
+        for format in [OutputFormat::Png, OutputFormat::JPEG, OutputFormat::WebP] {
+            let mut buf = Cursor::new(Vec::new());
+            write_image(&img, format, &mut buf, Path::new("x")).unwrap();
+            let full = buf.into_inner();
+            let n = full.len();
+            let mut cuts = vec![n / 2, n * 9 / 10];
+            if format != OutputFormat::Png {
+                // A PNG cut inside IEND has every pixel; JPEG and WebP must still fail.
+                cuts.extend([n * 99 / 100, n - 2, n - 1]);
+            }
+            for cut in cuts {
+                let r = decode_reader(
+                    Cursor::new(&full[..cut]),
+                    Path::new("cut"),
+                    &DecodeLimits::default(),
+                );
+                assert!(r.is_err(), "{format} cut at {cut} of {n} decoded");
+            }
+            let whole = decode_reader(Cursor::new(&full), Path::new("x"), &DecodeLimits::default());
+            assert_eq!(whole.unwrap().dimensions(), (64, 48), "{format}");
+        }
+    }
+
+    #[test]
+    fn temporary_names_fit_and_parse_back() {
+        let long = "é".repeat(127);
+        for name in ["a.png", long.as_str()] {
+            let prefix = temp_prefix(std::ffi::OsStr::new(name));
+            let full = format!("{}abcdef.tmp", prefix.to_str().unwrap());
+            assert!(full.len() <= NAME_MAX, "{}", full.len());
+            let (hash, pid) = parse_temp_name(&full).unwrap();
+            assert_eq!(hash, name_hash(std::ffi::OsStr::new(name)));
+            assert_eq!(pid, std::process::id());
+        }
+        assert_eq!(parse_temp_name(".a.png.tmp"), None);
     }
 
     #[test]

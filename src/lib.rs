@@ -40,6 +40,7 @@ pub mod onnx_proto;
 #[doc(hidden)]
 pub mod pointwise;
 mod precision;
+mod sniff;
 pub mod strength;
 #[doc(hidden)]
 pub mod testing;
@@ -52,6 +53,9 @@ pub mod winograd;
 
 #[cfg(feature = "capi")]
 pub mod capi;
+#[cfg(feature = "capi")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod metrics;
 

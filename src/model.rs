@@ -147,6 +147,36 @@ fn meta_of(proto: &pb::ModelProto) -> Meta {
     }
 }
 
+/// Checks that the savl metadata the loader reads, when present, holds valid values: a scale
+/// of 1–16 and a receptive field that is a non-negative integer.
+fn check_meta(proto: &pb::ModelProto, label: &Path) -> Result<(), Error> {
+    for p in &proto.metadata_props {
+        let v = p.value.trim();
+        let bad = match p.key.as_str() {
+            "savl.scale" => !matches!(v.parse::<usize>(), Ok(1..=16)),
+            "savl.receptive_field" => v.parse::<usize>().is_err(),
+            _ => false,
+        };
+        if bad {
+            return Err(Error::model(
+                label,
+                format!(
+                    "invalid metadata {} = {:?} (expected {})",
+                    p.key,
+                    p.value,
+                    if p.key == "savl.scale" {
+                        "an integer from 1 to 16"
+                    } else {
+                        "a non-negative integer of LR pixels"
+                    }
+                ),
+                None,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The precision of a model file: from `savl.precision`, else from its ops and weights.
 pub(crate) fn precision_of(proto: &pb::ModelProto) -> Precision {
     if let Some(p) = meta_of(proto)
@@ -199,6 +229,8 @@ impl LoadedModel {
         label: PathBuf,
         opts: LoadOptions,
     ) -> Result<LoadedModel, Error> {
+        let lbl = label.as_path();
+        check_meta(proto, lbl)?;
         let rewritten;
         let proto = if opts.strength == 1.0 {
             proto
@@ -211,7 +243,6 @@ impl LoadedModel {
         };
         let meta = meta_of(proto);
         let precision = precision_of(proto);
-        let lbl = label.as_path();
         let onnx = tract_onnx::onnx();
         let inference = onnx
             .model_for_proto_model(proto)
@@ -330,6 +361,18 @@ impl LoadedModel {
         let sr_fact = typed
             .outlet_fact(sr)
             .map_err(|e| model_err(lbl, "no output fact", e))?;
+        let sr_rank = sr_fact.shape.len();
+        let sr_channels = sr_fact.shape.get(1).and_then(|d| d.to_i64().ok());
+        if sr_rank != 4 || sr_channels.is_some_and(|c| c != 3) {
+            return Err(Error::model(
+                lbl,
+                format!(
+                    "output 0 must be [1,3,s·H,s·W] (RGB), found shape {:?}",
+                    sr_fact.shape
+                ),
+                None,
+            ));
+        }
         let out_h = sr_fact
             .shape
             .get(2)

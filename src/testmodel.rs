@@ -24,6 +24,8 @@ pub struct TestModel {
     pub degradation_outputs: bool,
     /// Write savl metadata props.
     pub metadata: bool,
+    /// Upscaling factor (2–4 in tests; savl models are ×4).
+    pub scale: usize,
 }
 
 impl Default for TestModel {
@@ -35,6 +37,7 @@ impl Default for TestModel {
             seed: 1,
             degradation_outputs: true,
             metadata: true,
+            scale: 4,
         }
     }
 }
@@ -163,16 +166,17 @@ impl TestModel {
                 x = g.node("Mul", &[&x, &gates[i / 2]], vec![], 1).remove(0);
             }
         }
-        let t = g.conv(&x, c, 48, 3);
+        let s = self.scale;
+        let t = g.conv(&x, c, 3 * s * s, 3);
         let d2s = g
             .node(
                 "DepthToSpace",
                 &[&t],
-                vec![attr_i("blocksize", 4), attr_s("mode", "CRD")],
+                vec![attr_i("blocksize", s as i64), attr_s("mode", "CRD")],
                 1,
             )
             .remove(0);
-        let scales = g.init_f32(&[4], vec![1.0, 1.0, 4.0, 4.0]);
+        let scales = g.init_f32(&[4], vec![1.0, 1.0, s as f32, s as f32]);
         let up = g
             .node(
                 "Resize",
@@ -233,7 +237,7 @@ impl TestModel {
         let mut metadata_props = vec![];
         if self.metadata {
             for (k, v) in [
-                ("savl.scale", "4".to_string()),
+                ("savl.scale", self.scale.to_string()),
                 ("savl.receptive_field", self.receptive_field().to_string()),
                 ("savl.preset", "test".to_string()),
                 ("savl.precision", "f32".to_string()),

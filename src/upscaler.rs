@@ -341,6 +341,22 @@ impl Upscaler {
         self.model.scale
     }
 
+    /// Bytes of the band buffer that [`Upscaler::upscale_rows`] holds for a `width × height`
+    /// input: `min(tile, height)·scale` output rows of `3·width·scale` bytes. With the decoded
+    /// input, this is the memory that depends on the picture; the model's own working set
+    /// depends on the tile size and threads only.
+    pub fn band_bytes(&self, width: u32, height: u32) -> u64 {
+        let s = self.model.scale as u64;
+        let rows = (self.tiles.tile as u64).min(u64::from(height)) * s;
+        rows.saturating_mul(u64::from(width) * s * 3)
+    }
+
+    /// The model in use: its file (a sibling of the one given when the requested precision came
+    /// from there), `<embedded:NAME>` or `<bytes>`.
+    pub fn model_name(&self) -> &Path {
+        &self.model.label
+    }
+
     /// The precision in use (resolved, never `Auto`).
     pub fn precision(&self) -> Precision {
         self.precision
@@ -489,6 +505,12 @@ impl Upscaler {
             let (r0, r1) = plan.band_rows(b);
             let len = (r1 - r0) * s * row_bytes;
             band.clear();
+            if band.try_reserve_exact(len).is_err() {
+                return Err(Error::Limits(format!(
+                    "cannot allocate {len} bytes for a band of {} output rows",
+                    (r1 - r0) * s
+                )));
+            }
             band.resize(len, 0u8);
             let band_mx = Mutex::new(&mut band[..]);
             self.run_band(&plan, b, img, &mut states, |tile, outs| {
@@ -785,6 +807,15 @@ fn write_sr_crop(
         let r = &data[src..src + c.w];
         let g = &data[plane + src..plane + src + c.w];
         let b = &data[2 * plane + src..2 * plane + src + c.w];
+        if !r.iter().chain(g).chain(b).all(|v| v.is_finite()) {
+            return Err(Error::Runtime(format!(
+                "the model produced NaN or infinite values (output rows {}–{}, columns {}–{})",
+                d.y,
+                d.y + c.h,
+                d.x,
+                d.x + c.w
+            )));
+        }
         let dst = &mut rows[y * c.w * 3..(y + 1) * c.w * 3];
         for (x, px) in dst.chunks_exact_mut(3).enumerate() {
             px[0] = quantize(r[x]);
@@ -800,7 +831,8 @@ fn write_sr_crop(
     Ok(())
 }
 
-/// [0, 1] float to u8 with rounding; out-of-range values clamp, NaN becomes 0.
+/// [0, 1] float to u8 with rounding; out-of-range values clamp (non-finite values are refused
+/// before this).
 #[inline]
 fn quantize(v: f32) -> u8 {
     (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8

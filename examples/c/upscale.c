@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
     size_t out_stride = (size_t)ow * 3, out_len = out_stride * oh;
     uint8_t *dst = malloc(out_len);
     if (!dst) return 1;
-    if ((st = savl_upscaler_run(up, src, w, h, (size_t)w * 3, dst, out_stride, out_len)) != SAVL_STATUS_OK)
+    if ((st = savl_upscaler_run(up, src, (size_t)w * 3 * h, w, h, (size_t)w * 3, dst, out_stride, out_len)) != SAVL_STATUS_OK)
         return fail("savl_upscaler_run", st);
     savl_upscaler_free(&up);
     if (up != NULL) return 1; /* free must null the caller's pointer */

@@ -1,5 +1,6 @@
 //! `savl inspect`: the model's estimate of how a picture is degraded, as numbers and a map.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -32,8 +33,13 @@ pub struct InspectArgs {
 
     /// Decoded-size limit in megapixels: larger inputs are refused before they are decoded.
     #[arg(long, value_name = "MP", default_value_t = 100.0,
-          value_parser = super::upscale::parse_megapixels)]
+          value_parser = super::upscale::parse_megapixels, allow_negative_numbers = true)]
     limit_mp: f64,
+
+    /// Memory limit in MB for the decoded picture (with its RGB copy), checked before decoding.
+    #[arg(long, value_name = "MB", default_value_t = super::upscale::DEFAULT_LIMIT_MEM_MB,
+          value_parser = super::upscale::parse_megabytes, allow_negative_numbers = true)]
+    limit_mem: f64,
 
     #[command(flatten)]
     model: ModelArgs,
@@ -65,9 +71,7 @@ impl Plan {
                 if *path == args.input || io::is_same_file(path, &args.input) {
                     bail!("{}: refusing to overwrite the input", path.display());
                 }
-                if !args.force && path.symlink_metadata().is_ok() {
-                    return Err(io::IoError::Exists { path: path.clone() }.into());
-                }
+                io::check_destination(path, args.force)?;
                 Some((path.clone(), format))
             }
         };
@@ -75,7 +79,8 @@ impl Plan {
             input: args.input.clone(),
             map,
             force: args.force,
-            limits: DecodeLimits::megapixels(args.limit_mp),
+            limits: DecodeLimits::megapixels(args.limit_mp)
+                .with_max_alloc(super::upscale::megabytes(args.limit_mem)),
             verbosity,
         })
     }
@@ -88,12 +93,13 @@ pub fn run_args(args: InspectArgs, verbosity: Verbosity) -> Result<Outcome> {
     run(plan, &upscaler)
 }
 
-/// Decodes, estimates, prints the statistics and writes the map.
+/// Decodes, estimates, prints the statistics and writes the map. A closed stdout comes back as
+/// a broken-pipe error (a quiet success for `main`).
 pub fn run(plan: Plan, upscaler: &savl::Upscaler) -> Result<Outcome> {
     let img = match io::decode_path(&plan.input, &plan.limits) {
         Ok(img) => img,
         Err(e) => {
-            eprintln!("savl: {e}");
+            note!("savl: {e}");
             return Ok(Outcome::SomeFailed);
         }
     };
@@ -102,31 +108,36 @@ pub fn run(plan: Plan, upscaler: &savl::Upscaler) -> Result<Outcome> {
         // A model without degradation outputs is a fatal (model) problem, not a bad input.
         Err(e @ savl::Error::Unsupported(_)) => return Err(e.into()),
         Err(e) => {
-            eprintln!("savl: {}: {e}", plan.input.display());
+            note!("savl: {}: {e}", plan.input.display());
             return Ok(Outcome::SomeFailed);
         }
     };
-    println!(
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
         "{}: {}×{}, degradation code of {} dimensions",
         plan.input.display(),
         img.width(),
         img.height(),
         est.dim
-    );
+    )?;
     if let Some((mean, median, p90, max, above)) = map::severity_stats(&est.severity) {
-        println!(
+        writeln!(
+            stdout,
             "severity (-3 clean .. +3 severe): mean {mean:.2}, median {median:.2}, \
              p90 {p90:.2}, max {max:.2}; {:.1}% of pixels above 1",
             100.0 * above
-        );
+        )?;
     }
+    stdout.flush()?;
+    drop(stdout);
     if let Some((path, format)) = &plan.map {
         let picture = map::render(&img, Maps::from(&est));
         let mut out = AtomicOutput::create(path, plan.force)?;
         io::write_image(&picture, *format, out.file(), path)?;
         out.commit()?;
         if plan.verbosity > Verbosity::Quiet {
-            eprintln!(
+            note!(
                 "savl: wrote {} (left: input, middle: severity, right: μ as colour)",
                 path.display()
             );

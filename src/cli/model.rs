@@ -15,7 +15,9 @@ pub struct ModelArgs {
     pub model: Option<PathBuf>,
 
     /// Numeric precision: auto, f32, f16 or int8. `auto` picks the fastest one this CPU runs
-    /// natively among those the model has (the choice and why are printed with -v).
+    /// natively among those the model has (the choice and why are printed with -v). With
+    /// `-m NAME.onnx`, a precision that file lacks is taken from its sibling `NAME.int8.onnx`,
+    /// `NAME.f16.onnx` or `NAME.onnx`, and a note names the file used.
     #[arg(short, long, value_name = "P", default_value = "auto")]
     pub precision: String,
 
@@ -66,8 +68,18 @@ impl ModelArgs {
         }
         // The runtime's errors already name the model file (or `<embedded>`).
         let upscaler = builder.build()?;
+        if let Some(path) = &self.model {
+            if upscaler.model_name() != path.as_path() && verbosity > Verbosity::Quiet {
+                note!(
+                    "savl: note: {} has no {} weights; using {}",
+                    path.display(),
+                    upscaler.precision(),
+                    upscaler.model_name().display()
+                );
+            }
+        }
         if verbosity >= Verbosity::Verbose {
-            eprintln!("{}", upscaler.describe());
+            note!("{}", upscaler.describe());
         }
         Ok(upscaler)
     }

@@ -36,7 +36,7 @@ pub fn spinner(verbosity: Verbosity) -> ProgressBar {
     pb
 }
 
-/// Prints a line on stderr without tearing the bar.
+/// Prints a line on stderr without tearing the bar; a closed or full stderr is ignored.
 pub fn say(pb: &ProgressBar, line: &str) {
-    pb.suspend(|| eprintln!("{line}"));
+    pb.suspend(|| note!("{line}"));
 }

@@ -9,12 +9,12 @@
 //! Each output frame is written band by band as the runtime finishes its rows, and flushed when
 //! complete, so memory is one input frame plus one band. The input must end on a frame boundary.
 
-use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
-use savl::io::DecodeLimits;
+use savl::io::{DecodeLimits, RawFrameReader};
 
 use super::model::ModelArgs;
 use super::progress::{self, say};
@@ -25,6 +25,7 @@ pub fn run(
     (w, h): (u32, u32),
     model: &ModelArgs,
     limits: DecodeLimits,
+    limit_mem: u64,
     verbosity: Verbosity,
 ) -> Result<Outcome> {
     if u64::from(w) * u64::from(h) > limits.max_pixels {
@@ -38,31 +39,39 @@ pub fn run(
         bail!("--raw writes binary frames to stdout: pipe it to a program or a file");
     }
     let upscaler = model.build(limits.max_pixels, verbosity)?;
+    let need = (u64::from(w) * u64::from(h) * 3).saturating_add(upscaler.band_bytes(w, h));
+    if need > limit_mem {
+        bail!(
+            "--raw {w}x{h} needs {:.0} MB for a frame and one band of output rows, over \
+             --limit-mem {:.0} MB",
+            need as f64 / 1e6,
+            limit_mem as f64 / 1e6
+        );
+    }
     let s = upscaler.scale() as u32;
     if verbosity >= Verbosity::Verbose {
-        eprintln!(
+        note!(
             "raw: {w}x{h} rgb24 in, {}x{} rgb24 out",
             u64::from(w) * u64::from(s),
             u64::from(h) * u64::from(s)
         );
     }
-    let frame_len = w as usize * h as usize * 3;
-    let mut input = std::io::stdin().lock();
+    let mut input = RawFrameReader::new(std::io::stdin().lock(), w, h)?;
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
     let pb = progress::spinner(verbosity);
     let start = Instant::now();
-    let mut buf = vec![0u8; frame_len];
+    let mut buf = Vec::new();
     let mut frames: u64 = 0;
     loop {
-        let got = read_full(&mut input, &mut buf).context("cannot read stdin")?;
-        if got == 0 {
+        let more = input.read_frame(&mut buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                anyhow::anyhow!("{e}")
+            } else {
+                anyhow::Error::new(e).context("cannot read stdin")
+            }
+        })?;
+        if !more {
             break;
-        }
-        if got < frame_len {
-            bail!(
-                "stdin ended inside frame {frames}: {got} of {frame_len} bytes \
-                 (is the size {w}x{h} and the pixel format rgb24?)"
-            );
         }
         let img = RgbImage::from_raw(w, h, buf).context("frame buffer size")?;
         upscaler
@@ -89,18 +98,4 @@ pub fn run(
         );
     }
     Ok(Outcome::Ok)
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match input.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }

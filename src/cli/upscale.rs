@@ -13,19 +13,24 @@ use super::model::ModelArgs;
 use super::progress::{self, say};
 use super::{raw, Outcome, Verbosity};
 
-/// Suffix added to the input's name to make the output's.
-pub const SUFFIX: &str = "_x4";
+/// Suffix added to the input's name to make the output's, for a model of scale `scale`:
+/// `_x4` for savl's ×4 models.
+pub fn suffix(scale: usize) -> String {
+    format!("_x{scale}")
+}
 
 /// Upscale pictures ×4 (PNG, JPEG, WebP in; PNG, JPEG, WebP out).
 ///
-/// Without -o or --out-dir, each output is written beside its input as `NAME_x4.png`.
-/// Outputs are written to a temporary file and renamed when complete; an existing output is
-/// only replaced with --force, and an input is never overwritten. A batch goes on past a bad
-/// file and lists the failures at the end (exit code 1).
+/// Without -o or --out-dir, each output is written beside its input as `NAME_x4.png` (`_x2` for
+/// a ×2 model). Outputs are written to a temporary file and renamed when complete; an existing
+/// output is only replaced with --force, and an input is never overwritten. With --force, a FIFO
+/// or device at the output path is written into (never replaced) and a symbolic link is refused.
+/// A batch goes on past a bad file and lists the failures at the end (exit code 1).
 #[derive(Debug, clap::Args)]
 pub struct UpscaleArgs {
     /// Input pictures or folders. A folder contributes its .png/.jpg/.jpeg/.webp files (not its
-    /// subfolders), except names ending in `_x4` (savl's own outputs).
+    /// subfolders), except names ending in `_x4` (savl's own outputs); a picture name there that
+    /// is not a regular file (a FIFO, a dangling link) is listed as a failure.
     #[arg(value_name = "IN", required_unless_present = "raw")]
     inputs: Vec<PathBuf>,
 
@@ -42,7 +47,9 @@ pub struct UpscaleArgs {
     #[arg(short, long, value_name = "FMT")]
     format: Option<OutputFormat>,
 
-    /// Replace outputs that already exist (inputs are never overwritten, even with --force).
+    /// Replace outputs that already exist (inputs are never overwritten, even with --force). A
+    /// FIFO or character device at the output path is written into, never replaced; a symbolic
+    /// link is refused, not followed.
     #[arg(long)]
     force: bool,
 
@@ -53,11 +60,39 @@ pub struct UpscaleArgs {
     raw: Option<(u32, u32)>,
 
     /// Decoded-size limit in megapixels: larger inputs are refused before they are decoded.
-    #[arg(long, value_name = "MP", default_value_t = 100.0, value_parser = parse_megapixels)]
+    #[arg(long, value_name = "MP", default_value_t = 100.0, value_parser = parse_megapixels,
+          allow_negative_numbers = true)]
     limit_mp: f64,
+
+    /// Memory limit in MB for what depends on the picture: its decoded pixels (with the RGB
+    /// copy) plus one band of output rows. Checked from the header, before decoding. The model's
+    /// own working set comes on top (about 160 MB at the default tile with 2 threads); JPEG and
+    /// WebP outputs also hold the whole output (48 bytes per input pixel).
+    #[arg(long, value_name = "MB", default_value_t = DEFAULT_LIMIT_MEM_MB,
+          value_parser = parse_megabytes, allow_negative_numbers = true)]
+    limit_mem: f64,
 
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// Default of `--limit-mem`, in MB: with the model's working set at the default tile and 2
+/// threads, `savl upscale` to PNG stays under 400 MB for any input.
+pub const DEFAULT_LIMIT_MEM_MB: f64 = 200.0;
+
+/// Parses a positive number of megabytes (`inf` for no limit).
+pub fn parse_megabytes(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(mb) if mb > 0.0 => Ok(mb),
+        _ => Err(format!(
+            "expected a positive number of megabytes, got {s:?}"
+        )),
+    }
+}
+
+/// Megabytes to bytes, saturating (`inf` gives `u64::MAX`).
+pub fn megabytes(mb: f64) -> u64 {
+    (mb * 1e6).min(u64::MAX as f64) as u64
 }
 
 /// Parses a positive number of megapixels (`inf` for no limit).
@@ -96,6 +131,7 @@ pub struct Plan {
     format: OutputFormat,
     force: bool,
     limits: DecodeLimits,
+    limit_mem: u64,
     verbosity: Verbosity,
 }
 
@@ -103,32 +139,47 @@ pub struct Plan {
 pub fn run_args(args: UpscaleArgs, verbosity: Verbosity) -> Result<Outcome> {
     let limits = DecodeLimits::megapixels(args.limit_mp);
     if let Some(size) = args.raw {
-        return raw::run(size, &args.model, limits, verbosity);
+        return raw::run(
+            size,
+            &args.model,
+            limits,
+            megabytes(args.limit_mem),
+            verbosity,
+        );
     }
-    let plan = Plan::from_args(&args, limits, verbosity)?;
-    run(plan, &args.model)
+    // The model first: a bad --model is reported before anything else (exit 2), and its scale
+    // names the outputs.
+    let upscaler = args.model.build(limits.max_pixels, verbosity)?;
+    let plan = Plan::from_args(&args, upscaler.scale(), limits, verbosity)?;
+    run(plan, &upscaler)
 }
 
 impl Plan {
-    /// Expands folders, picks the format and each output path, and marks the jobs that must not
-    /// run (output is an input, output exists without --force, two inputs with one output).
+    /// Expands folders, picks the format and each output path (`NAME_x{scale}.EXT`), and marks
+    /// the jobs that must not run (output is an input, output exists without --force or cannot be
+    /// replaced, two inputs with one output, an input that is not a regular file).
     pub fn from_args(
         args: &UpscaleArgs,
+        scale: usize,
         limits: DecodeLimits,
         verbosity: Verbosity,
     ) -> Result<Plan> {
+        let suffix = suffix(scale);
         let mut jobs: Vec<Job> = Vec::new();
         let mut any_folder = false;
         for input in &args.inputs {
             if input.is_dir() {
                 any_folder = true;
-                let found = list_folder(input)?;
+                let found = list_folder(input, &suffix)?;
                 if found.is_empty() && verbosity > Verbosity::Quiet {
-                    eprintln!("savl: warning: no pictures in folder {}", input.display());
+                    note!("savl: warning: no pictures in folder {}", input.display());
                 }
-                jobs.extend(found.into_iter().map(|p| Job {
+                jobs.extend(found.into_iter().map(|(p, problem)| Job {
+                    output: match problem {
+                        None => Ok(PathBuf::new()),
+                        Some(why) => Err(format!("{}: skipped: {why}", p.display())),
+                    },
                     input: p,
-                    output: Ok(PathBuf::new()),
                 }));
             } else if input.exists() {
                 jobs.push(Job {
@@ -180,47 +231,46 @@ impl Plan {
         }
 
         let inputs: Vec<PathBuf> = jobs.iter().map(|j| j.input.clone()).collect();
-        let mut taken: Vec<PathBuf> = Vec::new();
+        let mut taken: Vec<(PathBuf, PathBuf)> = Vec::new();
         for job in &mut jobs {
             if job.output.is_err() {
                 continue;
             }
+            let name = output_name(&job.input, &suffix, format);
             let out = match (&args.output, &args.out_dir) {
                 (Some(o), _) => o.clone(),
-                (None, Some(dir)) => dir.join(output_name(&job.input, format)),
-                (None, None) => job
-                    .input
-                    .parent()
-                    .unwrap_or(Path::new(""))
-                    .join(output_name(&job.input, format)),
+                (None, Some(dir)) => dir.join(name),
+                (None, None) => job.input.parent().unwrap_or(Path::new("")).join(name),
             };
-            job.output = check_output(&out, &inputs, &taken, args.force);
-            taken.push(out);
+            job.output = check_output(&job.input, &out, &inputs, &taken, args.force);
+            taken.push((out, job.input.clone()));
         }
         Ok(Plan {
             jobs,
             format,
             force: args.force,
             limits,
+            limit_mem: megabytes(args.limit_mem),
             verbosity,
         })
     }
 }
 
-/// `NAME_x4.EXT` for input `…/NAME.anything`.
-fn output_name(input: &Path, format: OutputFormat) -> PathBuf {
+/// `NAME{suffix}.EXT` for input `…/NAME.anything`.
+fn output_name(input: &Path, suffix: &str, format: OutputFormat) -> PathBuf {
     let stem = input.file_stem().unwrap_or(input.as_os_str());
     let mut name = stem.to_os_string();
-    name.push(SUFFIX);
+    name.push(suffix);
     name.push(".");
     name.push(format.extension());
     PathBuf::from(name)
 }
 
 fn check_output(
+    input: &Path,
     out: &Path,
     inputs: &[PathBuf],
-    taken: &[PathBuf],
+    taken: &[(PathBuf, PathBuf)],
     force: bool,
 ) -> Result<PathBuf, String> {
     if let Some(input) = inputs
@@ -233,23 +283,26 @@ fn check_output(
             input.display()
         ));
     }
-    if taken.iter().any(|t| t == out || io::is_same_file(t, out)) {
+    if let Some((_, other)) = taken
+        .iter()
+        .find(|(t, _)| t == out || io::is_same_file(t, out))
+    {
         return Err(format!(
-            "{}: another input of this run writes the same output",
-            out.display()
+            "{}: skipped: its output {} is already written by {}",
+            input.display(),
+            out.display(),
+            other.display()
         ));
     }
-    if !force && out.symlink_metadata().is_ok() {
-        return Err(io::IoError::Exists {
-            path: out.to_owned(),
-        }
-        .to_string());
-    }
+    io::check_destination(out, force).map_err(|e| e.to_string())?;
     Ok(out.to_owned())
 }
 
-/// The pictures directly in `dir` (by extension), sorted by name, without savl's own outputs.
-fn list_folder(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The pictures directly in `dir` (by extension), sorted by name, without savl's own outputs
+/// (names ending in `suffix`). An entry with a picture's extension that is not a regular file
+/// (a FIFO, a device, a dangling symbolic link) comes with the reason it cannot be read;
+/// subfolders are left out.
+fn list_folder(dir: &Path, suffix: &str) -> Result<Vec<(PathBuf, Option<String>)>> {
     let mut found = Vec::new();
     for entry in
         std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?
@@ -260,20 +313,30 @@ fn list_folder(dir: &Path) -> Result<Vec<PathBuf>> {
         let is_output = path
             .file_stem()
             .and_then(|s| s.to_str())
-            .is_some_and(|s| s.ends_with(SUFFIX));
-        if path.is_file() && io::has_image_extension(&path) && !is_output {
-            found.push(path);
+            .is_some_and(|s| s.ends_with(suffix));
+        if !io::has_image_extension(&path) || is_output || path.is_dir() {
+            continue;
         }
+        if path.is_file() {
+            found.push((path, None));
+            continue;
+        }
+        let why = match path.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => {
+                "a dangling symbolic link (its target does not exist)".to_string()
+            }
+            Ok(_) => "not a regular file (a FIFO, device or socket)".to_string(),
+            Err(e) => format!("cannot read: {e}"),
+        };
+        found.push((path, Some(why)));
     }
     found.sort();
     Ok(found)
 }
 
-/// Runs the plan: loads the model (if any job can run), upscales each job, lists failures.
-pub fn run(plan: Plan, model: &ModelArgs) -> Result<Outcome> {
+/// Runs the plan with the loaded model: upscales each job, lists failures.
+pub fn run(plan: Plan, upscaler: &Upscaler) -> Result<Outcome> {
     let start = Instant::now();
-    // Loaded even if no job can run, so that a bad --model is reported first (exit 2).
-    let upscaler = model.build(plan.limits.max_pixels, plan.verbosity)?;
     let total: u64 = plan
         .jobs
         .iter()
@@ -291,7 +354,7 @@ pub fn run(plan: Plan, model: &ModelArgs) -> Result<Outcome> {
             Ok(out) => {
                 pb.set_message(job.input.display().to_string());
                 let t = Instant::now();
-                upscale_one(&upscaler, &job.input, out, &plan, &pb)
+                upscale_one(upscaler, &job.input, out, &plan, &pb)
                     .map(|size| {
                         if plan.verbosity >= Verbosity::Verbose {
                             say(
@@ -323,9 +386,9 @@ pub fn run(plan: Plan, model: &ModelArgs) -> Result<Outcome> {
         let secs = start.elapsed().as_secs_f64();
         if n == 1 {
             let (out, (w, h)) = &done[0];
-            eprintln!("savl: wrote {} ({w}×{h}) in {secs:.1} s", out.display());
+            note!("savl: wrote {} ({w}×{h}) in {secs:.1} s", out.display());
         } else {
-            eprintln!(
+            note!(
                 "savl: upscaled {} of {n} pictures in {secs:.1} s",
                 done.len()
             );
@@ -335,9 +398,9 @@ pub fn run(plan: Plan, model: &ModelArgs) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     if n > 1 {
-        eprintln!("savl: {} of {n} inputs failed:", failures.len());
+        note!("savl: {} of {n} inputs failed:", failures.len());
         for f in &failures {
-            eprintln!("  {f}");
+            note!("  {f}");
         }
     }
     Ok(Outcome::SomeFailed)
@@ -361,13 +424,32 @@ fn upscale_one(
     plan: &Plan,
     pb: &ProgressBar,
 ) -> Result<(u32, u32)> {
-    let img = io::decode_path(input, &plan.limits)?;
+    let limits = memory_limits(upscaler, input, plan)?;
+    let decoded = io::decode_path_with_info(input, &limits).map_err(|e| match e {
+        io::IoError::OverMemoryLimit { .. } => anyhow::anyhow!(
+            "{e} (what --limit-mem {:.0} MB leaves after one band of output rows)",
+            plan.limit_mem as f64 / 1e6
+        ),
+        e => e.into(),
+    })?;
+    if decoded.animated && plan.verbosity > Verbosity::Quiet {
+        say(
+            pb,
+            &format!(
+                "savl: warning: {} is animated; only its first frame is upscaled",
+                input.display()
+            ),
+        );
+    }
+    let img = decoded.image;
     let s = upscaler.scale() as u32;
     let (w, h) = img.dimensions();
     let (ow, oh) = (
         w.checked_mul(s).context("output too wide")?,
         h.checked_mul(s).context("output too tall")?,
     );
+    // Before any work: JPEG and WebP cannot hold every size.
+    plan.format.check_size(ow, oh, output)?;
     let lr_px_per_byte = 3 * u64::from(s) * u64::from(s);
     let mut out = AtomicOutput::create(output, plan.force)?;
     if plan.format.is_streaming() {
@@ -406,6 +488,27 @@ fn upscale_one(
     Ok((ow, oh))
 }
 
+/// The decode limits for `input` under `--limit-mem`: what one band of output rows leaves of it
+/// (the band is sized from the header, for either orientation).
+fn memory_limits(upscaler: &Upscaler, input: &Path, plan: &Plan) -> Result<DecodeLimits> {
+    let Ok((w, h)) = io::dimensions(input) else {
+        // The decoder reports what is wrong with the header.
+        return Ok(plan.limits.with_max_alloc(plan.limit_mem));
+    };
+    if u64::from(w) * u64::from(h) > plan.limits.max_pixels {
+        return Ok(plan.limits);
+    }
+    let band = upscaler.band_bytes(w, h).max(upscaler.band_bytes(h, w));
+    if band >= plan.limit_mem {
+        bail!(
+            "a {w}×{h} picture needs {:.0} MB for one band of output rows, over --limit-mem {:.0}              MB (raise it, or lower --tile)",
+            band as f64 / 1e6,
+            plan.limit_mem as f64 / 1e6
+        );
+    }
+    Ok(plan.limits.with_max_alloc(plan.limit_mem - band))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,12 +524,12 @@ mod tests {
     #[test]
     fn output_names() {
         assert_eq!(
-            output_name(Path::new("a/b/photo.jpeg"), OutputFormat::Png),
+            output_name(Path::new("a/b/photo.jpeg"), &suffix(4), OutputFormat::Png),
             PathBuf::from("photo_x4.png")
         );
         assert_eq!(
-            output_name(Path::new("x.y.png"), OutputFormat::WebP),
-            PathBuf::from("x.y_x4.webp")
+            output_name(Path::new("x.y.png"), &suffix(2), OutputFormat::WebP),
+            PathBuf::from("x.y_x2.webp")
         );
     }
 }

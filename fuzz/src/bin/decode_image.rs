@@ -1,0 +1,4 @@
+//! AFL target: `savl::fuzzing::decode_image`.
+fn main() {
+    afl::fuzz!(|data: &[u8]| savl::fuzzing::decode_image(data));
+}
