@@ -2,11 +2,12 @@
 # Footprint of the shipped artefacts (`dist` profile, stripped), with their biggest
 # contributors, checked against the budgets below:
 #
-#   scripts/size_report.sh [--target x86_64|aarch64|all] [--no-build]
+#   scripts/size_report.sh [--target x86_64|aarch64|all] [--no-build] [--so-only]
 #
 # Per target: the `savl` CLI, `libsavl.so`, and examples/c/upscale.c linked statically against
 # libsavl.a (glibc stays dynamic), all stripped. Default `--target all`; CI runs x86_64 only.
-# Builds with scripts/dist.sh unless --no-build. Exits 1 when a size is above its budget.
+# Builds with scripts/dist.sh unless --no-build; --so-only builds and checks libsavl.so alone
+# (what CI runs, to keep its time low). Exits 1 when a size is above its budget.
 # Contributors: per-crate code size from the symbol table of the unstripped `libsavl.so`
 # (a generic function counts toward the crate named first in its demangled path), and the
 # ELF sections of the stripped file.
@@ -25,11 +26,13 @@ declare -A BUDGET=(
 
 which=all
 build=1
+so_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --target) which="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    *) echo "usage: $0 [--target x86_64|aarch64|all] [--no-build]" >&2; exit 2 ;;
+    --so-only) so_only=1; shift ;;
+    *) echo "usage: $0 [--target x86_64|aarch64|all] [--no-build] [--so-only]" >&2; exit 2 ;;
   esac
 done
 case "$which" in
@@ -72,26 +75,36 @@ for t in "${targets[@]}"; do
     cc=cc; strip=strip; nm=nm; size=size
   fi
   if [ "$build" = 1 ]; then
-    dir=$(scripts/dist.sh --target "$t" | tail -n 1)
+    if [ "$so_only" = 1 ]; then
+      dir=$(scripts/dist.sh --target "$t" --so-only | tail -n 1)
+    else
+      dir=$(scripts/dist.sh --target "$t" | tail -n 1)
+    fi
   elif [ "$t" = "$host" ]; then
     dir=target/dist
   else
     dir=target/$t/dist
   fi
   ship=$dir/ship
-  "$cc" -O2 examples/c/upscale.c -Iinclude "$ship/libsavl.a" -lpthread -ldl -lm \
-    -Wl,--gc-sections -o "$ship/upscale_c"
-  "$strip" --strip-all "$ship/upscale_c"
+  files=(libsavl.so)
+  if [ "$so_only" = 0 ]; then
+    files=(savl libsavl.so upscale_c)
+    # -z noexecstack: tract's assembly objects lack a .note.GNU-stack section, which would
+    # otherwise give the program an executable stack.
+    "$cc" -O2 examples/c/upscale.c -Iinclude "$ship/libsavl.a" -lpthread -ldl -lm \
+      -Wl,--gc-sections -Wl,-z,noexecstack -o "$ship/upscale_c"
+    "$strip" --strip-all "$ship/upscale_c"
+  fi
 
   echo "== $t (profile dist, stripped; budgets in scripts/size_report.sh)"
-  for f in savl libsavl.so upscale_c; do
+  for f in "${files[@]}"; do
     s=$(stat -c %s "$ship/$f")
     b=${BUDGET[$t:$f]}
     verdict=ok
     if [ "$s" -gt "$b" ]; then verdict="OVER BUDGET"; status=1; fi
     printf "  %-12s %10d bytes  %9s  (budget %s)  %s\n" "$f" "$s" "$(mb "$s")" "$(mb "$b")" "$verdict"
   done
-  echo "  libsavl.a    $(stat -c %s "$ship/libsavl.a") bytes  $(mb "$(stat -c %s "$ship/libsavl.a")")  (debug info stripped; not budgeted)"
+  [ "$so_only" = 1 ] || echo "  libsavl.a    $(stat -c %s "$ship/libsavl.a") bytes  $(mb "$(stat -c %s "$ship/libsavl.a")")  (debug info stripped; not budgeted)"
   echo "  biggest contributors to libsavl.so, by crate:"
   crates "$nm" "$dir/libsavl.so"
   echo "  biggest sections of the stripped libsavl.so:"
