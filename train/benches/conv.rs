@@ -81,8 +81,11 @@ fn step(c: &mut Criterion) {
         h,
         w: h,
         z: lr.clone(),
+        maps: vec![0.0; n * savl_train::nn::ORACLE_MAPS * h * h],
         lr,
         hr,
+        twin_lr: Vec::new(),
+        twin_z: Vec::new(),
     };
     let mut t = Trainer::new(tc, &Device::Cpu).unwrap();
     let mut g = c.benchmark_group("lite_step_b16_48x48");

@@ -99,8 +99,11 @@ fn step_timings() {
         h,
         w: h,
         z: lr.clone(),
+        maps: vec![0.0; n * savl_train::nn::ORACLE_MAPS * h * h],
         lr,
         hr,
+        twin_lr: Vec::new(),
+        twin_z: Vec::new(),
     };
     let abl: Vec<Ablation> = match std::env::var("SAVL_ABLATIONS") {
         Ok(v) => v.split(',').map(|a| a.parse().unwrap()).collect(),
