@@ -9,7 +9,7 @@
 //!
 //! where `x_clean` is the code the estimator gives on clean (plain downscaled) photos, stored in
 //! the model's `savl.clean_code` metadata. `S = 1` is the model as trained, `S = 0` tells the net
-//! every pixel is clean (keeps texture), `S > 1` exaggerates the estimate (cleans harder). The
+//! every pixel is clean, `S > 1` exaggerates the estimate. The
 //! rewrite is two elementwise nodes after the gate input, applied to the ONNX graph before it is
 //! optimised, so tiling and every precision keep working.
 

@@ -108,8 +108,8 @@ impl UpscalerBuilder {
     }
 
     /// Denoising strength in `0..=4` (default 1, the model as trained): how much of the
-    /// estimated degradation the SR net is told about ([`crate::strength`]). Lower keeps more
-    /// texture, higher cleans harder. Needs a savl model with `savl.clean_code` metadata; other
+    /// estimated degradation code the SR net is told about ([`crate::strength`]); the output
+    /// moves monotonically with it. Needs a savl model with `savl.clean_code` metadata; other
     /// models are an [`Error::Unsupported`] for any value but 1.
     pub fn strength(mut self, strength: f32) -> Self {
         self.strength = strength;

@@ -30,8 +30,8 @@ pub struct ModelArgs {
     pub threads: Option<usize>,
 
     /// Denoising strength, 0 to 4: how much of the estimated degradation the model is told
-    /// about. 1 is the model as trained; lower keeps more texture (0: treat the picture as
-    /// clean), higher cleans harder.
+    /// about. 1 is the model as trained, 0 treats the picture as clean; with the shipped model
+    /// higher values give more fine detail.
     #[arg(long, value_name = "S", default_value_t = 1.0)]
     pub strength: f32,
 }
