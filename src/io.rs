@@ -389,7 +389,23 @@ pub fn decode_reader_with_info<R: BufRead + Seek>(
         });
     }
     drop(probe);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    // A decoder bug must not take the process down (the CLI goes on with the next file): a
+    // panic while decoding is this file's error.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        DynamicImage::from_decoder(decoder)
+    }))
+    .map_err(|payload| IoError::Malformed {
+        path: name.to_owned(),
+        message: format!(
+            "the decoder failed on this file (a decoder bug: {})",
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into())
+        ),
+    })?;
+    let mut img = decoded.map_err(decode_err)?;
     img.apply_orientation(orientation);
     Ok(Decoded {
         image: to_rgb8(img),
@@ -1342,6 +1358,19 @@ mod tests {
             }
             let whole = decode_reader(Cursor::new(&full), Path::new("x"), &DecodeLimits::default());
             assert_eq!(whole.unwrap().dimensions(), (64, 48), "{format}");
+        }
+    }
+
+    /// Found by fuzzing (`decode_image`): zune-jpeg's AVX2 IDCT panics on these malformed
+    /// frame headers. The file fails; the process goes on.
+    #[test]
+    fn a_decoder_panic_is_the_files_error() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode_image");
+        for i in 0..3 {
+            let path = dir.join(format!("zune_idct_panic_{i}.jpg"));
+            let r = std::panic::catch_unwind(|| decode_path(&path, &DecodeLimits::default()));
+            let err = r.expect("the panic crossed decode_path").unwrap_err();
+            assert!(err.to_string().contains("zune_idct_panic"), "{err}");
         }
     }
 

@@ -132,6 +132,28 @@ impl UpscalerBuilder {
 
     /// Load the model, resolve the precision, validate the settings.
     pub fn build(self) -> Result<Upscaler, Error> {
+        // tract can panic on a malformed graph; that is the model's error, not a crash.
+        let label = match &self.source {
+            Source::Path(p) => p.clone(),
+            Source::Bytes(_) => PathBuf::from("<bytes>"),
+            Source::Embedded => PathBuf::from("<embedded>"),
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.build_inner()))
+            .unwrap_or_else(|payload| {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                Err(Error::model(
+                    label,
+                    format!("the engine failed on this model (an engine bug: {what})"),
+                    None,
+                ))
+            })
+    }
+
+    fn build_inner(self) -> Result<Upscaler, Error> {
         let threads = match self.threads {
             Some(t) if (1..=MAX_THREADS).contains(&t) => t,
             Some(t) => {

@@ -710,3 +710,19 @@ fn a_negative_limit_gets_the_real_message() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("positive number of megapixels"), "{err}");
 }
+
+/// Found by fuzzing: a JPEG on which the decoder (zune-jpeg) panics. The file fails with a
+/// message naming it; the batch goes on.
+#[test]
+fn a_decoder_panic_fails_only_that_file() {
+    let f = Fixture::new();
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus/decode_image/zune_idct_panic_0.jpg");
+    std::fs::copy(seed, f.path("bad.jpg")).unwrap();
+    f.picture("good.png", 8, 8);
+    let o = f.savl(&["upscale", "bad.jpg", "good.png"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.jpg") && err.contains("decoder"), "{err}");
+    assert!(f.path("good_x4.png").is_file());
+}
