@@ -331,12 +331,16 @@ fn checkpoint_upscale(
         model.forward(&y)?.sr
     };
     let t = sr.flatten_all()?.to_vec1::<f32>()?;
-    let (ow, oh) = (4 * w, 4 * h);
+    Ok(planar_to_rgb8(&t, 4 * w, 4 * h))
+}
+
+/// A planar `[3, h, w]` float image in [0, 1] (clamped) as 8-bit RGB.
+fn planar_to_rgb8(t: &[f32], w: usize, h: usize) -> RgbImage {
     let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    Ok(RgbImage::from_fn(ow as u32, oh as u32, |x, y| {
-        let i = y as usize * ow + x as usize;
-        image::Rgb([q(t[i]), q(t[oh * ow + i]), q(t[2 * oh * ow + i])])
-    }))
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        image::Rgb([q(t[i]), q(t[h * w + i]), q(t[2 * h * w + i])])
+    })
 }
 
 /// SRMD on one image: builds the 19-channel input and runs the model sized to it.
@@ -365,13 +369,8 @@ fn srmd_upscale(model: &InferenceModel, lr: &RgbImage, sigma: f32) -> Result<Rgb
     if sh != [1, 3, 4 * h, 4 * w] {
         bail!("SRMD output shape {sh:?}");
     }
-    let (ow, oh) = (4 * w, 4 * h);
     let t = t.as_slice().context("SRMD output not contiguous")?;
-    let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    Ok(RgbImage::from_fn(ow as u32, oh as u32, |x, y| {
-        let i = y as usize * ow + x as usize;
-        image::Rgb([q(t[i]), q(t[oh * ow + i]), q(t[2 * oh * ow + i])])
-    }))
+    Ok(planar_to_rgb8(t, 4 * w, 4 * h))
 }
 
 /// SSIMULACRA 2 of `dist` against `reference` (8-bit sRGB), on the crop without `shave` px.
