@@ -104,6 +104,55 @@ fn model_err(label: &Path, reason: impl Into<String>, e: impl std::fmt::Display)
     Error::model(label, reason, Some(boxed(e)))
 }
 
+/// The largest resampling factor a `Resize` node may declare: simplifying the graph plans each
+/// axis at the output length, so an absurd factor in a hostile file would allocate without bound.
+pub(crate) const MAX_RESIZE_FACTOR: f32 = 64.0;
+
+/// The largest output length a `Resize` node may request through its `sizes` input.
+pub(crate) const MAX_RESIZE_SIZE: i64 = 1 << 20;
+
+/// Rejects a typed graph with a `Resize` node whose constant float inputs (scales, roi) are not
+/// finite or exceed [`MAX_RESIZE_FACTOR`] in magnitude, or whose constant integer input (sizes)
+/// exceeds [`MAX_RESIZE_SIZE`], before anything sized by them is allocated.
+fn check_resize_factors(model: &TypedModel, label: &Path) -> Result<(), Error> {
+    let unreadable = |e| model_err(label, "cannot read a Resize input", e);
+    for node in model.nodes.iter().filter(|n| n.op.name() == "Resize") {
+        for input in node.inputs.iter().skip(1) {
+            let fact = model.outlet_fact(*input).map_err(unreadable)?;
+            let Some(konst) = &fact.konst else {
+                continue;
+            };
+            let bad = if konst.datum_type().is_float() {
+                let v = konst.cast_to::<f32>().map_err(unreadable)?;
+                let v = v.try_as_plain_ram().map_err(unreadable)?;
+                let v = v.as_slice::<f32>().map_err(unreadable)?;
+                v.iter()
+                    .find(|s| !s.is_finite() || s.abs() > MAX_RESIZE_FACTOR)
+                    .map(|s| {
+                        format!("scale {s}, outside [-{MAX_RESIZE_FACTOR}, {MAX_RESIZE_FACTOR}]")
+                    })
+            } else if konst.datum_type().is_integer() {
+                let v = konst.cast_to::<i64>().map_err(unreadable)?;
+                let v = v.try_as_plain_ram().map_err(unreadable)?;
+                let v = v.as_slice::<i64>().map_err(unreadable)?;
+                v.iter()
+                    .find(|s| **s > MAX_RESIZE_SIZE)
+                    .map(|s| format!("size {s}, above {MAX_RESIZE_SIZE}"))
+            } else {
+                None
+            };
+            if let Some(bad) = bad {
+                return Err(Error::model(
+                    label,
+                    format!("Resize node {:?} has {bad}", node.name),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Read a model file through a memory map.
 pub(crate) fn read_path(path: &Path) -> Result<pb::ModelProto, Error> {
     let file = std::fs::File::open(path).map_err(|e| Error::Io {
@@ -247,9 +296,11 @@ impl LoadedModel {
         let inference = onnx
             .model_for_proto_model(proto)
             .map_err(|e| model_err(lbl, "cannot parse the ONNX graph", e))?;
-        let mut typed = inference
+        let typed = inference
             .into_typed()
-            .map_err(|e| model_err(lbl, "cannot type the graph (unsupported op or shape?)", e))?
+            .map_err(|e| model_err(lbl, "cannot type the graph (unsupported op or shape?)", e))?;
+        check_resize_factors(&typed, lbl)?;
+        let mut typed = typed
             .into_decluttered()
             .map_err(|e| model_err(lbl, "cannot simplify the graph", e))?;
 

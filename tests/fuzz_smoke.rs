@@ -4,7 +4,9 @@
 //! test and writes the input to `target/fuzz-smoke-crashes/`. Not coverage-guided: the long,
 //! coverage-guided runs use AFL (`scripts/fuzz.sh`).
 //!
-//! `SAVL_FUZZ_SMOKE_SECS` sets the time per target (default 3).
+//! By default each target sees its seeds and then a fixed number of mutations
+//! (`SAVL_FUZZ_SMOKE_RUNS`, default 5000), so a run is the same on every machine;
+//! `SAVL_FUZZ_SMOKE_SECS` runs each target for that many seconds instead.
 #![cfg(feature = "capi")]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -74,10 +76,9 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn every_fuzz_target_survives_its_corpus_and_mutations() {
-    let secs: u64 = std::env::var("SAVL_FUZZ_SMOKE_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<u64>().ok());
+    let secs = env("SAVL_FUZZ_SMOKE_SECS");
+    let mutations = env("SAVL_FUZZ_SMOKE_RUNS").unwrap_or(5000);
     let crashes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-smoke-crashes");
     // The targets' own panics are caught and reported here; keep the output short.
     std::panic::set_hook(Box::new(|_| {}));
@@ -90,7 +91,11 @@ fn every_fuzz_target_survives_its_corpus_and_mutations() {
         let start = Instant::now();
         let mut runs = 0u64;
         let mut i = 0;
-        while i < seeds.len() || start.elapsed() < Duration::from_secs(secs) {
+        let more = |i: usize| match secs {
+            Some(secs) => start.elapsed() < Duration::from_secs(secs),
+            None => (i - seeds.len()) < mutations as usize,
+        };
+        while i < seeds.len() || more(i) {
             let input = if i < seeds.len() {
                 seeds[i].clone()
             } else {

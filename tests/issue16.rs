@@ -726,3 +726,36 @@ fn a_decoder_panic_fails_only_that_file() {
     assert!(err.contains("bad.jpg") && err.contains("decoder"), "{err}");
     assert!(f.path("good_x4.png").is_file());
 }
+
+/// A model whose `Resize` declares an absurd factor is refused with an error naming the node,
+/// before the graph is simplified (which plans each axis at the output length).
+#[test]
+fn a_model_with_an_absurd_resize_factor_is_refused() {
+    use prost::Message;
+    let bytes = TestModel::default().onnx_bytes();
+    for factor in [2.0f32.powi(31), f32::INFINITY, f32::NAN, 65.0] {
+        let mut model = pb::ModelProto::decode(bytes.as_slice()).unwrap();
+        let graph = model.graph.as_mut().unwrap();
+        let resize = graph.node.iter().find(|n| n.op_type == "Resize").unwrap();
+        let scales = resize.input[2].clone();
+        let init = graph
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == scales)
+            .unwrap();
+        init.raw_data = [1.0f32, 1.0, factor, factor]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let err = savl::Upscaler::builder()
+            .model_bytes(model.encode_to_vec())
+            .threads(1)
+            .build()
+            .err()
+            .unwrap_or_else(|| panic!("factor {factor} accepted"));
+        let msg = err.to_string();
+        // A NaN scale already fails typing; the others reach the factor check.
+        let named = factor.is_nan() || (msg.contains("Resize") && msg.contains("scale"));
+        assert!(msg.starts_with("model") && named, "factor {factor}: {msg}");
+    }
+}
