@@ -463,7 +463,7 @@ mod tests {
             usm: false,
             ..DegradeConfig::default()
         };
-        let flat = image::RgbImage::from_pixel(160, 128, image::Rgb([90, 140, 200]));
+        let flat = image::RgbImage::from_pixel(160, 128, image::Rgb([128, 128, 128]));
         let s = PairSampler::from_images(vec![photo(), flat], cfg.clone());
         let mut noisy_twins = 0;
         for i in 0..12 {
@@ -475,14 +475,21 @@ mod tests {
             assert_eq!(a.maps.jpeg_q2, b.maps.jpeg_q2, "pair {i}");
             assert_eq!(a.maps.regime, b.maps.regime, "pair {i}");
             assert_eq!(a.maps.blur_sigma, b.maps.blur_sigma, "pair {i}");
-            assert_eq!(a.maps.noise_sigma, b.maps.noise_sigma, "pair {i}");
+            // The noise map is measured on the LR and Poisson noise scales with the signal, so
+            // twins share where noise is, not its values.
+            let noisy = |v: &[f32]| v.iter().map(|&s| s > 0.0).collect::<Vec<_>>();
+            assert_eq!(
+                noisy(&a.maps.noise_sigma),
+                noisy(&b.maps.noise_sigma),
+                "pair {i}"
+            );
             assert_ne!(
                 a.hr.data, b.hr.data,
                 "pair {i}: the twin has the same content"
             );
             // One HR is the flat photo: the twin's content is the other one.
-            let flat_a = a.hr.data.iter().all(|&v| v == a.hr.data[0]);
-            let flat_b = b.hr.data.iter().all(|&v| v == b.hr.data[0]);
+            let flat = |v: &[f32]| v.iter().all(|&x| (x - v[0]).abs() < 1e-3);
+            let (flat_a, flat_b) = (flat(&a.hr.data), flat(&b.hr.data));
             assert!(flat_a != flat_b, "pair {i}: both crops from one photo");
             if a.maps.noise_sigma.iter().any(|&v| v > 0.5) {
                 noisy_twins += 1;
@@ -490,7 +497,6 @@ mod tests {
                 let hr = if flat_b { &b.hr } else { &a.hr };
                 let r1 = execute_presharpened(hr, &plan, &cfg, &mut rng_for(1, 1));
                 let r2 = execute_presharpened(hr, &plan, &cfg, &mut rng_for(1, 2));
-                assert_eq!(r1.maps.noise_sigma, r2.maps.noise_sigma);
                 if r1.maps.noise_sigma.iter().any(|&v| v > 0.5) {
                     assert_ne!(r1.lr.data, r2.lr.data, "the noise was not redrawn");
                 }
