@@ -7,7 +7,7 @@
 //!   with and without the load-time rewrite.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use savl::testmodel::TestModel;
+use savl_contract::testmodel::TestModel;
 use tract_linalg::routines::Func;
 
 fn bench_op(c: &mut Criterion) {

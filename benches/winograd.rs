@@ -3,7 +3,7 @@
 //! NCHW feature map, concrete shapes, DirectSpatialConv off as in the runtime; one thread, and
 //! two on tract's executor (`*_2threads` groups).
 //!
-//! `cargo bench --profile dev -p savl --no-default-features --bench winograd` (groups
+//! `cargo bench --profile dev -p savl --bench winograd` (groups
 //! `conv3x3_{48x48,64x64}_128[_2threads]`; functions `tract`, `winograd_f2`, `winograd_f4`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -33,7 +33,7 @@ case $profile in
   dev) dir=target/debug ;;
   *) echo "BENCH_PROFILE must be release or dev" >&2; exit 2 ;;
 esac
-cargo build --profile "$profile" -p savl --bin savl --example make_test_jpeg >&2
+cargo build --profile "$profile" -p savl-cli --bin savl --example make_test_jpeg >&2
 bin=$dir/savl
 big="$out/big_${width}x${height}.jpg"
 [ -f "$big" ] || "$dir/examples/make_test_jpeg" "$big" "$width" "$height"

@@ -17,10 +17,10 @@ PROFILE=${PROFILE:-release}
 python3 -c "import onnxruntime, numpy" 2>/dev/null || python3 -m pip install -q onnxruntime numpy
 
 if [ "$PROFILE" = release ]; then
-  cargo build --release -p savl --no-default-features --example bench_runtime
+  cargo build --release -p savl --example bench_runtime
   BIN=target/release/examples/bench_runtime
 else
-  cargo build -p savl --no-default-features --example bench_runtime
+  cargo build -p savl --example bench_runtime
   BIN=target/debug/examples/bench_runtime
 fi
 

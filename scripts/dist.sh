@@ -44,16 +44,13 @@ command -v "$strip" >/dev/null || strip=strip
 # crate types in Cargo.toml) rustc skips link-time optimisation for the cdylib and staticlib.
 kinds=(cdylib)
 files=(libsavl.so)
-feature_args=()
-if [ "$so_only" = 1 ]; then
-  feature_args=(--no-default-features --features capi)
-else
-  cargo build --profile dist -p savl "${target_args[@]}" --bin savl >&2
+if [ "$so_only" = 0 ]; then
+  cargo build --profile dist -p savl-cli "${target_args[@]}" --bin savl >&2
   kinds+=(staticlib)
   files+=(savl)
 fi
 for kind in "${kinds[@]}"; do
-  cargo rustc --profile dist -p savl "${target_args[@]}" "${feature_args[@]}" --lib \
+  cargo rustc --profile dist -p savl-capi "${target_args[@]}" --lib \
     --crate-type "$kind" >&2
 done
 
@@ -69,5 +66,5 @@ done
 if [ "$so_only" = 0 ]; then
   "$strip" --strip-debug -o "$ship/libsavl.a" "$dir/libsavl.a"
 fi
-cp include/savl.h "$ship/include/"
+cp capi/include/savl.h "$ship/include/"
 echo "$dir"

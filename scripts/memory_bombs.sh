@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-target/release/savl}
 budget_mb=${2:-400}
 dir=target/bombs
-[ -x "$bin" ] || { echo "no $bin: cargo build --release -p savl" >&2; exit 2; }
+[ -x "$bin" ] || { echo "no $bin: cargo build --release -p savl-cli" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs GNU time (/usr/bin/time)" >&2; exit 2; }
 [ -d "$dir" ] || python3 scripts/make_bombs.py "$dir" >/dev/null
 out=$(mktemp -d)

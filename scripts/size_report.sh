@@ -93,7 +93,7 @@ for t in "${targets[@]}"; do
     files=(savl libsavl.so upscale_c)
     # -z noexecstack: tract's assembly objects lack a .note.GNU-stack section, which would
     # otherwise give the program an executable stack.
-    "$cc" -O2 examples/c/upscale.c -Iinclude "$ship/libsavl.a" -lpthread -ldl -lm \
+    "$cc" -O2 examples/c/upscale.c -Icapi/include "$ship/libsavl.a" -lpthread -ldl -lm \
       -Wl,--gc-sections -Wl,-z,noexecstack -o "$ship/upscale_c"
     "$strip" --strip-all "$ship/upscale_c"
   fi

@@ -36,28 +36,15 @@ mod model;
 #[doc(hidden)]
 pub mod modulate;
 #[doc(hidden)]
-pub mod onnx_proto;
-#[doc(hidden)]
 pub mod pointwise;
 mod precision;
-mod sniff;
 pub mod strength;
 #[doc(hidden)]
 pub mod testing;
-#[doc(hidden)]
-pub mod testmodel;
 mod tiling;
 mod upscaler;
 #[doc(hidden)]
 pub mod winograd;
-
-#[cfg(feature = "capi")]
-pub mod capi;
-#[cfg(feature = "capi")]
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod io;
-pub mod metrics;
 
 pub use error::{Error, Result};
 pub use precision::{CpuCaps, Precision};

@@ -13,6 +13,7 @@ use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::error::anyhow_like::boxed;
 use crate::{Error, Precision};
+use savl_contract::keys;
 
 /// Where the model bytes come from.
 #[derive(Clone)]
@@ -189,10 +190,10 @@ fn meta_of(proto: &pb::ModelProto) -> Meta {
             .map(|p| p.value.trim().to_string())
     };
     Meta {
-        scale: get("savl.scale").and_then(|v| v.parse().ok()),
-        receptive_field: get("savl.receptive_field").and_then(|v| v.parse().ok()),
-        preset: get("savl.preset"),
-        precision: get("savl.precision"),
+        scale: get(keys::SCALE).and_then(|v| v.parse().ok()),
+        receptive_field: get(keys::RECEPTIVE_FIELD).and_then(|v| v.parse().ok()),
+        preset: get(keys::PRESET),
+        precision: get(keys::PRECISION),
     }
 }
 
@@ -202,8 +203,8 @@ fn check_meta(proto: &pb::ModelProto, label: &Path) -> Result<(), Error> {
     for p in &proto.metadata_props {
         let v = p.value.trim();
         let bad = match p.key.as_str() {
-            "savl.scale" => !matches!(v.parse::<usize>(), Ok(1..=16)),
-            "savl.receptive_field" => v.parse::<usize>().is_err(),
+            keys::SCALE => !matches!(v.parse::<usize>(), Ok(1..=16)),
+            keys::RECEPTIVE_FIELD => v.parse::<usize>().is_err(),
             _ => false,
         };
         if bad {
@@ -213,7 +214,7 @@ fn check_meta(proto: &pb::ModelProto, label: &Path) -> Result<(), Error> {
                     "invalid metadata {} = {:?} (expected {})",
                     p.key,
                     p.value,
-                    if p.key == "savl.scale" {
+                    if p.key == keys::SCALE {
                         "an integer from 1 to 16"
                     } else {
                         "a non-negative integer of LR pixels"

@@ -13,11 +13,12 @@
 //! rewrite is two elementwise nodes after the gate input, applied to the ONNX graph before it is
 //! optimised, so tiling and every precision keep working.
 
+use savl_contract::keys;
 use tract_onnx::pb;
 
 /// Metadata key of the clean reference code `x_clean` (comma-separated floats, `d + 1` of them:
 /// μ then severity).
-pub const CLEAN_CODE_KEY: &str = "savl.clean_code";
+pub const CLEAN_CODE_KEY: &str = keys::CLEAN_CODE;
 
 /// Name of the gate-input tensor in savl's exported graphs.
 pub const GATE_INPUT: &str = "gate.concat";

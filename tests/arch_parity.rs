@@ -73,7 +73,7 @@ fn write_golden(path: &Path, v: &[f32]) {
 
 fn psnr(a: &[f32], b: &[f32]) -> f64 {
     let clamp = |v: &[f32]| v.iter().map(|x| x.clamp(0.0, 1.0)).collect::<Vec<_>>();
-    savl::metrics::psnr_f32(&clamp(a), &clamp(b))
+    savl_contract::metrics::psnr_f32(&clamp(a), &clamp(b))
 }
 
 fn bless() -> bool {

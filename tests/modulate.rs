@@ -1,6 +1,6 @@
 //! The fused `x · sigmoid(g)` rewrite gives the same output as the unfused graph.
 
-use savl::testmodel::TestModel;
+use savl_contract::testmodel::TestModel;
 use tract_onnx::prelude::*;
 
 fn test_image(w: u32, h: u32) -> image::RgbImage {

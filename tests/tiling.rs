@@ -1,8 +1,8 @@
 //! Seamless tiling: tiled output equals whole-image output (f32, ≤ 1e-4 before quantisation,
 //! and identical RGB8 after it).
 
-use savl::testmodel::TestModel;
 use savl::{TileConfig, Upscaler};
+use savl_contract::testmodel::TestModel;
 
 fn test_image(w: u32, h: u32, seed: u32) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| {

@@ -1,7 +1,7 @@
 //! Builder validation, bad models, precision handling, streaming order and estimate.
 
-use savl::testmodel::TestModel;
 use savl::{Error, Precision, Upscaler};
+use savl_contract::testmodel::TestModel;
 
 fn img(w: u32, h: u32) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, 90]))

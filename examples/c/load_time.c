@@ -6,7 +6,7 @@
  *   load_time [SIZE] [RUNS]          defaults 128 and 5
  *
  * Build against a shared library (from the repository root), for example the shipped one:
- *   cc -O2 examples/c/load_time.c -Iinclude -Ltarget/dist/ship -lsavl -o load_time
+ *   cc -O2 examples/c/load_time.c -Icapi/include -Ltarget/dist/ship -lsavl -o load_time
  *   LD_LIBRARY_PATH=target/dist/ship ./load_time */
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  *   upscale WIDTH HEIGHT IN.rgb OUT.rgb [MODEL.onnx]
  *
  * Build (from the repository root):
- *   cargo build --release -p savl --no-default-features --features capi
- *   cc examples/c/upscale.c -Iinclude target/release/libsavl.a -lpthread -ldl -lm -o upscale
+ *   cargo build --release -p savl-capi
+ *   cc examples/c/upscale.c -Icapi/include target/release/libsavl.a -lpthread -ldl -lm -o upscale
  *
  * The output is byte-identical to `savl upscale --raw WIDTHxHEIGHT < IN.rgb > OUT.rgb`.
  * Before upscaling it checks that the library reports bad arguments and caught panics as

@@ -8,6 +8,7 @@ use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::onnx_graph::{self as og, attr_i, node};
+use savl_contract::keys;
 
 /// Inputs of `op` that must stay FLOAT whatever the data type (by input index).
 fn float_only_input(op: &str, idx: usize) -> bool {
@@ -155,6 +156,6 @@ pub fn convert_fp16(model: &pb::ModelProto, io_f16: bool) -> pb::ModelProto {
     let body = std::mem::take(&mut g.node);
     g.node = pre.into_iter().chain(body).chain(post).collect();
     g.value_info.clear();
-    og::set_meta(&mut model, "savl.precision", "f16");
+    og::set_meta(&mut model, keys::PRECISION, "f16");
     model
 }

@@ -19,6 +19,7 @@ use crate::images::Planar;
 use crate::onnx_graph::{self as og, node};
 use crate::policy::{self, Policy};
 use crate::runner::{self, Runner};
+use savl_contract::keys;
 
 /// Weights of one conv quantized per output channel: `w ≈ q · scale[c]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,7 +209,7 @@ pub fn quantize_int8(
         for img in &eval {
             out.extend(r.run_output(&img.data, img.h, img.w, &sr)?.data);
         }
-        Ok(savl::metrics::psnr_f32(&reference, &out))
+        Ok(savl_contract::metrics::psnr_f32(&reference, &out))
     };
 
     let mut keep: HashSet<String> = opts.keep_f32.iter().cloned().collect();
@@ -241,7 +242,7 @@ pub fn quantize_int8(
     }
     let calib_psnr = score(&keep)?;
     let mut out = build(&model, &convs, &qp, &keep, opts.form);
-    og::set_meta(&mut out, "savl.precision", "int8");
+    og::set_meta(&mut out, keys::PRECISION, "int8");
     let kept: Vec<String> = convs
         .iter()
         .filter(|c| keep.contains(&c.name))

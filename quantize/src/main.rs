@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use savl_contract::keys;
 use savl_quantize::images::{self, CalibCrops};
 use savl_quantize::int8::{self, Int8Options};
 use savl_quantize::runner::{self, Runner};
@@ -195,7 +196,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let sr = runner::sr_output_name(&fp);
             let imgs = report::load_eval(images.as_deref(), hr.as_deref(), max_lr)?;
             let r = report::compare(&fr, &qr, &sr, &imgs)?;
-            let precision = onnx_graph::meta(&qp, "savl.precision")
+            let precision = onnx_graph::meta(&qp, keys::PRECISION)
                 .unwrap_or("?")
                 .to_string();
             println!(

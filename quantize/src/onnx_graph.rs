@@ -68,8 +68,8 @@ pub fn meta<'a>(model: &'a pb::ModelProto, key: &str) -> Option<&'a str> {
         .map(|e| e.value.as_str())
 }
 
-use savl::onnx_proto::tensor_raw as raw_tensor;
-pub use savl::onnx_proto::{
+use savl_contract::onnx_proto::tensor_raw as raw_tensor;
+pub use savl_contract::onnx_proto::{
     attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, tensor_i64, value_info,
 };
 

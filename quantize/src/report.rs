@@ -193,7 +193,7 @@ pub fn compare(f32_model: &Runner, quant: &Runner, sr: &str, imgs: &[EvalImage])
                 reason: format!("output shapes differ: {:?} vs {:?}", a.shape, b.shape),
             });
         }
-        let p = savl::metrics::psnr_f32(&a.data, &b.data);
+        let p = savl_contract::metrics::psnr_f32(&a.data, &b.data);
         se_all += a
             .data
             .iter()
@@ -207,12 +207,12 @@ pub fn compare(f32_model: &Runner, quant: &Runner, sr: &str, imgs: &[EvalImage])
             let hr = image::imageops::crop_imm(hr, 0, 0, w as u32, h as u32).to_image();
             let fa = Planar { h, w, data: a.data }.to_rgb();
             let fb = Planar { h, w, data: b.data }.to_rgb();
-            let err = |e: savl::metrics::MetricError| QuantError::Mismatch {
+            let err = |e: savl_contract::metrics::MetricError| QuantError::Mismatch {
                 what: im.name.clone(),
                 reason: e.to_string(),
             };
-            let vf = savl::metrics::psnr_y(&fa, &hr, 4).map_err(err)?;
-            let vq = savl::metrics::psnr_y(&fb, &hr, 4).map_err(err)?;
+            let vf = savl_contract::metrics::psnr_y(&fa, &hr, 4).map_err(err)?;
+            let vq = savl_contract::metrics::psnr_y(&fb, &hr, 4).map_err(err)?;
             y_f.push(vf);
             y_q.push(vq);
             (pf, pq) = (Some(vf), Some(vq));

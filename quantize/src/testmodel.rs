@@ -11,6 +11,7 @@ use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
 use crate::onnx_graph::{
     attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, tensor_i64, value_info,
 };
+use savl_contract::keys;
 
 /// Shape of the small model.
 #[derive(Debug, Clone, Copy)]
@@ -224,10 +225,10 @@ impl SmallModel {
             ..Default::default()
         };
         let meta = [
-            ("savl.scale", "4".to_string()),
-            ("savl.receptive_field", (self.body + 3).to_string()),
-            ("savl.preset", "quantize-test".to_string()),
-            ("savl.precision", "f32".to_string()),
+            (keys::SCALE, "4".to_string()),
+            (keys::RECEPTIVE_FIELD, (self.body + 3).to_string()),
+            (keys::PRESET, "quantize-test".to_string()),
+            (keys::PRECISION, "f32".to_string()),
         ];
         pb::ModelProto {
             ir_version: 8,

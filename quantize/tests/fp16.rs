@@ -2,6 +2,7 @@
 
 mod common;
 
+use savl_contract::keys;
 use savl_quantize::fp16::convert_fp16;
 use savl_quantize::onnx_graph::{elem_type, meta};
 use tract_onnx::pb::tensor_proto::DataType;
@@ -13,8 +14,8 @@ fn fp16_structure() {
         let h = convert_fp16(&m, io_f16);
         let g = h.graph.as_ref().unwrap();
         assert!(g.value_info.is_empty());
-        assert_eq!(meta(&h, "savl.precision"), Some("f16"));
-        assert_eq!(meta(&h, "savl.scale"), Some("4"));
+        assert_eq!(meta(&h, keys::PRECISION), Some("f16"));
+        assert_eq!(meta(&h, keys::SCALE), Some("4"));
         let io = if io_f16 {
             DataType::Float16
         } else {

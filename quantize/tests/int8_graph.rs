@@ -2,6 +2,7 @@
 
 mod common;
 
+use savl_contract::keys;
 use savl_quantize::int8::{quantize_int8, Int8Options};
 use savl_quantize::onnx_graph::{elem_type, meta};
 use savl_quantize::Policy;
@@ -43,8 +44,8 @@ fn keep_f32_metadata_and_io() {
     assert_eq!(init(&qc.input[4]).dims, vec![init(&qc.input[3]).dims[0]]);
     assert_eq!(init(&qc.input[8]).data_type, DataType::Int32 as i32);
     // Metadata copied, precision set; I/O unchanged.
-    assert_eq!(meta(&q, "savl.precision"), Some("int8"));
-    for k in ["savl.scale", "savl.receptive_field", "savl.preset"] {
+    assert_eq!(meta(&q, keys::PRECISION), Some("int8"));
+    for k in [keys::SCALE, keys::RECEPTIVE_FIELD, keys::PRESET] {
         assert_eq!(meta(&q, k), meta(&m, k), "{k}");
     }
     assert_eq!(g.input.len(), 1);

@@ -13,7 +13,7 @@
 //!
 //! The seed of image `NAME` is `seed ⊕ FNV-1a(NAME)`, so adding images changes no other LR.
 //! Every method's output is clipped and rounded to 8 bit, then scored against the HR with
-//! PSNR-Y and SSIM-Y ([`savl::metrics`], BT.601 studio range, 4-px border shaved) and
+//! PSNR-Y and SSIM-Y ([`savl_contract::metrics`], BT.601 studio range, 4-px border shaved) and
 //! SSIMULACRA 2 (the `ssimulacra2` crate, sRGB, on the same shaved crop; higher is better,
 //! 100 = identical).
 //!
@@ -30,7 +30,7 @@ use crate::degrade::{degrade, downscale_bicubic_aa, DegradeConfig};
 use crate::image::PlanarImage;
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
-use savl::metrics::{psnr_y, ssim_y};
+use savl_contract::metrics::{psnr_y, ssim_y};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tract_onnx::prelude::*;

@@ -15,7 +15,9 @@
 use anyhow::{ensure, Context, Result};
 use candle_core::Tensor;
 use prost::Message;
-use savl::onnx_proto::{attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, Dim as DimValue};
+use savl_contract::onnx_proto::{
+    attr_f, attr_i, attr_ints, attr_s, node, tensor_f32, Dim as DimValue,
+};
 use tract_onnx::pb::{
     tensor_proto::DataType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, ValueInfoProto,
@@ -23,6 +25,7 @@ use tract_onnx::pb::{
 
 use crate::nn::conv::Conv;
 use crate::nn::Savl;
+use savl_contract::keys;
 
 /// ONNX opset written by the exporter.
 pub const OPSET: i64 = 13;
@@ -36,7 +39,7 @@ struct Builder {
 
 /// A FLOAT tensor's value info with the given dims.
 fn value_info(name: &str, dims: &[DimValue]) -> ValueInfoProto {
-    savl::onnx_proto::value_info(name, DataType::Float, Some(dims))
+    savl_contract::onnx_proto::value_info(name, DataType::Float, Some(dims))
 }
 
 impl Builder {
@@ -251,25 +254,22 @@ pub fn to_onnx(model: &Savl) -> Result<ModelProto> {
     };
     let (m, sd) = model.severity_constants()?;
     let props = [
-        ("savl.scale", cfg.scale.to_string()),
-        ("savl.receptive_field", cfg.receptive_field().to_string()),
-        ("savl.preset", cfg.preset.clone()),
-        ("savl.precision", "f32".to_string()),
+        (keys::SCALE, cfg.scale.to_string()),
+        (keys::RECEPTIVE_FIELD, cfg.receptive_field().to_string()),
+        (keys::PRESET, cfg.preset.clone()),
+        (keys::PRECISION, "f32".to_string()),
         (
-            "savl.latent",
+            keys::LATENT,
             if cfg.ablation.has_estimator() {
                 cfg.latent.to_string()
             } else {
                 "0".into()
             },
         ),
-        ("savl.ablation", cfg.ablation.name().to_string()),
-        ("savl.severity_mean", m.to_string()),
-        ("savl.severity_std", sd.to_string()),
-        (
-            "savl.macs_per_lr_pixel",
-            cfg.macs_per_lr_pixel().to_string(),
-        ),
+        (keys::ABLATION, cfg.ablation.name().to_string()),
+        (keys::SEVERITY_MEAN, m.to_string()),
+        (keys::SEVERITY_STD, sd.to_string()),
+        (keys::MACS_PER_LR_PIXEL, cfg.macs_per_lr_pixel().to_string()),
     ];
     Ok(ModelProto {
         ir_version: 8,

@@ -92,7 +92,7 @@ fn lr_is_deterministic_and_identity_scores_are_perfect() {
 
 #[test]
 fn a_runtime_model_evaluates_to_finite_numbers() {
-    let bytes = savl::testmodel::TestModel::default().onnx_bytes();
+    let bytes = savl_contract::testmodel::TestModel::default().onnx_bytes();
     let path = std::env::temp_dir().join(format!("savl-eval-tm-{}.onnx", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
     let dir = tiny_set("rt");

@@ -2,6 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use savl_contract::keys;
 use savl_train::export::to_onnx_bytes;
 use savl_train::nn::{Ablation, Config, Savl};
 use tract_onnx::prelude::*;
@@ -118,10 +119,10 @@ fn onnx_contract_metadata_and_symbolic_dims() {
             .find(|e| e.key == k)
             .map(|e| e.value.clone())
     };
-    assert_eq!(prop("savl.scale").as_deref(), Some("4"));
-    assert_eq!(prop("savl.receptive_field").as_deref(), Some("12"));
-    assert_eq!(prop("savl.preset").as_deref(), Some("lite"));
-    assert_eq!(prop("savl.precision").as_deref(), Some("f32"));
+    assert_eq!(prop(keys::SCALE).as_deref(), Some("4"));
+    assert_eq!(prop(keys::RECEPTIVE_FIELD).as_deref(), Some("12"));
+    assert_eq!(prop(keys::PRESET).as_deref(), Some("lite"));
+    assert_eq!(prop(keys::PRECISION).as_deref(), Some("f32"));
     let g = p.graph.unwrap();
     assert_eq!(g.input.len(), 1);
     assert_eq!(g.input[0].name, "lr");

@@ -1,4 +1,4 @@
-//! AFL target: `savl::fuzzing::capi_args`.
+//! AFL target: `savl_fuzz::capi_args`.
 fn main() {
-    afl::fuzz!(|data: &[u8]| savl::fuzzing::capi_args(data));
+    afl::fuzz!(|data: &[u8]| savl_fuzz::capi_args(data));
 }

@@ -1,4 +1,4 @@
-//! AFL target: `savl::fuzzing::decode_image`.
+//! AFL target: `savl_fuzz::decode_image`.
 fn main() {
-    afl::fuzz!(|data: &[u8]| savl::fuzzing::decode_image(data));
+    afl::fuzz!(|data: &[u8]| savl_fuzz::decode_image(data));
 }

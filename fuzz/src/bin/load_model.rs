@@ -1,4 +1,4 @@
-//! AFL target: `savl::fuzzing::load_model`.
+//! AFL target: `savl_fuzz::load_model`.
 fn main() {
-    afl::fuzz!(|data: &[u8]| savl::fuzzing::load_model(data));
+    afl::fuzz!(|data: &[u8]| savl_fuzz::load_model(data));
 }

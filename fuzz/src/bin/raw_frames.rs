@@ -1,4 +1,4 @@
-//! AFL target: `savl::fuzzing::raw_frames`.
+//! AFL target: `savl_fuzz::raw_frames`.
 fn main() {
-    afl::fuzz!(|data: &[u8]| savl::fuzzing::raw_frames(data));
+    afl::fuzz!(|data: &[u8]| savl_fuzz::raw_frames(data));
 }

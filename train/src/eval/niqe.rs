@@ -151,7 +151,7 @@ pub fn luma(img: &RgbImage) -> (Vec<f64>, usize, usize) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let y = img
         .pixels()
-        .map(|p| savl::metrics::luma_bt601(p.0).round())
+        .map(|p| savl_contract::metrics::luma_bt601(p.0).round())
         .collect();
     (y, h, w)
 }

@@ -13,7 +13,7 @@
 //! let a = RgbImage::from_pixel(16, 16, image::Rgb([100, 100, 100]));
 //! let mut b = a.clone();
 //! b.get_pixel_mut(8, 8).0 = [110, 100, 100];
-//! let p = savl::metrics::psnr_rgb(&a, &b, 0).unwrap();
+//! let p = savl_contract::metrics::psnr_rgb(&a, &b, 0).unwrap();
 //! assert!((p - (10.0 * (255.0f64 * 255.0 / (100.0 / (3.0 * 256.0))).log10())).abs() < 1e-9);
 //! ```
 

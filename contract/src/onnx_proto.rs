@@ -5,7 +5,7 @@
 //! infos here, so each field is set the same way everywhere.
 //!
 //! ```
-//! use savl::onnx_proto::{attr_ints, node, tensor_f32, value_info, pb, Dim};
+//! use savl_contract::onnx_proto::{attr_ints, node, tensor_f32, value_info, pb, Dim};
 //! let w = tensor_f32("w", &[1, 1, 1, 1], &[2.0]);
 //! let conv = node("c", "Conv", &["x", "w"], &["y"], vec![attr_ints("kernel_shape", &[1, 1])]);
 //! let x = value_info("x", pb::tensor_proto::DataType::Float, Some(&[Dim::DimValue(1)]));

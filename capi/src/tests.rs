@@ -1,11 +1,10 @@
 //! The C ABI called from Rust exactly as C would: statuses, last-error messages, strides, and
 //! panics coming back as `SavlStatus::Panic` instead of aborting.
-#![cfg(feature = "capi")]
 
 use std::ffi::CStr;
 use std::ptr;
 
-use savl::capi::*;
+use crate::*;
 
 fn last_error() -> String {
     // SAFETY: savl_last_error returns a valid NUL-terminated string for this thread.
@@ -167,7 +166,7 @@ fn tiny_upscaler() -> *mut SavlUpscaler {
 
 /// Issue 16: an out-of-range status gave a wild pointer.
 #[test]
-fn issue16_status_str_of_any_integer_is_a_valid_string() {
+fn status_str_of_any_integer_is_a_valid_string() {
     for st in [-1, 8, 1000, i32::MIN, i32::MAX] {
         // SAFETY: savl_status_str returns a static NUL-terminated string for any value.
         let s = unsafe { CStr::from_ptr(savl_status_str(st)) };
@@ -181,7 +180,7 @@ fn issue16_status_str_of_any_integer_is_a_valid_string() {
 /// Issue 16: a huge `src_stride` overflowed (panic or segfault), and a short source buffer was
 /// read out of bounds for want of a length.
 #[test]
-fn issue16_overflowing_stride_short_source_and_overlap_are_rejected() {
+fn overflowing_stride_short_source_and_overlap_are_rejected() {
     let up = tiny_upscaler();
     let src = [128u8; 8 * 6 * 3];
     let mut dst = vec![0u8; 32 * 24 * 3];
@@ -217,7 +216,7 @@ fn issue16_overflowing_stride_short_source_and_overlap_are_rejected() {
 
 /// Issue 16: a missing model file gave `SAVL_STATUS_IO` where the header promises `MODEL`.
 #[test]
-fn issue16_missing_model_is_status_model() {
+fn missing_model_is_status_model() {
     let mut opts = savl_options_default();
     opts.model_path = c"/nonexistent/dir/model.onnx".as_ptr();
     let mut up: *mut SavlUpscaler = ptr::null_mut();
@@ -229,7 +228,7 @@ fn issue16_missing_model_is_status_model() {
 
 /// Issue 16: `output_size(0, 0)` succeeded while `run` refuses an empty image.
 #[test]
-fn issue16_output_size_of_an_empty_image_is_invalid() {
+fn output_size_of_an_empty_image_is_invalid() {
     let mut up = tiny_upscaler();
     let (mut ow, mut oh) = (7u32, 7u32);
     for (w, h) in [(0, 0), (0, 5), (5, 0)] {
@@ -245,7 +244,7 @@ fn issue16_output_size_of_an_empty_image_is_invalid() {
 /// Issue 16: the header said "one thread at a time"; the contract now is that one handle may
 /// run on several threads at once. Four threads on one handle give the single-thread result.
 #[test]
-fn issue16_one_handle_runs_on_four_threads_at_once() {
+fn one_handle_runs_on_four_threads_at_once() {
     let mut up = tiny_upscaler();
     let (w, h) = (20u32, 13u32);
     let src: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();

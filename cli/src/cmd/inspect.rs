@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use savl::io::{self, AtomicOutput, DecodeLimits, OutputFormat};
+use savl_cli::io::{self, AtomicOutput, DecodeLimits, OutputFormat};
 
 use super::map::{self, Maps};
 use super::model::ModelArgs;

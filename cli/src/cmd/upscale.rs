@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use indicatif::ProgressBar;
-use savl::io::{self, AtomicOutput, DecodeLimits, OutputFormat, PngRowWriter};
 use savl::Upscaler;
+use savl_cli::io::{self, AtomicOutput, DecodeLimits, OutputFormat, PngRowWriter};
 
 use super::model::ModelArgs;
 use super::progress::{self, say};

@@ -6,6 +6,7 @@
 
 use prost::Message;
 
+use crate::keys;
 use crate::onnx_proto::{attr_f, attr_i, attr_ints, attr_s, node, pb, tensor_f32, tensor_i64, Dim};
 use pb::tensor_proto::DataType;
 
@@ -237,10 +238,10 @@ impl TestModel {
         let mut metadata_props = vec![];
         if self.metadata {
             for (k, v) in [
-                ("savl.scale", self.scale.to_string()),
-                ("savl.receptive_field", self.receptive_field().to_string()),
-                ("savl.preset", "test".to_string()),
-                ("savl.precision", "f32".to_string()),
+                (keys::SCALE, self.scale.to_string()),
+                (keys::RECEPTIVE_FIELD, self.receptive_field().to_string()),
+                (keys::PRESET, "test".to_string()),
+                (keys::PRECISION, "f32".to_string()),
             ] {
                 metadata_props.push(pb::StringStringEntryProto {
                     key: k.into(),

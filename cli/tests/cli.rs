@@ -1,6 +1,5 @@
 //! The `savl` binary end to end, on tiny pictures and the tiny synthetic test model
-//! (`savl::testmodel`), so every test runs in well under a second.
-#![cfg(feature = "cli")]
+//! (`savl_contract::testmodel`), so every test runs in well under a second.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let bytes = savl::testmodel::TestModel::default().onnx_bytes();
+        let bytes = savl_contract::testmodel::TestModel::default().onnx_bytes();
         std::fs::write(dir.path().join("tiny.onnx"), bytes).unwrap();
         Fixture { dir }
     }

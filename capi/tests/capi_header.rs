@@ -1,6 +1,5 @@
-//! `include/savl.h` must be what cbindgen generates from `src/capi.rs` today.
-//! Regenerate with `SAVL_BLESS=1 cargo test -p savl --test capi_header`.
-#![cfg(feature = "capi")]
+//! `include/savl.h` must be what cbindgen generates from `src/abi.rs` today.
+//! Regenerate with `SAVL_BLESS=1 cargo test -p savl-capi --test capi_header`.
 
 use std::path::Path;
 
@@ -11,9 +10,9 @@ fn committed_header_is_current() {
     let mut generated = Vec::new();
     cbindgen::Builder::new()
         .with_config(config)
-        .with_src(root.join("src/capi.rs"))
+        .with_src(root.join("src/abi.rs"))
         .generate()
-        .expect("cbindgen failed on src/capi.rs")
+        .expect("cbindgen failed on src/abi.rs")
         .write(&mut generated);
     let generated = String::from_utf8(generated).unwrap();
     let path = root.join("include/savl.h");
@@ -23,7 +22,7 @@ fn committed_header_is_current() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "include/savl.h is stale: regenerate it with `SAVL_BLESS=1 cargo test -p savl --test capi_header`"
+        "include/savl.h is stale: regenerate it with `SAVL_BLESS=1 cargo test -p savl-capi --test capi_header`"
     );
     for f in [
         "savl_upscaler_new",

@@ -1,4 +1,4 @@
-//! C ABI (feature `capi`): an opaque upscaler handle over [`crate::Upscaler`].
+//! The C functions: an opaque upscaler handle over [`savl::Upscaler`].
 //!
 //! The header `include/savl.h` is generated from this file by cbindgen (`cbindgen.toml`) and
 //! committed; `tests/capi_header.rs` fails when it is stale.
@@ -13,13 +13,13 @@
 //! * no panic crosses the boundary: it is caught and reported as `SAVL_STATUS_PANIC`;
 //! * threads: a handle may be used by several threads at once (`savl_upscaler_run`,
 //!   `savl_upscaler_output_size`); only [`savl_upscaler_free`] needs it to be idle.
-//!   `tests/capi.rs` and `tests/c/capi_test.c` run one handle from 4 threads at once.
+//!   `src/tests.rs` and `tests/c/capi_test.c` run one handle from 4 threads at once.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::{Error, Precision, Upscaler};
+use savl::{Error, Precision, Upscaler};
 
 /// Result of every savl C function.
 #[repr(C)]

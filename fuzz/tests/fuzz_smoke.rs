@@ -1,4 +1,4 @@
-//! A short smoke run of every fuzz target (`savl::fuzzing`) inside `cargo test`: each seed of
+//! A short smoke run of every fuzz target (`savl_fuzz`) inside `cargo test`: each seed of
 //! `fuzz/corpus/<target>/` and deterministic mutations of them (bit flips, byte overwrites with
 //! edge values, truncations, duplicated spans) for a few seconds per target. Any panic fails the
 //! test and writes the input to `target/fuzz-smoke-crashes/`. Not coverage-guided: the long,
@@ -7,7 +7,6 @@
 //! By default each target sees its seeds and then a fixed number of mutations
 //! (`SAVL_FUZZ_SMOKE_RUNS`, default 5000), so a run is the same on every machine;
 //! `SAVL_FUZZ_SMOKE_SECS` runs each target for that many seconds instead.
-#![cfg(feature = "capi")]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("corpus")
         .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -79,12 +78,12 @@ fn every_fuzz_target_survives_its_corpus_and_mutations() {
     let env = |k: &str| std::env::var(k).ok().and_then(|s| s.parse::<u64>().ok());
     let secs = env("SAVL_FUZZ_SMOKE_SECS");
     let mutations = env("SAVL_FUZZ_SMOKE_RUNS").unwrap_or(5000);
-    let crashes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-smoke-crashes");
+    let crashes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-smoke-crashes");
     // The targets' own panics are caught and reported here; keep the output short.
     std::panic::set_hook(Box::new(|_| {}));
     let mut report = Vec::new();
     let mut failed = Vec::new();
-    for (name, target) in savl::fuzzing::TARGETS {
+    for (name, target) in savl_fuzz::TARGETS {
         let seeds = corpus(name);
         assert!(!seeds.is_empty(), "no seeds for {name}");
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
@@ -122,12 +121,12 @@ fn every_fuzz_target_survives_its_corpus_and_mutations() {
 }
 
 /// Writes the model seeds (`fuzz/corpus/load_model/`): variants of the tiny synthetic model.
-/// Run by hand: `cargo test -p savl --test fuzz_smoke -- --ignored write_model_seeds`.
+/// Run by hand: `cargo test -p savl-fuzz --test fuzz_smoke -- --ignored write_model_seeds`.
 #[test]
 #[ignore]
 fn write_model_seeds() {
-    use savl::testmodel::TestModel;
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/load_model");
+    use savl_contract::testmodel::TestModel;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/load_model");
     std::fs::create_dir_all(&dir).unwrap();
     let small = TestModel {
         channels: 4,

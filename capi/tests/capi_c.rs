@@ -1,7 +1,7 @@
 //! The C ABI contract from C: `tests/c/capi_test.c` compiled with `cc`, linked against the
 //! `libsavl.a` that this `cargo test` built, and run. Skipped (with a message) when no C compiler
 //! is installed.
-#![cfg(all(feature = "capi", unix))]
+#![cfg(unix)]
 
 use std::path::PathBuf;
 use std::process::Command;

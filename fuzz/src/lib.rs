@@ -1,14 +1,28 @@
-//! Fuzz targets: each takes arbitrary bytes and must return without panicking, aborting or
-//! allocating without bound. Driven by the coverage-guided AFL binaries in `fuzz/`
+//! Fuzz targets of savl: each takes arbitrary bytes and must return without panicking, aborting
+//! or allocating without bound. Driven by the coverage-guided AFL binaries in `src/bin/`
 //! (`scripts/fuzz.sh` for long runs) and by the smoke run in `tests/fuzz_smoke.rs` (seed corpora
-//! in `fuzz/corpus/<target>/`, plus mutations, within `cargo test`).
+//! in `corpus/<target>/`, plus mutations, within `cargo test`).
+//!
+//! ```
+//! for (name, target) in savl_fuzz::TARGETS {
+//!     target(b"");
+//!     assert!(!name.is_empty());
+//! }
+//! ```
+#![deny(missing_docs)]
+
+/// The C ABI, compiled into this crate from its source: the `savl-capi` package builds only
+/// the static and shared libraries, which Rust code cannot link.
+#[path = "../../capi/src/abi.rs"]
+#[allow(missing_docs)]
+mod capi;
 
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::io::{self, DecodeLimits, RawFrameReader};
-use crate::{Upscaler, MIN_TILE};
+use savl::{Upscaler, MIN_TILE};
+use savl_cli::io::{self, DecodeLimits, RawFrameReader};
 
 /// A fuzz target: any bytes in, returns normally.
 pub type Target = fn(&[u8]);
@@ -77,7 +91,7 @@ pub fn raw_frames(data: &[u8]) {
 fn tiny_handle() -> &'static crate::capi::SavlUpscaler {
     static HANDLE: OnceLock<usize> = OnceLock::new();
     let addr = *HANDLE.get_or_init(|| {
-        let model = crate::testmodel::TestModel::default().onnx_bytes();
+        let model = savl_contract::testmodel::TestModel::default().onnx_bytes();
         let dir = std::env::temp_dir().join(format!("savl-fuzz-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("tiny.onnx");

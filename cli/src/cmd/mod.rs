@@ -1,4 +1,4 @@
-//! The `savl` command line (feature `cli`).
+//! The `savl` commands.
 //!
 //! Layering (style notes §5, §8.5): clap derive `Args` mirror the flags and only validate; each
 //! subcommand's `Plan::from_args` resolves them (paths, formats, the loaded `Upscaler`); `run`
@@ -125,7 +125,7 @@ pub fn main() -> ExitCode {
 pub mod signals {
     /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread started after it,
     /// and starts a thread that waits for them. On one, that thread removes the temporary files
-    /// of unfinished outputs ([`savl::io::remove_temp_files`]) and ends the process by the same
+    /// of unfinished outputs ([`savl_cli::io::remove_temp_files`]) and ends the process by the same
     /// signal with its default action (so a shell sees 130 for Ctrl-C). A signal ignored when
     /// savl started stays ignored. Call it first in `main`, before any thread is started.
     #[cfg(unix)]
@@ -146,7 +146,7 @@ pub mod signals {
                 .spawn(move || {
                     let mut sig: libc::c_int = 0;
                     while libc::sigwait(&set, &mut sig) != 0 {}
-                    savl::io::remove_temp_files();
+                    savl_cli::io::remove_temp_files();
                     libc::signal(sig, libc::SIG_DFL);
                     let mut one: libc::sigset_t = std::mem::zeroed();
                     libc::sigemptyset(&mut one);
@@ -178,8 +178,8 @@ fn is_broken_pipe_cause(cause: &(dyn std::error::Error + 'static)) -> bool {
     match cause.downcast_ref::<savl::Error>() {
         Some(savl::Error::Io { source, .. }) => source.kind() == std::io::ErrorKind::BrokenPipe,
         Some(savl::Error::Sink(inner)) => is_broken_pipe_cause(inner.as_ref()),
-        _ => match cause.downcast_ref::<savl::io::IoError>() {
-            Some(savl::io::IoError::Write { cause, .. }) => {
+        _ => match cause.downcast_ref::<savl_cli::io::IoError>() {
+            Some(savl_cli::io::IoError::Write { cause, .. }) => {
                 cause.kind() == std::io::ErrorKind::BrokenPipe
             }
             _ => false,

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
-use savl::io::{DecodeLimits, RawFrameReader};
+use savl_cli::io::{DecodeLimits, RawFrameReader};
 
 use super::model::ModelArgs;
 use super::progress::{self, say};
