@@ -23,12 +23,36 @@ pub enum Error {
     /// The input image cannot be processed (for example it is empty).
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// A builder setting is out of range; the message states the allowed range.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
-    /// A resource limit would be exceeded (image or output too large).
-    #[error("limit exceeded: {0}")]
-    Limits(String),
+    /// A setting is out of range: which one, the value given and what is allowed.
+    #[error("invalid configuration: {parameter} {value} must be {expected}")]
+    InvalidConfig {
+        /// The setting, as the builder method or option names it (`threads`, `tile`, …).
+        parameter: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed (a range or a list).
+        expected: String,
+    },
+    /// A resource limit would be exceeded: an input, output or buffer too large.
+    #[error("limit exceeded: {what} needs {requested} {unit}, the limit is {limit}")]
+    Limits {
+        /// What would exceed the limit (`input 9000×9000`, `output buffer of 36000×36000`, …).
+        what: String,
+        /// How much it needs.
+        requested: u64,
+        /// The limit.
+        limit: u64,
+        /// The unit of `requested` and `limit` (`pixels`, `bytes`).
+        unit: &'static str,
+    },
+    /// Memory for a buffer could not be allocated.
+    #[error("cannot allocate {bytes} bytes for {what}")]
+    OutOfMemory {
+        /// The buffer (`a 4000×3000 output`, …).
+        what: String,
+        /// Its size.
+        bytes: u64,
+    },
     /// The request is valid but not supported by this model or build (for example a precision
     /// the model file lacks, or degradation outputs of a model that has none).
     #[error("unsupported: {0}")]
@@ -61,6 +85,39 @@ impl Error {
             path: path.into(),
             reason: reason.into(),
             source,
+        }
+    }
+
+    pub(crate) fn config(
+        parameter: &'static str,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Error {
+        Error::InvalidConfig {
+            parameter,
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    pub(crate) fn limits(
+        what: impl Into<String>,
+        requested: u64,
+        limit: u64,
+        unit: &'static str,
+    ) -> Error {
+        Error::Limits {
+            what: what.into(),
+            requested,
+            limit,
+            unit,
+        }
+    }
+
+    pub(crate) fn out_of_memory(what: impl Into<String>, bytes: usize) -> Error {
+        Error::OutOfMemory {
+            what: what.into(),
+            bytes: bytes as u64,
         }
     }
 

@@ -51,7 +51,7 @@ pub use precision::{CpuCaps, Precision};
 pub use tiling::{Rect, Tile, TileConfig, TileIter, TilePlan, DEFAULT_TILE, MAX_TILE, MIN_TILE};
 pub use upscaler::{
     DegradationEstimate, Upscaler, UpscalerBuilder, DEFAULT_FOREIGN_HALO, DEFAULT_MAX_INPUT_PIXELS,
-    MAX_THREADS,
+    DEFAULT_MAX_THREADS, MAX_THREADS,
 };
 
 /// Keep freed tensor memory in the process instead of handing it back to the kernel after

@@ -19,8 +19,7 @@
 //!
 //! Accuracy: the same products as tract's, summed in another order: on the shipped model `sr`
 //! stays within 2.5e-6 of the unrewritten model and `mu`, `severity` came out identical
-//! (`tests/pointwise.rs`). Measured on savl-lite at 128×128 (2 shared cores): the 7 ops take
-//! 3–6 ms where tract's 12 OptMatMuls took 13–28 ms.
+//! (`tests/pointwise.rs`).
 
 use std::sync::Arc;
 

@@ -52,9 +52,11 @@ impl FromStr for Precision {
             "f32" | "fp32" | "float32" => Ok(Precision::F32),
             "f16" | "fp16" | "float16" => Ok(Precision::F16),
             "int8" | "i8" | "u8" | "q8" => Ok(Precision::Int8),
-            other => Err(Error::InvalidConfig(format!(
-                "precision `{other}`: expected one of auto, f32, f16, int8"
-            ))),
+            other => Err(Error::config(
+                "precision",
+                format!("`{other}`"),
+                "one of auto, f32, f16, int8",
+            )),
         }
     }
 }
@@ -67,7 +69,7 @@ pub struct CpuCaps {
     /// Native fp16 arithmetic (aarch64 FEAT_FP16).
     pub fp16: bool,
     /// f32 runs savl's Winograd 3×3 convs with AVX2 + FMA (x86-64; not turned off by
-    /// `SAVL_DISABLE_WINOGRAD`). There f32 measured 4.5–7× faster than tract's int8 convs.
+    /// `SAVL_DISABLE_WINOGRAD`), which makes f32 faster than tract's int8 convs there.
     pub fast_f32: bool,
     /// Short name of the instruction set tract dispatches on (for `describe`).
     pub isa: &'static str,

@@ -32,9 +32,8 @@ impl Default for TileConfig {
     }
 }
 
-/// Default tile side (LR px). 160 keeps a 4000×3000 JPEG → PNG run under 400 MB with 2
-/// workers: at 192 it peaked at 405 MB, at 256 at ≈ 490 MB (tract holds its intermediates per
-/// worker), for ≈ 5 % more compute than 192 (halo overhead `(T / (T − 2h))²`).
+/// Default tile side (LR px): keeps a 4000×3000 JPEG → PNG run with 2 workers under the
+/// 400 MB budget (the measurements behind the choice: `docs/PERF.md`, "Tiles").
 pub const DEFAULT_TILE: usize = 160;
 /// Smallest accepted tile side.
 pub const MIN_TILE: usize = 16;
@@ -56,17 +55,18 @@ impl TileConfig {
     /// Check the ranges for a resolved `halo`; the message states the allowed range.
     pub fn validate(&self, halo: usize) -> Result<(), Error> {
         if !(MIN_TILE..=MAX_TILE).contains(&self.tile) {
-            return Err(Error::InvalidConfig(format!(
-                "tile {} must be in {MIN_TILE}..={MAX_TILE}",
-                self.tile
-            )));
+            return Err(Error::config(
+                "tile",
+                self.tile,
+                format!("in {MIN_TILE}..={MAX_TILE}"),
+            ));
         }
         if 2 * halo >= self.tile {
-            return Err(Error::InvalidConfig(format!(
-                "halo {halo} must be < tile/2 = {} (tile {})",
-                self.tile.div_ceil(2),
-                self.tile
-            )));
+            return Err(Error::config(
+                "halo",
+                halo,
+                format!("< tile/2 = {} (tile {})", self.tile.div_ceil(2), self.tile),
+            ));
         }
         Ok(())
     }
@@ -197,7 +197,7 @@ impl TilePlan {
             return Err(Error::InvalidInput(format!("empty image {width}×{height}")));
         }
         if scale == 0 {
-            return Err(Error::InvalidConfig("scale must be ≥ 1".into()));
+            return Err(Error::config("scale", 0, "at least 1"));
         }
         Ok(TilePlan {
             width,

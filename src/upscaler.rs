@@ -17,6 +17,8 @@ use crate::{Error, Precision};
 pub const DEFAULT_FOREIGN_HALO: usize = 16;
 /// Largest accepted thread count.
 pub const MAX_THREADS: usize = 256;
+/// The most threads an upscaler uses when none is asked for.
+pub const DEFAULT_MAX_THREADS: usize = 16;
 /// Default cap on input pixels (64 MP).
 pub const DEFAULT_MAX_INPUT_PIXELS: u64 = 64 * 1024 * 1024;
 
@@ -75,7 +77,8 @@ impl UpscalerBuilder {
         self
     }
 
-    /// Tile side in LR pixels, halo included (16..=1024; default 256).
+    /// Tile side in LR pixels, halo included ([`MIN_TILE`]..=[`MAX_TILE`]; default
+    /// [`DEFAULT_TILE`](crate::DEFAULT_TILE)).
     pub fn tile(mut self, tile: usize) -> Self {
         self.tiles.tile = tile;
         self
@@ -94,7 +97,8 @@ impl UpscalerBuilder {
         self
     }
 
-    /// Worker threads (1..=256; default: the number of CPUs).
+    /// Worker threads (1..=[`MAX_THREADS`]; default: the number of CPUs, at most
+    /// [`DEFAULT_MAX_THREADS`]).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
@@ -123,7 +127,8 @@ impl UpscalerBuilder {
         self
     }
 
-    /// Let tract pick its DirectSpatialConv path (default off: it is 2–5× slower on x86).
+    /// Let tract pick its DirectSpatialConv path (default off: slower than im2col on x86,
+    /// `docs/PERF.md`).
     #[doc(hidden)]
     pub fn direct_spatial(mut self, on: bool) -> Self {
         self.direct_spatial = on;
@@ -156,31 +161,28 @@ impl UpscalerBuilder {
     fn build_inner(self) -> Result<Upscaler, Error> {
         let threads = match self.threads {
             Some(t) if (1..=MAX_THREADS).contains(&t) => t,
-            Some(t) => {
-                return Err(Error::InvalidConfig(format!(
-                    "threads {t} must be in 1..={MAX_THREADS}"
-                )))
-            }
+            Some(t) => return Err(Error::config("threads", t, format!("in 1..={MAX_THREADS}"))),
             None => std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
-                .min(16),
+                .min(DEFAULT_MAX_THREADS),
         };
         if !(MIN_TILE..=MAX_TILE).contains(&self.tiles.tile) {
-            return Err(Error::InvalidConfig(format!(
-                "tile {} must be in {MIN_TILE}..={MAX_TILE}",
-                self.tiles.tile
-            )));
+            return Err(Error::config(
+                "tile",
+                self.tiles.tile,
+                format!("in {MIN_TILE}..={MAX_TILE}"),
+            ));
         }
         if self.max_input_pixels == 0 {
-            return Err(Error::InvalidConfig("max_input_pixels must be ≥ 1".into()));
+            return Err(Error::config("max_input_pixels", 0, "at least 1"));
         }
         if !(0.0..=crate::strength::MAX_STRENGTH).contains(&self.strength) {
-            return Err(Error::InvalidConfig(format!(
-                "strength {} must be in 0..={}",
+            return Err(Error::config(
+                "strength",
                 self.strength,
-                crate::strength::MAX_STRENGTH
-            )));
+                format!("in 0..={}", crate::strength::MAX_STRENGTH),
+            ));
         }
         let caps = CpuCaps::detect();
         let opts = LoadOptions {
@@ -457,16 +459,21 @@ impl Upscaler {
             return Err(Error::InvalidInput(format!("empty image {w}×{h}")));
         }
         if (w as u64) * (h as u64) > self.max_input_pixels {
-            return Err(Error::Limits(format!(
-                "input {w}×{h} has more than {} pixels",
-                self.max_input_pixels
-            )));
+            return Err(Error::limits(
+                format!("input {w}×{h}"),
+                (w as u64) * (h as u64),
+                self.max_input_pixels,
+                "pixels",
+            ));
         }
         let s = self.model.scale as u64;
         if (w as u64) * s > u32::MAX as u64 || (h as u64) * s > u32::MAX as u64 {
-            return Err(Error::Limits(format!(
-                "output of {w}×{h} ×{s} is too large"
-            )));
+            return Err(Error::limits(
+                format!("output side of {w}×{h} ×{s}"),
+                (w.max(h) as u64) * s,
+                u64::from(u32::MAX),
+                "pixels",
+            ));
         }
         Ok((w, h))
     }
@@ -493,10 +500,17 @@ impl Upscaler {
         let len = ow
             .checked_mul(oh)
             .and_then(|n| n.checked_mul(3))
-            .ok_or_else(|| Error::Limits(format!("output {ow}×{oh} too large")))?;
+            .ok_or_else(|| {
+                Error::limits(
+                    format!("output {ow}×{oh}"),
+                    (ow as u64) * (oh as u64) * 3,
+                    usize::MAX as u64,
+                    "bytes",
+                )
+            })?;
         let mut buf: Vec<u8> = Vec::new();
         buf.try_reserve_exact(len)
-            .map_err(|_| Error::Limits(format!("cannot allocate {len} bytes for {ow}×{oh}")))?;
+            .map_err(|_| Error::out_of_memory(format!("a {ow}×{oh} output"), len))?;
         buf.resize(len, 0);
         let row = ow * 3;
         self.upscale_rows(img, |y, rows| {
@@ -528,10 +542,10 @@ impl Upscaler {
             let len = (r1 - r0) * s * row_bytes;
             band.clear();
             if band.try_reserve_exact(len).is_err() {
-                return Err(Error::Limits(format!(
-                    "cannot allocate {len} bytes for a band of {} output rows",
-                    (r1 - r0) * s
-                )));
+                return Err(Error::out_of_memory(
+                    format!("a band of {} output rows", (r1 - r0) * s),
+                    len,
+                ));
             }
             band.resize(len, 0u8);
             let band_mx = Mutex::new(&mut band[..]);
@@ -643,10 +657,12 @@ impl Upscaler {
         let n = w * h;
         let total = n.saturating_mul(dim + 1);
         if total > (1usize << 28) {
-            return Err(Error::Limits(format!(
-                "degradation maps of {w}×{h}×{} floats exceed 1 GiB",
-                dim + 1
-            )));
+            return Err(Error::limits(
+                format!("degradation maps of {w}×{h}×{}", dim + 1),
+                total as u64 * 4,
+                1 << 30,
+                "bytes",
+            ));
         }
         let maps = Mutex::new((vec![0f32; dim * n], vec![0f32; n]));
         for b in 0..plan.bands() {

@@ -35,9 +35,8 @@ use tract_onnx::tract_core::ops::logic::{CompGT, Iff};
 use tract_onnx::tract_core::ops::math::Mul;
 use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
 
-/// Bytes of transformed input plus GEMM output one block may hold: a block stays in a Zen 4
-/// core's 1 MiB L2 with room for the packed kernel (0.5 to 4 MiB measured the same within
-/// noise on 48 and 64 channels at 128×128).
+/// Bytes of transformed input plus GEMM output one block may hold, sized to stay in a 1 MiB L2
+/// core cache with room for the packed kernel (`docs/PERF.md`, "Winograd").
 const BLOCK_BYTES: usize = 512 * 1024;
 
 /// The Winograd output tile: F(2×2, 3×3) or F(4×4, 3×3).

@@ -171,7 +171,13 @@ fn bad_strengths_and_models_without_a_clean_code_are_errors() {
     let bytes = shipped();
     for s in [-0.1, 4.5, f32::NAN] {
         assert!(
-            matches!(upscaler(&bytes, s), Err(Error::InvalidConfig(_))),
+            matches!(
+                upscaler(&bytes, s),
+                Err(Error::InvalidConfig {
+                    parameter: "strength",
+                    ..
+                })
+            ),
             "{s}"
         );
     }

@@ -16,7 +16,13 @@ fn builder_validates_ranges() {
     let b = || Upscaler::builder().model_bytes(bytes());
     let e = b().tile(8).build().unwrap_err();
     assert!(
-        matches!(e, Error::InvalidConfig(_)) && e.to_string().contains("16..=1024"),
+        matches!(
+            e,
+            Error::InvalidConfig {
+                parameter: "tile",
+                ..
+            }
+        ) && e.to_string().contains("16..=1024"),
         "{e}"
     );
     let e = b().tile(64).halo(32).build().unwrap_err();
@@ -164,7 +170,10 @@ fn bad_input_is_an_error() {
         up.upscale(&image::RgbImage::new(0, 5)),
         Err(Error::InvalidInput(_))
     ));
-    assert!(matches!(up.upscale(&img(40, 40)), Err(Error::Limits(_))));
+    assert!(matches!(
+        up.upscale(&img(40, 40)),
+        Err(Error::Limits { unit: "pixels", .. })
+    ));
     assert!(up.upscale(&img(1, 1)).is_ok());
 }
 

@@ -84,8 +84,8 @@ fn set_last_error(msg: &str) {
 fn status_of(e: &Error) -> SavlStatus {
     match e {
         Error::Model { .. } => SavlStatus::Model,
-        Error::InvalidInput(_) | Error::InvalidConfig(_) => SavlStatus::InvalidArgument,
-        Error::Limits(_) => SavlStatus::Limits,
+        Error::InvalidInput(_) | Error::InvalidConfig { .. } => SavlStatus::InvalidArgument,
+        Error::Limits { .. } | Error::OutOfMemory { .. } => SavlStatus::Limits,
         Error::Unsupported(_) => SavlStatus::Unsupported,
         Error::Io { .. } => SavlStatus::Io,
         _ => SavlStatus::Runtime,

@@ -3,7 +3,7 @@
 //! non-clobbering output files.
 //!
 //! Everything here is independent of the network: the CLI (`savl upscale`, `savl inspect`) and
-//! applications use it around [`crate::Upscaler`].
+//! applications use it around [`savl::Upscaler`].
 //!
 //! # Input
 //!
@@ -861,20 +861,17 @@ static STALE: Mutex<Vec<(PathBuf, StaleFiles)>> = Mutex::new(Vec::new());
 /// Removes the temporary files of every [`AtomicOutput`] of this process that is neither
 /// committed nor dropped; returns how many were removed. For a signal handler's thread (it locks
 /// a mutex: not async-signal-safe), just before the process ends.
+///
+/// The registry stays locked afterwards, so no new temporary file can be created by another
+/// thread before the process ends: call it only on the way out.
 pub fn remove_temp_files() -> usize {
-    let live = match LIVE_TEMPS.lock() {
-        Ok(l) => l.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
-    live.iter()
+    let live = LIVE_TEMPS.lock().unwrap_or_else(|p| p.into_inner());
+    let removed = live
+        .iter()
         .filter(|p| std::fs::remove_file(p).is_ok())
-        .count()
-}
-
-fn register(path: &Path) {
-    if let Ok(mut l) = LIVE_TEMPS.lock() {
-        l.push(path.to_owned());
-    }
+        .count();
+    std::mem::forget(live);
+    removed
 }
 
 fn unregister(path: &Path) {
@@ -1043,8 +1040,14 @@ impl AtomicOutput {
             // Like a plain `File::create`: 0666 less the umask (tempfile's default is 0600).
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
-        let tmp = builder.tempfile_in(dir).map_err(write_err)?;
-        register(tmp.path());
+        // Created and registered under the lock that `remove_temp_files` takes, so a signal
+        // arriving in between cannot leave the file behind.
+        let tmp = {
+            let mut live = LIVE_TEMPS.lock().unwrap_or_else(|p| p.into_inner());
+            let tmp = builder.tempfile_in(dir).map_err(write_err)?;
+            live.push(tmp.path().to_owned());
+            tmp
+        };
         Ok(AtomicOutput {
             target: Target::Temp(tmp),
             dest: dest.to_owned(),

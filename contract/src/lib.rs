@@ -21,8 +21,8 @@ pub mod testmodel;
 
 /// Metadata keys (`metadata_props`) of a savl ONNX file, and the names of its tensors.
 ///
-/// A model has one input [`INPUT`] `[1,3,H,W]` in [0, 1] and the output [`OUTPUT`]
-/// `[1,3,sH,sW]`; models with an estimator also output [`MU`] `[1,d,H,W]` and [`SEVERITY`]
+/// A model has one input [`INPUT`](keys::INPUT) `[1,3,H,W]` in [0, 1] and the output [`OUTPUT`](keys::OUTPUT)
+/// `[1,3,sH,sW]`; models with an estimator also output [`MU`](keys::MU) `[1,d,H,W]` and [`SEVERITY`](keys::SEVERITY)
 /// `[1,1,H,W]`.
 pub mod keys {
     /// The upscaling factor `s`, an integer in 1..=16. Required by the runtime.

@@ -37,44 +37,8 @@
 //! writes `hr/`, `lr/` (PNG) and `maps/` (safetensors, format in [`maps_io`]);
 //! `savl-train degrade --preview OUT.png --input IMG --seed N` writes a contact sheet.
 //!
-//! # Throughput (256 → 64 crops at ×4, the 79 photos of `shared/data/train`)
+//! Throughput and what it cost to get there: `docs/PERF.md` ("Degradation synthesis").
 //!
-//! Command: `RAYON_NUM_THREADS=2 cargo bench -p savl-train --bench degrade --profile dev`
-//! (the bench first prints the process CPU time per pair, then runs the criterion groups;
-//! `RAYON_NUM_THREADS=1 target/debug/deps/degrade-* --bench none` prints only the CPU figure).
-//!
-//! | measure (criterion medians, 2026-11-26 15:03–15:06 UTC) | before this round | now |
-//! |---|---|---|
-//! | `batch64_256_to_64_rayon`, 2 threads, three alternating runs | 187.5, 178.4, 175.7 pairs/s | **211.3, 204.3, 220.8 pairs/s** |
-//! | `pair_256_to_64_one_thread`, same session | 106.2 pairs/s | 117.9 pairs/s |
-//! | process CPU time per pair (256-pair batch, printed by the bench) | 10.7–12.3 ms | 9.3–10.4 ms |
-//!
-//! The "before" binary is commit 3c7fc3f's (built with debug assertions, as it was measured then),
-//! run alternately with the new one while the
-//! two background training runs were paused; in the same runs the new code is 1.13–1.26× the
-//! old. **The target of 200 pairs/s on 2 cores is met in every run of this session** (204–221),
-//! by a margin of 2–10 %: the VM's speed varies by tens of percent with outside load (the
-//! previous session measured the old binary at 199 and 186 a few minutes apart), so compare
-//! figures from one run only. The output is bit-identical to 3c7fc3f's
-//! (`savl-train degrade` on 6 photos × 12 crops, `diff -r`), so the evaluation sets did not move.
-//!
-//! What was done: the sampler USM-sharpens each photo once (first use, or
-//! [`PairSampler::prepare_all`]) instead of per crop; per-regime blurs are trimmed to their
-//! support, factored into rank-1 terms when cheaper and computed only inside the bounding box
-//! of their mask; the filter loops keep 64 outputs in eight AVX2 registers across all taps
-//! (explicit intrinsics: the auto-vectorised loop kept its block on the stack), with the last
-//! partial block recomputed as a whole overlapping block, all with the portable loop's
-//! additions in its order (bit-identical); mode-B defocus blurs each level only inside the box
-//! of the pixels that blend it; the noise-σ map follows one interleaved noise plane through the
-//! linear stages instead of three; resampling runs its gathering pass on the smaller height
-//! with the 2- and 4-tap kernels unrolled; Poisson noise is sampled by exact inversion with CDF
-//! and guide tables built once per process and a branch-free two-step search; the JPEG 8×8
-//! transforms vectorise; 8-bit rounding avoids libm. The dev profile also drops debug
-//! assertions (and the standard library's UB checks) for this crate and the dependencies.
-//! Remaining cost per pair (perf, photos prepared): blur kernels ~34 %, Gaussian + Poisson
-//! noise ~13 % (+3 % ChaCha), JPEG ~10 %, resampling ~6 %, masks ~3 %, allocation and zeroing
-//! ~5 %. (The previous round's "blurs ~38 %" also counted the one-time USM of the photos.)
-
 //! # Deviations from the recipe (deliberate, documented)
 //!
 //! - Every random choice is drawn per sample (the reference draws the resizes, noise type,
