@@ -344,33 +344,37 @@ impl CustomOp2 for FastConv2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (cout, cin, k, _) = w.dims4()?;
-        if self.pad + 1 > k {
-            // Padding ≥ k would need a cropped transposed conv; the nets never use it.
-            candle_core::bail!(
-                "fast conv2d backward: padding {} must be < kernel {k}",
-                self.pad
-            );
-        }
-        let grad = grad.contiguous()?;
-        let wf = w.flatten_all()?.to_vec1::<f32>()?;
-        let wt = Tensor::from_vec(
-            flip_transpose(&wf, cout, cin, k),
-            (cin, cout, k, k),
-            w.device(),
-        )?;
-        let dx = grad.apply_op2_no_bwd(
-            &wt,
-            &FastConv2d {
-                pad: k - 1 - self.pad,
-            },
-        )?;
-        let packed = x.apply_op2_no_bwd(&grad, &WeightGrad { pad: self.pad, k })?;
-        let dw = packed
-            .narrow(0, 0, cout * cin * k * k)?
-            .reshape((cout, cin, k, k))?;
+        let (dx, dw, _) = conv_backward(x, w, &grad.contiguous()?, self.pad)?;
         Ok((Some(dx), Some(dw)))
     }
+}
+
+/// The input, weight and bias gradients of a stride-1 conv with `pad` zeros, given the gradient
+/// at its (pre-activation) output: `dx` by the transposed conv (flipped kernel, `k − 1 − pad`
+/// padding), `dw` and `db` from one packed weight-gradient pass.
+fn conv_backward(
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+    pad: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (cout, cin, k, _) = w.dims4()?;
+    if pad + 1 > k {
+        // Padding ≥ k would need a cropped transposed conv; the nets never use it.
+        candle_core::bail!("fast conv2d backward: padding {pad} must be < kernel {k}");
+    }
+    let wf = w.flatten_all()?.to_vec1::<f32>()?;
+    let wt = Tensor::from_vec(
+        flip_transpose(&wf, cout, cin, k),
+        (cin, cout, k, k),
+        w.device(),
+    )?;
+    let dx = grad.apply_op2_no_bwd(&wt, &FastConv2d { pad: k - 1 - pad })?;
+    let packed = x.apply_op2_no_bwd(grad, &WeightGrad { pad, k })?;
+    let n = cout * cin * k * k;
+    let dw = packed.narrow(0, 0, n)?.reshape((cout, cin, k, k))?;
+    let db = packed.narrow(0, n, cout)?;
+    Ok((dx, dw, db))
 }
 
 /// `act(conv2d(x, w) + b)` with `act` = LeakyReLU(slope) or identity; one pass forward, and a
@@ -418,35 +422,13 @@ impl CustomOp3 for FastConvBiasAct {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (cout, cin, k, _) = w.dims4()?;
-        if self.pad + 1 > k {
-            candle_core::bail!(
-                "fast conv2d backward: padding {} must be < kernel {k}",
-                self.pad
-            );
-        }
         let grad = match self.slope {
             Some(a) => {
                 res.apply_op2_no_bwd(&grad.contiguous()?, &super::act::LeakyReluGradOp::new(a))?
             }
             None => grad.contiguous()?,
         };
-        let wf = w.flatten_all()?.to_vec1::<f32>()?;
-        let wt = Tensor::from_vec(
-            flip_transpose(&wf, cout, cin, k),
-            (cin, cout, k, k),
-            w.device(),
-        )?;
-        let dx = grad.apply_op2_no_bwd(
-            &wt,
-            &FastConv2d {
-                pad: k - 1 - self.pad,
-            },
-        )?;
-        let packed = x.apply_op2_no_bwd(&grad, &WeightGrad { pad: self.pad, k })?;
-        let n = cout * cin * k * k;
-        let dw = packed.narrow(0, 0, n)?.reshape((cout, cin, k, k))?;
-        let db = packed.narrow(0, n, cout)?;
+        let (dx, dw, db) = conv_backward(x, w, &grad, self.pad)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
