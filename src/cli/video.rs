@@ -5,7 +5,7 @@
 //! 2. One `ffmpeg` decodes it to rgb24 frames on a pipe, every decoded frame once
 //!    (`-vsync passthrough`); savl upscales each frame.
 //! 3. The frames go, `--segment` frames at a time, to an `ffmpeg` encoder writing
-//!    `seg_NNNNNN.mkv` in a work folder beside OUT (`.OUT.savl-video/`); a segment is renamed
+//!    `seg_NNNNNN.nut` in a work folder beside OUT (`.OUT.savl-video/`); a segment is renamed
 //!    from `.part` when its encoder has finished, so a finished segment is whole.
 //! 4. `ffmpeg`'s concat demuxer joins the segments, and the audio, subtitles, chapters and
 //!    metadata of IN are copied beside them (stream copy: audio packets are bit-identical) into
@@ -185,7 +185,15 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
     decode
         .arg("-i")
         .arg(input)
-        .args(["-map", "0:V:0", "-an", "-sn", "-dn", "-vsync", "passthrough"])
+        .args([
+            "-map",
+            "0:V:0",
+            "-an",
+            "-sn",
+            "-dn",
+            "-vsync",
+            "passthrough",
+        ])
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
     let mut decoder = Spawned::new(decode, "the decoder", verbosity, true, false)?;
     let stdout = decoder.child.stdout.take().context("decoder stdout")?;
@@ -209,14 +217,24 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
             }
         }
     };
+    // Frames of each finished segment: `--segment` each, except a short last one.
+    let mut seg_frames: Vec<u64> = vec![u64::from(args.segment); done_segments];
     while frame < skip {
         if !read(&mut frames_in, &mut buf, &mut decoder)? {
-            bail!(
-                "{}: has {frame} frames, fewer than the {done_segments} finished segments of {} \
-                 hold (remove the folder to start over)",
-                input.display(),
-                work.display()
-            );
+            // All frames were upscaled before the kill (it came while the segments were
+            // joined): the last segment is the short one.
+            let full = u64::from(args.segment) * (done_segments as u64 - 1);
+            if frame <= full {
+                bail!(
+                    "{}: has {frame} frames, fewer than the {done_segments} finished segments of                      {} hold (remove the folder to start over)",
+                    input.display(),
+                    work.display()
+                );
+            }
+            if let Some(last) = seg_frames.last_mut() {
+                *last = frame - full;
+            }
+            break;
         }
         frame += 1;
     }
@@ -227,13 +245,13 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
     let mut finished_here = 0usize;
     let mut more = read(&mut frames_in, &mut buf, &mut decoder)?;
     while more {
-        let part = work.join(format!("seg_{segment:06}.mkv.part"));
+        let part = work.join(format!("seg_{segment:06}.nut.part"));
         let mut enc = ffmpeg.command();
         enc.args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s"])
             .arg(format!("{ow}x{oh}"))
             .args(["-framerate", &probe.rate, "-i", "-"])
             .args(&encoder)
-            .args(["-f", "matroska", "-y"])
+            .args(["-f", "nut", "-y"])
             .arg(&part);
         let mut encoder_proc = Spawned::new(enc, "the encoder", verbosity, false, true)?;
         let stdin = encoder_proc.child.stdin.take().context("encoder stdin")?;
@@ -265,9 +283,10 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
             return Err(e.context(format!("{}: segment {segment}{why}", output.display())));
         }
         encoder_proc.wait_ok()?;
-        let seg = work.join(format!("seg_{segment:06}.mkv"));
+        let seg = work.join(format!("seg_{segment:06}.nut"));
         std::fs::rename(&part, &seg)
             .with_context(|| format!("cannot rename {} to {}", part.display(), seg.display()))?;
+        seg_frames.push(u64::from(in_segment));
         segment += 1;
         finished_here += 1;
         if kill_after == Some(finished_here) {
@@ -291,10 +310,7 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
     }
 
     // Join the segments and copy the other streams of IN.
-    let mut list = String::new();
-    for k in 0..segment {
-        let _ = writeln!(list, "file 'seg_{k:06}.mkv'");
-    }
+    let list = concat_list(&seg_frames, &probe.rate)?;
     let list_path = work.join("concat.txt");
     std::fs::write(&list_path, list)
         .with_context(|| format!("cannot write {}", list_path.display()))?;
@@ -334,6 +350,32 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
         );
     }
     Ok(Outcome::Ok)
+}
+
+/// The concat demuxer's list: each segment with its exact duration (its frames at `rate`, `N/D`),
+/// so that the joined timestamps are those of one stream (the demuxer's own estimate of a
+/// file's duration is off by a frame in either direction with some encoders and containers).
+/// Durations are in microseconds, cut from the exact running total so that they never drift.
+fn concat_list(seg_frames: &[u64], rate: &str) -> Result<String> {
+    let (num, den) = rate
+        .split_once('/')
+        .and_then(|(n, d)| Some((n.parse::<u128>().ok()?, d.parse::<u128>().ok()?)))
+        .filter(|&(n, d)| n > 0 && d > 0)
+        .with_context(|| format!("bad frame rate {rate}"))?;
+    let us = |frames: u128| (frames * den * 1_000_000 + num / 2) / num;
+    let mut list = String::new();
+    let mut total: u128 = 0;
+    for (k, &n) in seg_frames.iter().enumerate() {
+        let d = us(total + u128::from(n)) - us(total);
+        total += u128::from(n);
+        let _ = writeln!(
+            list,
+            "file 'seg_{k:06}.nut'\nduration {}.{:06}",
+            d / 1_000_000,
+            d % 1_000_000
+        );
+    }
+    Ok(list)
 }
 
 /// Ends the process at once, as a power cut or `kill -9` would (tests of `--resume` only).
@@ -439,11 +481,13 @@ fn prepare_work(
             for e in std::fs::read_dir(work)?.flatten() {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                let keep = name == "job.txt"
-                    || segment_index(&name).is_some_and(|k| k < segments);
+                let keep = name == "job.txt" || segment_index(&name).is_some_and(|k| k < segments);
                 if !keep {
                     std::fs::remove_file(e.path()).with_context(|| {
-                        format!("cannot remove {} (left by the killed run)", e.path().display())
+                        format!(
+                            "cannot remove {} (left by the killed run)",
+                            e.path().display()
+                        )
                     })?;
                 }
             }
@@ -485,16 +529,16 @@ fn prepare_work(
     Ok(0)
 }
 
-/// `k` for `seg_k.mkv` (6 digits).
+/// `k` for `seg_k.nut` (6 digits).
 fn segment_index(name: &str) -> Option<usize> {
-    let k = name.strip_prefix("seg_")?.strip_suffix(".mkv")?;
+    let k = name.strip_prefix("seg_")?.strip_suffix(".nut")?;
     if k.len() != 6 || !k.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     k.parse().ok()
 }
 
-/// How many segments `seg_000000.mkv`, `seg_000001.mkv`, … exist without a gap.
+/// How many segments `seg_000000.nut`, `seg_000001.nut`, … exist without a gap.
 fn finished_segments(work: &Path) -> Result<usize> {
     let mut found = Vec::new();
     for e in std::fs::read_dir(work).with_context(|| format!("cannot read {}", work.display()))? {
@@ -556,7 +600,9 @@ fn encoder_args(
                     }
                     e.to_string()
                 }
-                None => bail!("this ffmpeg has neither libx264 nor mpeg4: name an encoder with --codec"),
+                None => {
+                    bail!("this ffmpeg has neither libx264 nor mpeg4: name an encoder with --codec")
+                }
             }
         }
     };
@@ -586,7 +632,10 @@ fn encoder_args(
         }
         out.extend(["-preset".into(), p.clone()]);
     }
-    let pix_fmt = args.pix_fmt.clone().unwrap_or_else(|| probe.pix_fmt.clone());
+    let pix_fmt = args
+        .pix_fmt
+        .clone()
+        .unwrap_or_else(|| probe.pix_fmt.clone());
     out.extend(["-pix_fmt".into(), pix_fmt]);
     // rgb24 → Y'CbCr with IN's matrix and range (swscale's default is BT.601 limited).
     let mut scale = Vec::new();
@@ -705,7 +754,8 @@ impl Tools {
         let text = String::from_utf8_lossy(&out.stdout);
         let mut p = Probe::default();
         let (mut avg, mut r) = (String::new(), String::new());
-        let known = |v: &str| (!v.is_empty() && v != "unknown" && v != "N/A").then(|| v.to_string());
+        let known =
+            |v: &str| (!v.is_empty() && v != "unknown" && v != "N/A").then(|| v.to_string());
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
@@ -747,7 +797,10 @@ impl Tools {
         } else if valid(&r) {
             r
         } else {
-            bail!("{}: ffprobe gives no frame rate for its video stream", input.display())
+            bail!(
+                "{}: ffprobe gives no frame rate for its video stream",
+                input.display()
+            )
         };
         if p.pix_fmt.is_empty() || p.pix_fmt == "unknown" {
             p.pix_fmt = "yuv420p".into();
@@ -822,7 +875,11 @@ impl Spawned {
         stdin: bool,
     ) -> Result<Spawned> {
         cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(if stdout { Stdio::piped() } else { Stdio::null() })
+            .stdout(if stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped());
         #[cfg(unix)]
         {
@@ -941,14 +998,29 @@ mod tests {
 
     #[test]
     fn segment_names_and_gaps() {
-        assert_eq!(segment_index("seg_000012.mkv"), Some(12));
-        assert_eq!(segment_index("seg_000012.mkv.part"), None);
-        assert_eq!(segment_index("seg_12.mkv"), None);
+        assert_eq!(segment_index("seg_000012.nut"), Some(12));
+        assert_eq!(segment_index("seg_000012.nut.part"), None);
+        assert_eq!(segment_index("seg_12.nut"), None);
         let dir = tempfile::tempdir().unwrap();
         for k in [0, 1, 3] {
-            std::fs::write(dir.path().join(format!("seg_{k:06}.mkv")), b"x").unwrap();
+            std::fs::write(dir.path().join(format!("seg_{k:06}.nut")), b"x").unwrap();
         }
         assert_eq!(finished_segments(dir.path()).unwrap(), 2);
+    }
+
+    #[test]
+    fn concat_durations_add_up_exactly() {
+        let list = concat_list(&[5, 5, 2], "12/1").unwrap();
+        assert_eq!(
+            list,
+            "file 'seg_000000.nut'\nduration 0.416667\nfile 'seg_000001.nut'\nduration \
+             0.416666\nfile 'seg_000002.nut'\nduration 0.166667\n"
+        );
+        // 30000/1001: 240 frames are 8.008 s exactly.
+        assert!(concat_list(&[240], "30000/1001")
+            .unwrap()
+            .contains("duration 8.008000"));
+        assert!(concat_list(&[1], "0/0").is_err());
     }
 
     #[test]

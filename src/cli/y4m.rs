@@ -306,7 +306,10 @@ pub fn run(
     if stdout.is_terminal() {
         bail!("--y4m writes a video stream to stdout: pipe it to a program or a file");
     }
-    let mut input = Reader::new(BufReader::with_capacity(1 << 20, std::io::stdin().lock()), "stdin")?;
+    let mut input = Reader::new(
+        BufReader::with_capacity(1 << 20, std::io::stdin().lock()),
+        "stdin",
+    )?;
     let header = input.header().clone();
     let (w, h) = (header.width, header.height);
     if u64::from(w) * u64::from(h) > limits.max_pixels {
@@ -428,7 +431,10 @@ mod tests {
             assert_eq!(h.frame_len(), 9 + 2 * 4);
         }
         let h = Header::parse(b"YUV4MPEG2 W2 H2 C444", "stdin").unwrap();
-        assert_eq!((h.chroma, h.range, h.rate), (Subsampling::Yuv444, None, None));
+        assert_eq!(
+            (h.chroma, h.range, h.rate),
+            (Subsampling::Yuv444, None, None)
+        );
     }
 
     #[test]
@@ -440,7 +446,10 @@ mod tests {
             (b"YUV4MPEG2 W2 H2 C420p10", "C420p10 is not supported"),
             (b"YUV4MPEG2 W2 H2 Cmono", "Cmono is not supported"),
             (b"YUV4MPEG2 W2 H2 F30", "bad y4m frame rate"),
-            (b"YUV4MPEG2 W2 H2 XCOLORRANGE=HALF", "XCOLORRANGE=FULL or LIMITED"),
+            (
+                b"YUV4MPEG2 W2 H2 XCOLORRANGE=HALF",
+                "XCOLORRANGE=FULL or LIMITED",
+            ),
         ];
         for (line, want) in cases {
             let e = format!("{:#}", Header::parse(line, "stdin").unwrap_err());
@@ -465,7 +474,10 @@ mod tests {
             .unwrap()
             .read_frame(&mut buf)
             .unwrap_err();
-        assert!(format!("{e:#}").contains("ended inside frame 0: 4 of 6"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("ended inside frame 0: 4 of 6"),
+            "{e:#}"
+        );
         cut = b"YUV4MPEG2 W2 H2\nFRAME\n123456FRA".to_vec();
         let mut r = Reader::new(&cut[..], "stdin").unwrap();
         assert!(r.read_frame(&mut buf).unwrap());
