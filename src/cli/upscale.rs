@@ -145,6 +145,7 @@ pub fn run_args(args: UpscaleArgs, verbosity: Verbosity) -> Result<Outcome> {
         let mem = megabytes(args.limit_mem);
         return y4m::run(&args.y4m, &args.model, limits, mem, verbosity);
     }
+    args.y4m.refuse_without_y4m()?;
     if let Some(size) = args.raw {
         return raw::run(
             size,

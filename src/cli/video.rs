@@ -689,11 +689,11 @@ impl Tools {
                     .map(|(n, _)| *n)
                     .collect();
                 bail!(
-                    "savl video runs ffmpeg and ffprobe, and {} not found on PATH (install \
-                     ffmpeg, e.g. `apt-get install ffmpeg`)",
+                    "savl video runs ffmpeg and ffprobe: {} on PATH (install ffmpeg, e.g. \
+                     `apt-get install ffmpeg`)",
                     match missing.as_slice() {
-                        [one] => format!("{one} was"),
-                        _ => "neither was".to_string(),
+                        [one] => format!("{one} was not found"),
+                        _ => "neither was found".to_string(),
                     }
                 )
             }

@@ -35,18 +35,33 @@ pub struct Y4mArgs {
     pub y4m: bool,
 
     /// Chroma of the --y4m output: 420 or 444 [default: the input's].
-    #[arg(long, value_name = "CHROMA", value_parser = parse_chroma, requires = "y4m")]
+    #[arg(long, value_name = "CHROMA", value_parser = parse_chroma)]
     pub y4m_out: Option<Subsampling>,
 
-    /// Colour matrix of the --y4m stream, bt601 or bt709 (y4m has no field for it).
-    #[arg(long, value_name = "M", default_value = "bt601", value_parser = parse_matrix,
-          requires = "y4m")]
-    pub matrix: Matrix,
+    /// Colour matrix of the --y4m stream, bt601 or bt709 (y4m has no field for it) [default:
+    /// bt601].
+    #[arg(long, value_name = "M", value_parser = parse_matrix)]
+    pub matrix: Option<Matrix>,
 
     /// Range of a --y4m stream whose header has no XCOLORRANGE: limited or full [default:
     /// limited]. A header's XCOLORRANGE wins.
-    #[arg(long, value_name = "R", value_parser = parse_range, requires = "y4m")]
+    #[arg(long, value_name = "R", value_parser = parse_range)]
     pub range: Option<Range>,
+}
+
+impl Y4mArgs {
+    /// An error naming the first y4m-only flag given without `--y4m`.
+    pub fn refuse_without_y4m(&self) -> Result<()> {
+        let given = [
+            ("--y4m-out", self.y4m_out.is_some()),
+            ("--matrix", self.matrix.is_some()),
+            ("--range", self.range.is_some()),
+        ];
+        match given.iter().find(|(_, g)| *g) {
+            Some((flag, _)) if !self.y4m => bail!("{flag} applies to --y4m streams only"),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn parse_chroma(s: &str) -> Result<Subsampling, String> {
@@ -336,7 +351,7 @@ pub fn run(
         );
     }
     let colour = Colour {
-        matrix: args.matrix,
+        matrix: args.matrix.unwrap_or_default(),
         range: header.range.or(args.range).unwrap_or_default(),
     };
     let out_range = header.range.or(args.range);
