@@ -639,14 +639,11 @@ fn encoder_args(
     out.extend(["-pix_fmt".into(), pix_fmt]);
     // rgb24 → Y'CbCr with IN's matrix and range (swscale's default is BT.601 limited).
     let mut scale = Vec::new();
-    match probe.color_space.as_deref() {
-        Some(m @ ("bt709" | "fcc" | "bt470bg" | "smpte170m" | "smpte240m" | "bt2020nc")) => {
-            scale.push(format!(
-                "out_color_matrix={}",
-                if m == "bt2020nc" { "bt2020" } else { m }
-            ));
-        }
-        _ => {}
+    if let Some(m @ ("bt709" | "fcc" | "bt470bg" | "smpte170m" | "smpte240m" | "bt2020nc")) =
+        probe.color_space.as_deref()
+    {
+        let m = if m == "bt2020nc" { "bt2020" } else { m };
+        scale.push(format!("out_color_matrix={m}"));
     }
     match probe.color_range.as_deref() {
         Some("pc") => scale.push("out_range=pc".into()),
