@@ -14,7 +14,8 @@
 //!
 //! Frames are written at IN's frame rate from IN's first video timestamp, so a constant-rate
 //! input keeps its frame count, rate and timestamps (a variable-rate input is written at its
-//! average rate). A run killed at any point leaves the work folder; `--resume` checks that it was
+//! average rate). A video with a rotation tag is decoded upright (ffmpeg's autorotation) and
+//! written upright without the tag. A run killed at any point leaves the work folder; `--resume` checks that it was
 //! made for the same input and options, keeps its finished segments, skips their frames in the
 //! decoded stream and goes on. Every frame is upscaled alone with the same tile grid, so a
 //! resumed run's frames equal an uninterrupted run's.
@@ -729,7 +730,7 @@ impl Tools {
                 "-show_entries",
                 "stream=codec_name,width,height,pix_fmt,r_frame_rate,avg_frame_rate,\
                  nb_read_packets,start_time,color_range,color_space,color_primaries,\
-                 color_transfer",
+                 color_transfer:stream_side_data=rotation:stream_tags=rotate",
                 "-of",
                 "default=noprint_wrappers=1",
             ])
@@ -751,6 +752,7 @@ impl Tools {
         let text = String::from_utf8_lossy(&out.stdout);
         let mut p = Probe::default();
         let (mut avg, mut r) = (String::new(), String::new());
+        let mut rotation: i64 = 0;
         let known =
             |v: &str| (!v.is_empty() && v != "unknown" && v != "N/A").then(|| v.to_string());
         for line in text.lines() {
@@ -771,6 +773,9 @@ impl Tools {
                 "color_space" => p.color_space = known(v),
                 "color_primaries" => p.color_primaries = known(v),
                 "color_transfer" => p.color_transfer = known(v),
+                "rotation" | "TAG:rotate" => {
+                    rotation = v.parse::<f64>().map(|r| r.round() as i64).unwrap_or(0)
+                }
                 _ => {}
             }
         }
@@ -783,6 +788,11 @@ impl Tools {
                 input.display(),
                 p.codec
             );
+        }
+        // ffmpeg turns frames upright on decoding (its autorotation): a quarter turn swaps the
+        // decoded frame's sides, and the output is written upright, without the tag.
+        if rotation.rem_euclid(180) == 90 {
+            std::mem::swap(&mut p.width, &mut p.height);
         }
         let valid = |f: &str| {
             f.split_once('/')
