@@ -155,14 +155,29 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
             )
         })?;
     let ffmpeg = Tools::find()?;
-    let probe = ffmpeg.probe(input, verbosity)?;
-    let upscaler = args.model.build(u64::MAX, verbosity)?;
+    // ffprobe, the encoder list, the decoder's start and the model's load overlap.
+    let (probe, available, decoder, upscaler) = std::thread::scope(|s| {
+        let probe = s.spawn(|| ffmpeg.probe(input, verbosity));
+        let available = s.spawn(|| ffmpeg.encoders());
+        let decoder = spawn_decoder(&ffmpeg, input, verbosity);
+        let upscaler = args.model.build(u64::MAX, verbosity);
+        (
+            join_thread(probe.join()),
+            join_thread(available.join()),
+            decoder,
+            upscaler,
+        )
+    });
+    let probe = probe?;
+    let mut decoder = decoder?;
+    let upscaler = upscaler?;
+    let available = available?;
     let scale = upscaler.scale() as u32;
     let (ow, oh) = (
         probe.width.checked_mul(scale).context("output too wide")?,
         probe.height.checked_mul(scale).context("output too tall")?,
     );
-    let encoder = encoder_args(&args, &probe, &ext, &ffmpeg, verbosity)?;
+    let encoder = encoder_args(&args, &probe, &ext, &available, verbosity)?;
 
     let work = work_folder(output)?;
     let job = fingerprint(&args, &probe, &upscaler, &encoder)?;
@@ -181,22 +196,6 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
         );
     }
 
-    // Decode: every frame once, rgb24 on the pipe.
-    let mut decode = ffmpeg.command();
-    decode
-        .arg("-i")
-        .arg(input)
-        .args([
-            "-map",
-            "0:V:0",
-            "-an",
-            "-sn",
-            "-dn",
-            "-vsync",
-            "passthrough",
-        ])
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
-    let mut decoder = Spawned::new(decode, "the decoder", verbosity, true, false)?;
     let stdout = decoder.child.stdout.take().context("decoder stdout")?;
     let mut frames_in = RawFrameReader::new(
         BufReader::with_capacity(1 << 20, stdout),
@@ -269,6 +268,9 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
                     })
                     .with_context(|| format!("frame {frame}"))?;
                 buf = img.into_raw();
+                // Whole frames reach the encoder at once, as through `--raw`.
+                sink.flush()
+                    .map_err(|e| anyhow::anyhow!("the encoder: {e}"))?;
                 frame += 1;
                 in_segment += 1;
                 pb.inc(1);
@@ -377,6 +379,30 @@ fn concat_list(seg_frames: &[u64], rate: &str) -> Result<String> {
         );
     }
     Ok(list)
+}
+
+/// A helper thread's result; a panic in it is an error.
+fn join_thread<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
+    r.unwrap_or_else(|_| Err(anyhow::anyhow!("internal error: a helper thread panicked")))
+}
+
+/// Starts the decoder: every frame of IN's first video stream once, rgb24 on its stdout.
+fn spawn_decoder(tools: &Tools, input: &Path, verbosity: Verbosity) -> Result<Spawned> {
+    let mut decode = tools.command();
+    decode
+        .arg("-i")
+        .arg(input)
+        .args([
+            "-map",
+            "0:V:0",
+            "-an",
+            "-sn",
+            "-dn",
+            "-vsync",
+            "passthrough",
+        ])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+    Spawned::new(decode, "the decoder", verbosity, true, false)
 }
 
 /// Ends the process at once, as a power cut or `kill -9` would (tests of `--resume` only).
@@ -561,10 +587,9 @@ fn encoder_args(
     args: &VideoArgs,
     probe: &Probe,
     ext: &str,
-    tools: &Tools,
+    available: &[String],
     verbosity: Verbosity,
 ) -> Result<Vec<String>> {
-    let available = tools.encoders()?;
     let has = |e: &str| available.iter().any(|a| a == e);
     let codec = match &args.codec {
         Some(c) => {
