@@ -226,7 +226,8 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
             let full = u64::from(args.segment) * (done_segments as u64 - 1);
             if frame <= full {
                 bail!(
-                    "{}: has {frame} frames, fewer than the {done_segments} finished segments of                      {} hold (remove the folder to start over)",
+                    "{}: has {frame} frames, fewer than the {done_segments} finished segments of \
+                     {} hold (remove the folder to start over)",
                     input.display(),
                     work.display()
                 );
