@@ -418,3 +418,56 @@ fn inputs_are_never_overwritten_and_bad_inputs_are_named() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(f.video_format("exists.mp4"), "128,96,12/1");
 }
+
+#[test]
+fn subtitles_are_copied_and_v_shows_the_ffmpeg_commands() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", true);
+    std::fs::write(
+        f.path("subs.srt"),
+        "1\n00:00:00,100 --> 00:00:00,600\nhello\n\n2\n00:00:00,700 --> 00:00:00,900\nworld\n",
+    )
+    .unwrap();
+    f.ffmpeg(&[
+        "-i", "clip.mp4", "-i", "subs.srt", "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt",
+        "-y", "in.mkv",
+    ]);
+    let out = f.savl(&["video", "-v", "in.mkv", "out.mkv", "--codec", "ffv1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let msg = stderr(&out);
+    for want in [
+        "ffprobe -v error",
+        "-f rawvideo -pix_fmt rgb24 -",
+        "-c:v ffv1",
+        "-f concat",
+    ] {
+        assert!(msg.contains(want), "-v does not show {want:?}: {msg}");
+    }
+    let subs = |file: &str| f.ffmpeg(&["-i", file, "-map", "0:s", "-c", "copy", "-f", "data", "-"]);
+    let theirs = subs("in.mkv");
+    assert!(String::from_utf8_lossy(&theirs).contains("hello"));
+    assert!(subs("out.mkv") == theirs, "subtitle packets differ");
+    assert!(f.audio_packets("out.mkv") == f.audio_packets("in.mkv"));
+}
+
+#[test]
+fn encoder_options_are_checked_before_any_work() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", false);
+    for (args, want) in [
+        (
+            &["--codec", "no-such-encoder"][..],
+            "ffmpeg has no video encoder \"no-such-encoder\"",
+        ),
+        (&["--codec", "ffv1", "--crf", "20"], "--crf applies to"),
+        (
+            &["--codec", "ffv1", "--preset", "fast"],
+            "--preset applies to",
+        ),
+    ] {
+        let out = f.savl(&[&["video", "clip.mp4", "out.mkv"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+        assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+    }
+}
