@@ -62,8 +62,8 @@ pub struct VideoArgs {
     #[arg(long, value_name = "ENCODER")]
     codec: Option<String>,
 
-    /// Constant rate factor, for libx264, libx265, libvpx-vp9, libvpx, libaom-av1 and libsvtav1 (lower
-    /// is better and larger) [default: 18 for libx264, 20 for libx265, 30 for the others].
+    /// Constant rate factor, for libx264, libx265, libvpx-vp9, libvpx, libaom-av1 and libsvtav1
+    /// (lower is better and larger) [default: 18 for libx264, 20 for libx265, 30 for the others].
     #[arg(long, value_name = "N")]
     crf: Option<u32>,
 
