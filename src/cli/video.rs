@@ -15,10 +15,10 @@
 //! Frames are written at IN's frame rate from IN's first video timestamp, so a constant-rate
 //! input keeps its frame count, rate and timestamps (a variable-rate input is written at its
 //! average rate). A video with a rotation tag is decoded upright (ffmpeg's autorotation) and
-//! written upright without the tag. A run killed at any point leaves the work folder; `--resume` checks that it was
-//! made for the same input and options, keeps its finished segments, skips their frames in the
-//! decoded stream and goes on. Every frame is upscaled alone with the same tile grid, so a
-//! resumed run's frames equal an uninterrupted run's.
+//! written upright without the tag. A run killed at any point leaves the work folder;
+//! `--resume` checks that it was made for the same input and options, keeps its finished
+//! segments, skips their frames in the decoded stream and goes on. Every frame is upscaled alone
+//! with the same tile grid, so a resumed run's frames equal an uninterrupted run's.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
