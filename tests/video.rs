@@ -471,3 +471,55 @@ fn encoder_options_are_checked_before_any_work() {
         assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
     }
 }
+
+#[test]
+fn a_run_killed_from_outside_resumes_to_the_same_frames() {
+    let f = Fixture::new();
+    f.ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=32x24:rate=12:duration=4",
+        "-c:v",
+        "ffv1",
+        "-y",
+        "long.mkv",
+    ]);
+    let common = ["--codec", "ffv1", "--segment", "4"];
+    let full = f.savl(&[&["video", "long.mkv", "full.mkv"][..], &common].concat());
+    assert!(full.status.success(), "{}", stderr(&full));
+
+    // SIGKILL as soon as the first segment is finished: 11 more segments (an encoder start
+    // each) were still to come.
+    let work = f.path(".out.mkv.savl-video");
+    let mut child = f
+        .command(&[&["video", "long.mkv", "out.mkv"][..], &common].concat())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !work.join("seg_000000.nut").exists() {
+        assert!(t0.elapsed().as_secs() < 60, "no segment after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run ended before the kill: {status}"
+    );
+    assert!(!f.path("out.mkv").exists());
+
+    let resumed = f.savl(&[&["video", "long.mkv", "out.mkv", "--resume"][..], &common].concat());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("finished segments kept"),
+        "{}",
+        stderr(&resumed)
+    );
+    let a = f.rgb_frames("full.mkv");
+    assert_eq!(a.len(), 128 * 96 * 3 * 48);
+    assert!(a == f.rgb_frames("out.mkv"), "resumed frames differ");
+    assert_eq!(f.frame_times("out.mkv"), f.frame_times("full.mkv"));
+}
