@@ -523,3 +523,31 @@ fn a_run_killed_from_outside_resumes_to_the_same_frames() {
     assert!(a == f.rgb_frames("out.mkv"), "resumed frames differ");
     assert_eq!(f.frame_times("out.mkv"), f.frame_times("full.mkv"));
 }
+
+#[test]
+fn a_run_killed_after_its_last_segment_resumes_with_the_join_only() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", true);
+    // 12 frames in segments of 5: 5, 5 and a short last one of 2.
+    let common = ["--codec", "ffv1", "--segment", "5"];
+    let full = f.savl(&[&["video", "clip.mp4", "full.mkv"][..], &common].concat());
+    assert!(full.status.success(), "{}", stderr(&full));
+    let killed = f
+        .command(&[&["video", "clip.mp4", "out.mkv"][..], &common].concat())
+        .env("SAVL_VIDEO_TEST_KILL_AFTER_SEGMENTS", "3")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+    assert!(f.path(".out.mkv.savl-video/seg_000002.nut").is_file());
+    let resumed = f.savl(&[&["video", "clip.mp4", "out.mkv", "--resume"][..], &common].concat());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("3 finished segments kept"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(f.rgb_frames("out.mkv") == f.rgb_frames("full.mkv"));
+    let times = f.frame_times("out.mkv");
+    assert_eq!(times.len(), 12);
+    assert_eq!(times, f.frame_times("full.mkv"));
+}

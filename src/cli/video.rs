@@ -346,7 +346,7 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
             "savl: wrote {} ({ow}×{oh}, {frame} frames{}) in {:.1} s",
             output.display(),
             if done_segments > 0 {
-                format!(", {skip} of them from the resumed run")
+                format!(", {} of them from the resumed run", skip.min(frame))
             } else {
                 String::new()
             },
