@@ -46,6 +46,8 @@ mod upscaler;
 #[doc(hidden)]
 pub mod winograd;
 
+pub mod yuv;
+
 pub use error::{Error, Result};
 pub use precision::{CpuCaps, Precision};
 pub use tiling::{Rect, Tile, TileConfig, TileIter, TilePlan, DEFAULT_TILE, MAX_TILE, MIN_TILE};

@@ -27,6 +27,8 @@ mod model;
 mod progress;
 mod raw;
 mod upscale;
+mod video;
+mod y4m;
 
 use std::process::ExitCode;
 
@@ -56,6 +58,7 @@ pub struct Args {
 enum Command {
     Upscale(upscale::UpscaleArgs),
     Inspect(inspect::InspectArgs),
+    Video(video::VideoArgs),
 }
 
 /// How chatty to be on stderr.
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
     let result = std::panic::catch_unwind(move || match args.command {
         Command::Upscale(a) => upscale::run_args(a, verbosity),
         Command::Inspect(a) => inspect::run_args(a, verbosity),
+        Command::Video(a) => video::run_args(a, verbosity),
     });
     match result {
         Ok(Ok(Outcome::Ok)) => ExitCode::SUCCESS,

@@ -11,7 +11,7 @@ use savl_cli::io::{self, AtomicOutput, DecodeLimits, OutputFormat, PngRowWriter}
 
 use super::model::ModelArgs;
 use super::progress::{self, say};
-use super::{raw, Outcome, Verbosity};
+use super::{raw, y4m, Outcome, Verbosity};
 
 /// Suffix added to the input's name to make the output's, for a model of scale `scale`:
 /// `_x4` for savl's ×4 models.
@@ -31,7 +31,7 @@ pub struct UpscaleArgs {
     /// Input pictures or folders. A folder contributes its .png/.jpg/.jpeg/.webp files (not its
     /// subfolders), except names ending in `_x4` (savl's own outputs); a picture name there that
     /// is not a regular file (a FIFO, a dangling link) is listed as a failure.
-    #[arg(value_name = "IN", required_unless_present = "raw")]
+    #[arg(value_name = "IN", required_unless_present_any = ["raw", "y4m"])]
     inputs: Vec<PathBuf>,
 
     /// Output file, for a single input picture.
@@ -71,6 +71,9 @@ pub struct UpscaleArgs {
     #[arg(long, value_name = "MB", default_value_t = DEFAULT_LIMIT_MEM_MB,
           value_parser = parse_megabytes, allow_negative_numbers = true)]
     limit_mem: f64,
+
+    #[command(flatten)]
+    y4m: y4m::Y4mArgs,
 
     #[command(flatten)]
     model: ModelArgs,
@@ -138,6 +141,11 @@ pub struct Plan {
 /// Runs `savl upscale`.
 pub fn run_args(args: UpscaleArgs, verbosity: Verbosity) -> Result<Outcome> {
     let limits = DecodeLimits::megapixels(args.limit_mp);
+    if args.y4m.y4m {
+        let mem = megabytes(args.limit_mem);
+        return y4m::run(&args.y4m, &args.model, limits, mem, verbosity);
+    }
+    args.y4m.refuse_without_y4m()?;
     if let Some(size) = args.raw {
         return raw::run(
             size,

@@ -1,0 +1,553 @@
+//! `savl video` end to end with ffmpeg and ffprobe (CI installs them: `.ci/run`), on clips of 32×24
+//! pixels and 12 frames made from ffmpeg's test sources, with the tiny synthetic test model.
+#![cfg(unix)]
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_savl");
+
+/// A temporary folder with the tiny model in it.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        for tool in ["ffmpeg", "ffprobe"] {
+            let found = Command::new(tool)
+                .arg("-version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(found, "{tool} is not on PATH (CI installs it, see .ci/run)");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = savl_contract::testmodel::TestModel::default().onnx_bytes();
+        std::fs::write(dir.path().join("tiny.onnx"), bytes).unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs ffmpeg in the folder; panics with its message if it fails.
+    fn ffmpeg(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("ffmpeg")
+            .current_dir(self.dir.path())
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
+        out.stdout
+    }
+
+    fn ffprobe(&self, args: &[&str]) -> String {
+        let out = Command::new("ffprobe")
+            .current_dir(self.dir.path())
+            .args(["-v", "error"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ffprobe {args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A 32×24, 12 fps, 1 s clip of testsrc2 (h264), with a 440 Hz sine (AAC) when `audio`.
+    fn clip(&self, name: &str, audio: bool) -> PathBuf {
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=32x24:rate=12:duration=1",
+        ];
+        if audio {
+            args.extend([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=8000:duration=1",
+                "-c:a",
+                "aac",
+            ]);
+        }
+        args.extend(["-c:v", "libx264", "-pix_fmt", "yuv420p", "-y", name]);
+        self.ffmpeg(&args);
+        self.path(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .args(["--model", "tiny.onnx", "--tile", "32", "-j", "1"])
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn savl(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// One line per video frame: its timestamp.
+    fn frame_times(&self, file: &str) -> Vec<String> {
+        self.ffprobe(&[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+            file,
+        ])
+        .lines()
+        .map(|l| l.trim_end_matches(',').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+    }
+
+    /// `width,height,r_frame_rate` of the first video stream.
+    fn video_format(&self, file: &str) -> String {
+        self.ffprobe(&[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,r_frame_rate",
+            "-of",
+            "csv=p=0",
+            file,
+        ])
+        .trim()
+        .to_string()
+    }
+
+    /// The audio packets' bytes, in order.
+    fn audio_packets(&self, file: &str) -> Vec<u8> {
+        self.ffmpeg(&["-i", file, "-map", "0:a", "-c", "copy", "-f", "data", "-"])
+    }
+
+    /// Every decoded video frame as rgb24, once each (no frame dropped or repeated to make a
+    /// constant rate).
+    fn rgb_frames(&self, file: &str) -> Vec<u8> {
+        self.ffmpeg(&[
+            "-i",
+            file,
+            "-vsync",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn video_is_4x_with_the_same_frames_rate_timestamps_and_audio_packets() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", true);
+    let out = f.savl(&["video", "clip.mp4", "out.mp4", "--segment", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.video_format("clip.mp4"), "32,24,12/1");
+    assert_eq!(f.video_format("out.mp4"), "128,96,12/1");
+    let times = f.frame_times("out.mp4");
+    assert_eq!(times.len(), 12);
+    assert_eq!(times, f.frame_times("clip.mp4"));
+    let audio = f.audio_packets("clip.mp4");
+    assert!(audio.len() > 100, "the clip has audio");
+    assert!(f.audio_packets("out.mp4") == audio, "audio packets differ");
+    assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+}
+
+#[test]
+fn a_clip_without_audio_works_and_gets_none() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", false);
+    let out = f.savl(&["video", "clip.mp4", "out.mkv", "--codec", "ffv1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.video_format("out.mkv"), "128,96,12/1");
+    assert_eq!(f.frame_times("out.mkv").len(), 12);
+    let streams = f.ffprobe(&[
+        "-show_entries",
+        "stream=codec_type",
+        "-of",
+        "csv=p=0",
+        "out.mkv",
+    ]);
+    assert_eq!(streams.trim(), "video");
+    // Each decoded output frame is the ×4 of the decoded input frame, as `--raw` gives it
+    // (ffv1 is lossless; the pixel format is the input's yuv420p, so compare through it).
+    let raw_in = f.rgb_frames("clip.mp4");
+    let mut cmd = f.command(&["upscale", "--raw", "32x24"]);
+    let raw_out = pipe(&mut cmd, &raw_in);
+    std::fs::write(f.path("raw_x4.rgb"), &raw_out).unwrap();
+    let via_yuv = f.ffmpeg(&[
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        "128x96",
+        "-i",
+        "raw_x4.rgb",
+        "-pix_fmt",
+        "yuv420p",
+        "-f",
+        "rawvideo",
+        "-",
+    ]);
+    let ours = f.ffmpeg(&[
+        "-i", "out.mkv", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-",
+    ]);
+    assert_eq!(ours.len(), 128 * 96 * 3 / 2 * 12);
+    assert!(ours == via_yuv, "savl video differs from the --raw pipe");
+}
+
+/// Runs `cmd` with `input` on stdin; returns its stdout (asserting success).
+fn pipe(cmd: &mut Command, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let bytes = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&bytes);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out.stdout
+}
+
+#[test]
+fn a_killed_run_resumes_and_equals_an_uninterrupted_one() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", true);
+    let common = ["--codec", "ffv1", "--segment", "4"];
+    let full = f.savl(&[&["video", "clip.mp4", "full.mkv"][..], &common].concat());
+    assert!(full.status.success(), "{}", stderr(&full));
+
+    // Killed (SIGKILL, no clean-up) once its first segment of 4 frames is finished.
+    let killed = f
+        .command(&[&["video", "clip.mp4", "out.mkv"][..], &common].concat())
+        .env("SAVL_VIDEO_TEST_KILL_AFTER_SEGMENTS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+    assert!(!f.path("out.mkv").exists());
+    let work = f.path(".out.mkv.savl-video");
+    assert!(work.join("seg_000000.nut").is_file());
+    assert!(!work.join("seg_000001.nut").exists());
+
+    // Without --resume: refused, the work kept.
+    let again = f.savl(&[&["video", "clip.mp4", "out.mkv"][..], &common].concat());
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("add --resume"),
+        "{}",
+        stderr(&again)
+    );
+    // With other options: refused, the work kept.
+    let other = f.savl(&[
+        "video", "clip.mp4", "out.mkv", "--resume", "--codec", "ffv1",
+    ]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        stderr(&other).contains("another input or other options"),
+        "{}",
+        stderr(&other)
+    );
+    assert!(work.join("seg_000000.nut").is_file());
+
+    // Resumed: keeps the finished segment, upscales the rest; the frames equal the full run's.
+    let resumed = f.savl(&[&["video", "clip.mp4", "out.mkv", "--resume"][..], &common].concat());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let msg = stderr(&resumed);
+    assert!(msg.contains("1 finished segments kept"), "{msg}");
+    assert!(msg.contains("4 of them from the resumed run"), "{msg}");
+    let a = f.rgb_frames("full.mkv");
+    let b = f.rgb_frames("out.mkv");
+    assert_eq!(a.len(), 128 * 96 * 3 * 12);
+    assert!(a == b, "resumed frames differ from the uninterrupted run's");
+    // Matroska shifts every stream by the AAC priming delay: compare with the full run's.
+    let times = f.frame_times("out.mkv");
+    assert_eq!(times.len(), 12);
+    assert_eq!(times, f.frame_times("full.mkv"));
+    assert!(f.audio_packets("out.mkv") == f.audio_packets("clip.mp4"));
+    assert!(!work.exists());
+}
+
+#[test]
+fn a_static_clip_gives_identical_output_frames() {
+    let f = Fixture::new();
+    // One noisy picture, repeated: every frame decodes to the same pixels (ffv1 is lossless).
+    f.ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=32x24:rate=12,noise=alls=40:allf=u",
+        "-frames:v",
+        "1",
+        "-y",
+        "still.png",
+    ]);
+    f.ffmpeg(&[
+        "-loop",
+        "1",
+        "-framerate",
+        "12",
+        "-i",
+        "still.png",
+        "-frames:v",
+        "6",
+        "-c:v",
+        "ffv1",
+        "-pix_fmt",
+        "yuv444p",
+        "-y",
+        "static.mkv",
+    ]);
+    let out = f.savl(&["video", "static.mkv", "out.mkv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let frames = f.rgb_frames("out.mkv");
+    let len = 128 * 96 * 3;
+    assert_eq!(frames.len(), 6 * len);
+    let first = &frames[..len];
+    assert!(first.iter().any(|&b| b != first[0]));
+    for (k, frame) in frames.chunks(len).enumerate() {
+        assert!(frame == first, "frame {k} differs from frame 0");
+    }
+}
+
+#[test]
+fn missing_ffmpeg_is_named() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", false);
+    let empty = f.path("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = f
+        .command(&["video", "clip.mp4", "out.mp4"])
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("ffmpeg and ffprobe") && msg.contains("neither was found on PATH"),
+        "{msg}"
+    );
+    assert!(!f.path("out.mp4").exists());
+}
+
+#[test]
+fn inputs_are_never_overwritten_and_bad_inputs_are_named() {
+    let f = Fixture::new();
+    let clip = f.clip("clip.mp4", false);
+    let before = std::fs::read(&clip).unwrap();
+    for args in [
+        &["video", "clip.mp4", "clip.mp4"][..],
+        &["video", "clip.mp4", "clip.mp4", "--force"],
+    ] {
+        let out = f.savl(args);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("refusing to overwrite the input"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(std::fs::read(&clip).unwrap(), before);
+
+    std::fs::write(f.path("exists.mp4"), b"keep").unwrap();
+    let out = f.savl(&["video", "clip.mp4", "exists.mp4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("exists.mp4: already exists"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(f.path("exists.mp4")).unwrap(), b"keep");
+
+    std::fs::write(f.path("junk.mp4"), b"this is not a video").unwrap();
+    let out = f.savl(&["video", "junk.mp4", "out.mp4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("junk.mp4: ffprobe cannot read it"),
+        "{}",
+        stderr(&out)
+    );
+    let out = f.savl(&["video", "missing.mp4", "out.mp4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("missing.mp4: No such file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = f.savl(&["video", "clip.mp4", "noext"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("noext: no extension"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.path("out.mp4").exists());
+    assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+
+    // --force replaces an existing output.
+    let out = f.savl(&["video", "clip.mp4", "exists.mp4", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.video_format("exists.mp4"), "128,96,12/1");
+}
+
+#[test]
+fn subtitles_are_copied_and_v_shows_the_ffmpeg_commands() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", true);
+    std::fs::write(
+        f.path("subs.srt"),
+        "1\n00:00:00,100 --> 00:00:00,600\nhello\n\n2\n00:00:00,700 --> 00:00:00,900\nworld\n",
+    )
+    .unwrap();
+    f.ffmpeg(&[
+        "-i", "clip.mp4", "-i", "subs.srt", "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt",
+        "-y", "in.mkv",
+    ]);
+    let out = f.savl(&["video", "-v", "in.mkv", "out.mkv", "--codec", "ffv1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let msg = stderr(&out);
+    for want in [
+        "ffprobe -v error",
+        "-f rawvideo -pix_fmt rgb24 -",
+        "-c:v ffv1",
+        "-f concat",
+    ] {
+        assert!(msg.contains(want), "-v does not show {want:?}: {msg}");
+    }
+    let subs = |file: &str| f.ffmpeg(&["-i", file, "-map", "0:s", "-c", "copy", "-f", "data", "-"]);
+    let theirs = subs("in.mkv");
+    assert!(String::from_utf8_lossy(&theirs).contains("hello"));
+    assert!(subs("out.mkv") == theirs, "subtitle packets differ");
+    assert!(f.audio_packets("out.mkv") == f.audio_packets("in.mkv"));
+}
+
+#[test]
+fn encoder_options_are_checked_before_any_work() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", false);
+    for (args, want) in [
+        (
+            &["--codec", "no-such-encoder"][..],
+            "ffmpeg has no video encoder \"no-such-encoder\"",
+        ),
+        (&["--codec", "ffv1", "--crf", "20"], "--crf applies to"),
+        (
+            &["--codec", "ffv1", "--preset", "fast"],
+            "--preset applies to",
+        ),
+    ] {
+        let out = f.savl(&[&["video", "clip.mp4", "out.mkv"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+        assert!(f.leftovers().is_empty(), "{:?}", f.leftovers());
+    }
+}
+
+#[test]
+fn a_run_killed_from_outside_resumes_to_the_same_frames() {
+    let f = Fixture::new();
+    f.ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=32x24:rate=12:duration=4",
+        "-c:v",
+        "ffv1",
+        "-y",
+        "long.mkv",
+    ]);
+    let common = ["--codec", "ffv1", "--segment", "4"];
+    let full = f.savl(&[&["video", "long.mkv", "full.mkv"][..], &common].concat());
+    assert!(full.status.success(), "{}", stderr(&full));
+
+    // SIGKILL as soon as the first segment is finished: 11 more segments (an encoder start
+    // each) were still to come.
+    let work = f.path(".out.mkv.savl-video");
+    let mut child = f
+        .command(&[&["video", "long.mkv", "out.mkv"][..], &common].concat())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !work.join("seg_000000.nut").exists() {
+        assert!(t0.elapsed().as_secs() < 60, "no segment after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run ended before the kill: {status}"
+    );
+    assert!(!f.path("out.mkv").exists());
+
+    let resumed = f.savl(&[&["video", "long.mkv", "out.mkv", "--resume"][..], &common].concat());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("finished segments kept"),
+        "{}",
+        stderr(&resumed)
+    );
+    let a = f.rgb_frames("full.mkv");
+    assert_eq!(a.len(), 128 * 96 * 3 * 48);
+    assert!(a == f.rgb_frames("out.mkv"), "resumed frames differ");
+    assert_eq!(f.frame_times("out.mkv"), f.frame_times("full.mkv"));
+}
+
+#[test]
+fn a_run_killed_after_its_last_segment_resumes_with_the_join_only() {
+    let f = Fixture::new();
+    f.clip("clip.mp4", true);
+    // 12 frames in segments of 5: 5, 5 and a short last one of 2.
+    let common = ["--codec", "ffv1", "--segment", "5"];
+    let full = f.savl(&[&["video", "clip.mp4", "full.mkv"][..], &common].concat());
+    assert!(full.status.success(), "{}", stderr(&full));
+    let killed = f
+        .command(&[&["video", "clip.mp4", "out.mkv"][..], &common].concat())
+        .env("SAVL_VIDEO_TEST_KILL_AFTER_SEGMENTS", "3")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+    assert!(f.path(".out.mkv.savl-video/seg_000002.nut").is_file());
+    let resumed = f.savl(&[&["video", "clip.mp4", "out.mkv", "--resume"][..], &common].concat());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("3 finished segments kept"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert!(f.rgb_frames("out.mkv") == f.rgb_frames("full.mkv"));
+    let times = f.frame_times("out.mkv");
+    assert_eq!(times.len(), 12);
+    assert_eq!(times, f.frame_times("full.mkv"));
+}
