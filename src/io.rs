@@ -307,10 +307,63 @@ pub fn decode_reader<R: BufRead + Seek>(
 /// the limit; [`IoError::OutOfMemory`] when the decoded picture cannot be allocated;
 /// [`IoError::Decode`] for anything the decoder refuses.
 pub fn decode_reader_with_info<R: BufRead + Seek>(
-    mut reader: R,
+    reader: R,
     name: &Path,
     limits: &DecodeLimits,
 ) -> Result<Decoded, IoError> {
+    let pic = decode_picture_reader(reader, name, limits)?;
+    Ok(Decoded {
+        image: to_rgb8(pic.image),
+        animated: pic.animated,
+    })
+}
+
+/// What travels from an input picture to its output: the ICC colour profile and the EXIF block
+/// (with its orientation already reset to 1 by [`decode_picture_reader`], which rotates the
+/// pixels instead).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metadata {
+    /// The ICC profile's bytes, as embedded (PNG iCCP, JPEG APP2, WebP ICCP).
+    pub icc: Option<Vec<u8>>,
+    /// The EXIF block (TIFF header onwards, without JPEG's `Exif\0\0` prefix).
+    pub exif: Option<Vec<u8>>,
+}
+
+impl Metadata {
+    /// Metadata with these parts.
+    pub fn new(icc: Option<Vec<u8>>, exif: Option<Vec<u8>>) -> Self {
+        Metadata { icc, exif }
+    }
+
+    /// Whether there is nothing to carry.
+    pub fn is_empty(&self) -> bool {
+        self.icc.is_none() && self.exif.is_none()
+    }
+}
+
+/// A decoded picture in its own colour type and depth, with its metadata.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Picture {
+    /// The pixels, EXIF orientation applied (grey, alpha and 16-bit kept as decoded; a palette
+    /// PNG with tRNS comes as RGBA).
+    pub image: DynamicImage,
+    /// ICC profile and EXIF (orientation reset to 1).
+    pub metadata: Metadata,
+    /// The file is animated (APNG or animated WebP): `image` is its first frame only.
+    pub animated: bool,
+}
+
+/// [`decode_reader_with_info`] without the conversion to RGB8: the picture as decoded, with its
+/// ICC profile and EXIF block (orientation reset to 1, the pixels being rotated here).
+/// Same checks and errors as [`decode_reader_with_info`]; metadata that cannot be read is left
+/// out, not an error.
+pub fn decode_picture_reader<R: BufRead + Seek>(
+    mut reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+) -> Result<Picture, IoError> {
     let decode_err = |cause| IoError::Decode {
         path: name.to_owned(),
         cause,
@@ -356,6 +409,11 @@ pub fn decode_reader_with_info<R: BufRead + Seek>(
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten().map(|mut e| {
+        let _ = image::metadata::Orientation::remove_from_exif_chunk(&mut e);
+        e
+    });
     // The decoded buffer, and the RGB8 copy made from it unless it already is RGB8, must fit:
     // checked with a fallible reservation, so that an allocation failure is an error, not an
     // abort.
@@ -407,10 +465,20 @@ pub fn decode_reader_with_info<R: BufRead + Seek>(
     })?;
     let mut img = decoded.map_err(decode_err)?;
     img.apply_orientation(orientation);
-    Ok(Decoded {
-        image: to_rgb8(img),
+    Ok(Picture {
+        image: img,
+        metadata: Metadata { icc, exif },
         animated: sniffed.animated,
     })
+}
+
+/// [`decode_picture_reader`] on the file at `path`.
+pub fn decode_picture_path(path: &Path, limits: &DecodeLimits) -> Result<Picture, IoError> {
+    let file = File::open(path).map_err(|cause| IoError::Read {
+        path: path.to_owned(),
+        cause,
+    })?;
+    decode_picture_reader(BufReader::new(file), path, limits)
 }
 
 fn pixels_u64(width: u32, height: u32) -> u64 {
@@ -447,6 +515,41 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32), IoError> {
     reader.into_dimensions().map_err(|cause| IoError::Decode {
         path: path.to_owned(),
         cause,
+    })
+}
+
+/// The `(width, height)` of the picture at `path` as it is shown: after its EXIF orientation
+/// (a 90° rotation swaps the sides). Reads the header only, like [`dimensions`].
+pub fn oriented_dimensions(path: &Path) -> Result<(u32, u32), IoError> {
+    let file = File::open(path).map_err(|cause| IoError::Read {
+        path: path.to_owned(),
+        cause,
+    })?;
+    oriented_dimensions_reader(BufReader::new(file), path)
+}
+
+/// [`oriented_dimensions`] of a picture in memory or any seekable reader.
+pub fn oriented_dimensions_reader<R: BufRead + Seek>(
+    reader: R,
+    name: &Path,
+) -> Result<(u32, u32), IoError> {
+    use image::metadata::Orientation::*;
+    let mut reader = ImageReader::new(reader)
+        .with_guessed_format()
+        .map_err(|cause| IoError::Read {
+            path: name.to_owned(),
+            cause,
+        })?;
+    reader.limits(header_limits());
+    let decode_err = |cause| IoError::Decode {
+        path: name.to_owned(),
+        cause,
+    };
+    let mut decoder = reader.into_decoder().map_err(decode_err)?;
+    let (w, h) = decoder.dimensions();
+    Ok(match decoder.orientation().unwrap_or(NoTransforms) {
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (h, w),
+        _ => (w, h),
     })
 }
 
@@ -622,6 +725,174 @@ pub fn write_image<W: Write>(
     }
 }
 
+/// Encodes a whole picture of any colour type savl writes (grey, grey+alpha, RGB, RGBA, 8 or 16
+/// bits) to `out` in `format`, with `metadata` (ICC profile as PNG iCCP, JPEG APP2 or WebP ICCP;
+/// EXIF as PNG eXIf, JPEG APP1 or WebP EXIF); `name` is used in error messages.
+///
+/// JPEG and WebP hold 8 bits: 16-bit pictures are reduced (`v >> 8`, rounded); JPEG holds no
+/// alpha: give it a flattened picture (an RGBA or grey+alpha picture is refused with
+/// [`IoError::Encode`]).
+///
+/// # Errors
+/// [`IoError::Encode`] over the format's size limit or for a colour type the format cannot
+/// hold; [`IoError::Write`] if `out` fails.
+pub fn write_picture<W: Write>(
+    img: &DynamicImage,
+    format: OutputFormat,
+    metadata: &Metadata,
+    out: W,
+    name: &Path,
+) -> Result<(), IoError> {
+    use image::ExtendedColorType as E;
+    format.check_size(img.width(), img.height(), name)?;
+    let (w, h) = (img.width(), img.height());
+    let refuse = |what: &str| IoError::Encode {
+        path: name.to_owned(),
+        message: format!("{format} cannot hold {what}"),
+    };
+    if let OutputFormat::Png = format {
+        let (color, depth) = match img.color() {
+            image::ColorType::L8 => (png::ColorType::Grayscale, png::BitDepth::Eight),
+            image::ColorType::La8 => (png::ColorType::GrayscaleAlpha, png::BitDepth::Eight),
+            image::ColorType::Rgb8 => (png::ColorType::Rgb, png::BitDepth::Eight),
+            image::ColorType::Rgba8 => (png::ColorType::Rgba, png::BitDepth::Eight),
+            image::ColorType::L16 => (png::ColorType::Grayscale, png::BitDepth::Sixteen),
+            image::ColorType::La16 => (png::ColorType::GrayscaleAlpha, png::BitDepth::Sixteen),
+            image::ColorType::Rgb16 => (png::ColorType::Rgb, png::BitDepth::Sixteen),
+            image::ColorType::Rgba16 => (png::ColorType::Rgba, png::BitDepth::Sixteen),
+            other => return Err(refuse(&format!("{other:?}"))),
+        };
+        let bytes: std::borrow::Cow<[u8]> = if depth == png::BitDepth::Sixteen {
+            // PNG stores 16-bit samples big-endian.
+            let raw = img.as_bytes();
+            let mut be = Vec::with_capacity(raw.len());
+            for pair in raw.chunks_exact(2) {
+                be.extend_from_slice(&u16::from_ne_bytes([pair[0], pair[1]]).to_be_bytes());
+            }
+            be.into()
+        } else {
+            img.as_bytes().into()
+        };
+        let mut out = BufWriter::new(out);
+        let mut writer = png_encoder(&mut out, w, h, color, depth, metadata)
+            .map_err(|e| png_err(e, name))?
+            .write_header()
+            .map_err(|e| png_err(e, name))?;
+        writer
+            .write_image_data(&bytes)
+            .map_err(|e| png_err(e, name))?;
+        writer.finish().map_err(|e| png_err(e, name))?;
+        return out.flush().map_err(|cause| IoError::Write {
+            path: name.to_owned(),
+            cause,
+        });
+    }
+    // JPEG and WebP: 8 bits.
+    let eight: std::borrow::Cow<DynamicImage> = match img.color() {
+        image::ColorType::L8
+        | image::ColorType::La8
+        | image::ColorType::Rgb8
+        | image::ColorType::Rgba8 => std::borrow::Cow::Borrowed(img),
+        image::ColorType::L16 => std::borrow::Cow::Owned(DynamicImage::ImageLuma8(img.to_luma8())),
+        image::ColorType::La16 => {
+            std::borrow::Cow::Owned(DynamicImage::ImageLumaA8(img.to_luma_alpha8()))
+        }
+        image::ColorType::Rgba16 | image::ColorType::Rgba32F => {
+            std::borrow::Cow::Owned(DynamicImage::ImageRgba8(img.to_rgba8()))
+        }
+        _ => std::borrow::Cow::Owned(DynamicImage::ImageRgb8(img.to_rgb8())),
+    };
+    let color = match eight.color() {
+        image::ColorType::L8 => E::L8,
+        image::ColorType::La8 => E::La8,
+        image::ColorType::Rgba8 => E::Rgba8,
+        _ => E::Rgb8,
+    };
+    if matches!(format, OutputFormat::Jpeg { .. }) && matches!(color, E::La8 | E::Rgba8) {
+        return Err(refuse("alpha (flatten the picture first)"));
+    }
+    encode_8bit(eight.as_bytes(), w, h, color, format, metadata, out, name)
+}
+
+/// A `png` encoder for a `width × height` picture of this colour type and depth, with the
+/// metadata's iCCP and eXIf chunks, compression `Fast`.
+fn png_encoder<'a, W: Write>(
+    out: W,
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    metadata: &Metadata,
+) -> Result<png::Encoder<'a, W>, png::EncodingError> {
+    let mut info = png::Info::with_size(width, height);
+    info.color_type = color;
+    info.bit_depth = depth;
+    info.icc_profile = metadata.icc.clone().map(std::borrow::Cow::Owned);
+    info.exif_metadata = metadata.exif.clone().map(std::borrow::Cow::Owned);
+    let mut encoder = png::Encoder::with_info(out, info)?;
+    encoder.set_compression(png::Compression::Fast);
+    Ok(encoder)
+}
+
+/// JPEG or WebP from 8-bit samples, with metadata.
+fn encode_8bit<W: Write>(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+    format: OutputFormat,
+    metadata: &Metadata,
+    out: W,
+    name: &Path,
+) -> Result<(), IoError> {
+    use image::ImageEncoder;
+    let encode_err = |e: image::ImageError| match e {
+        image::ImageError::IoError(cause) => IoError::Write {
+            path: name.to_owned(),
+            cause,
+        },
+        other => IoError::Encode {
+            path: name.to_owned(),
+            message: other.to_string(),
+        },
+    };
+    let meta_err = |e: image::error::UnsupportedError| IoError::Encode {
+        path: name.to_owned(),
+        message: e.to_string(),
+    };
+    let mut out = BufWriter::new(out);
+    match format {
+        OutputFormat::Jpeg { quality } => {
+            let mut enc =
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+            if let Some(icc) = &metadata.icc {
+                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
+            }
+            if let Some(exif) = &metadata.exif {
+                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
+            }
+            enc.write_image(bytes, width, height, color)
+                .map_err(encode_err)?;
+        }
+        OutputFormat::WebP => {
+            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = &metadata.icc {
+                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
+            }
+            if let Some(exif) = &metadata.exif {
+                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
+            }
+            enc.write_image(bytes, width, height, color)
+                .map_err(encode_err)?;
+        }
+        OutputFormat::Png => unreachable!("PNG is written by write_picture"),
+    }
+    out.flush().map_err(|cause| IoError::Write {
+        path: name.to_owned(),
+        cause,
+    })
+}
+
 /// A PNG encoder fed row by row: memory is a few rows whatever the picture's size.
 ///
 /// Rows are RGB8, `width * 3` bytes each, top to bottom; any number of whole rows per
@@ -652,15 +923,32 @@ impl<W: Write + 'static> PngRowWriter<W> {
     /// Writes the PNG header of a `width × height` RGB8 picture to `out`; `name` is used in error
     /// messages.
     pub fn new(out: W, width: u32, height: u32, name: &Path) -> Result<Self, IoError> {
+        Self::with_metadata(out, width, height, name, &Metadata::default())
+    }
+
+    /// [`new`](Self::new), with the metadata's ICC profile (iCCP) and EXIF (eXIf) written in the
+    /// header.
+    pub fn with_metadata(
+        out: W,
+        width: u32,
+        height: u32,
+        name: &Path,
+        metadata: &Metadata,
+    ) -> Result<Self, IoError> {
         let latch = Arc::new(Mutex::new(None));
         let out = Latch {
             inner: out,
             error: Arc::clone(&latch),
         };
-        let mut encoder = png::Encoder::new(BufWriter::with_capacity(1 << 16, out), width, height);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_compression(png::Compression::Fast);
+        let encoder = png_encoder(
+            BufWriter::with_capacity(1 << 16, out),
+            width,
+            height,
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            metadata,
+        )
+        .map_err(|e| png_err(e, name))?;
         let writer = encoder.write_header().map_err(|e| png_err(e, name))?;
         let stream = writer
             .into_stream_writer_with_size(1 << 16)

@@ -58,6 +58,7 @@ pub mod capi;
 pub mod fuzzing;
 pub mod io;
 pub mod metrics;
+pub mod photo;
 
 pub use error::{Error, Result};
 pub use precision::{CpuCaps, Precision};
