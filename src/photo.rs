@@ -351,7 +351,53 @@ pub fn upscale_alpha(
             box3(big.as_raw(), out_w as usize, out_h as usize)
         }
     };
-    Some(out.into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
+    let mut out: Vec<f32> = out.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    pin_flat_alpha(&mut out, alpha, width, height, out_w, out_h);
+    Some(out)
+}
+
+/// Where the input's alpha is flat around a pixel (its 3×3 input neighbourhood is all fully
+/// transparent or all fully opaque), the upscaled alpha is set to exactly that value: interiors
+/// stay exactly clear or opaque whatever the upscaler's ripple, only edges get new values.
+pub fn pin_flat_alpha(
+    out: &mut [f32],
+    alpha: &[f32],
+    width: u32,
+    height: u32,
+    out_w: u32,
+    out_h: u32,
+) {
+    let (w, h) = (width as usize, height as usize);
+    let (ow, oh) = (out_w as usize, out_h as usize);
+    // Per input pixel: 0 = all clear around, 1 = all opaque around, else mixed.
+    let mut flat = vec![f32::NAN; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+            for yy in y.saturating_sub(1)..=(y + 1).min(h - 1) {
+                for xx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
+                    let a = alpha[yy * w + xx];
+                    lo = lo.min(a);
+                    hi = hi.max(a);
+                }
+            }
+            if hi <= 0.0 {
+                flat[y * w + x] = 0.0;
+            } else if lo >= 1.0 {
+                flat[y * w + x] = 1.0;
+            }
+        }
+    }
+    for oy in 0..oh {
+        let y = ((oy * h) / oh).min(h - 1);
+        for ox in 0..ow {
+            let x = ((ox * w) / ow).min(w - 1);
+            let f = flat[y * w + x];
+            if !f.is_nan() {
+                out[oy * ow + ox] = f;
+            }
+        }
+    }
 }
 
 /// How savl upscales alpha planes (measured in docs/EVAL.md, "Alpha").
@@ -392,11 +438,13 @@ where
     } else {
         image::imageops::resize(&plane, out_w, out_h, DOWNSCALE_FILTER)
     };
-    Ok(plane
+    let mut out: Vec<f32> = plane
         .into_raw()
         .into_iter()
         .map(|v| v.clamp(0.0, 1.0))
-        .collect())
+        .collect();
+    pin_flat_alpha(&mut out, alpha, width, height, out_w, out_h);
+    Ok(out)
 }
 
 fn box3(p: &[f32], w: usize, h: usize) -> Vec<f32> {

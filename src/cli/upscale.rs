@@ -277,6 +277,8 @@ pub struct Plan {
     depth: Depth,
     background: [u8; 3],
     strip_metadata: bool,
+    /// Outputs mirror the input tree (`-r` with `--out-dir`): their folders are created.
+    mirror: bool,
     /// The note that JPEG flattens transparent pictures was given.
     flatten_said: Cell<bool>,
 }
@@ -499,6 +501,7 @@ impl Plan {
             depth: args.depth,
             background: args.background,
             strip_metadata: args.strip_metadata,
+            mirror: args.recursive && args.out_dir.is_some(),
             flatten_said: Cell::new(false),
         })
     }
@@ -780,6 +783,12 @@ fn upscale_one(
             Depth::Sixteen => true,
         };
     let stdout = is_stdio(output);
+    if plan.mirror {
+        if let Some(dir) = output.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+        }
+    }
 
     if !grey && !alpha_channel && !out16 && native && plan.format.is_streaming() && !stdout {
         let img = io::to_rgb8(img);
