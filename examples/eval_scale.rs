@@ -14,10 +14,12 @@
 //! and compared with HR (PSNR on BT.601 studio-range Y, `s` px border shaved). "bicubic" is LR
 //! resized to HR with Catmull-Rom.
 //!
-//! `alpha`: hard-edged masks (HR luma ≥ 128 → 1, else 0) are reduced ×1/4 the same way and
+//! `alpha`: alpha planes (a picture's own alpha channel; for pictures without one, the hard-edged
+//! mask HR luma ≥ 128 → 1, else 0) are reduced ×1/4 the same way and
 //! upscaled ×4 back by each `savl::photo::AlphaMethod`; PSNR of the plane (×255) against the
 //! mask, and the share of output pixels that are neither clear (≤ 0.05) nor opaque (≥ 0.95),
-//! next to the mask's own (0).
+//! next to the plane's own. Every method's output goes through `photo::pin_flat_alpha` as in
+//! `savl upscale`.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +30,10 @@ use savl::photo::{self, AlphaMethod};
 fn pictures(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut v = Vec::new();
     for d in dirs {
+        if d.is_file() {
+            v.push(d.clone());
+            continue;
+        }
         let mut found: Vec<PathBuf> = std::fs::read_dir(d)
             .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
             .map(|e| e.unwrap().path())
@@ -147,13 +153,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("|---|---|---|---|");
             let mut sums = [[0f64; 2]; 3];
             for p in &pics {
-                let hr = crop(&image::open(p)?.to_rgb8(), native);
+                let pic = image::open(p)?;
+                let hr = crop(&pic.to_rgb8(), native);
                 let (w, h) = hr.dimensions();
-                let mask: Vec<f32> = photo::luma8(&hr)
-                    .as_raw()
-                    .iter()
-                    .map(|&v| if v >= 128 { 1.0 } else { 0.0 })
-                    .collect();
+                let mask: Vec<f32> = if pic.color().has_alpha() {
+                    // A real alpha channel.
+                    let a = photo::alpha_plane(&pic);
+                    let pw = pic.width() as usize;
+                    (0..h as usize)
+                        .flat_map(|y| (0..w as usize).map(move |x| (x, y)))
+                        .map(|(x, y)| a[y * pw + x])
+                        .collect()
+                } else {
+                    photo::luma8(&hr)
+                        .as_raw()
+                        .iter()
+                        .map(|&v| if v >= 128 { 1.0 } else { 0.0 })
+                        .collect()
+                };
+                let mask_soft = mask.iter().filter(|&&a| a > 0.05 && a < 0.95).count() as f64
+                    / mask.len() as f64;
+                println!(
+                    "| {} | (the mask itself) | | {:.2} % |",
+                    p.file_stem().unwrap().to_string_lossy(),
+                    mask_soft * 100.0
+                );
                 let plane =
                     image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(w, h, mask.clone())
                         .unwrap();

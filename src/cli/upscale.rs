@@ -958,10 +958,10 @@ fn upscale_alpha(
     if let Some(a) = photo::upscale_alpha(alpha, w, h, ow, oh, photo::ALPHA_METHOD) {
         return Ok(a);
     }
-    Ok(photo::upscale_alpha_with(alpha, w, h, ow, oh, |rgb| {
+    photo::upscale_alpha_with(alpha, w, h, ow, oh, |rgb| {
         upscaler.upscale(rgb).map_err(|e| e.to_string())
     })
-    .map_err(|e| anyhow::anyhow!(e))?)
+    .map_err(|e| anyhow::anyhow!(e))
 }
 
 /// The decode limits for `input` under `--limit-mem`: what one band of output rows leaves of it
