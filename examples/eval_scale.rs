@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo run --example eval_scale -- scale ../shared/data/eval/set5 ../shared/data/eval/set14 \
-//!     [--model M.onnx] [--threads 2]
+//!     [--model M.onnx] [--threads 2] [--matched]
 //! cargo run --example eval_scale -- alpha ../shared/data/eval/set5 ../shared/data/eval/set14
 //! ```
 //!
@@ -13,6 +13,10 @@
 //! upscales LR ×4; that output is resized to the HR size with Lanczos3, Catmull-Rom or triangle
 //! and compared with HR (PSNR on BT.601 studio-range Y, `s` px border shaved). "bicubic" is LR
 //! resized to HR with Catmull-Rom.
+//!
+//! With `--matched` (ground truth matched to the output by downscaling): LR = HR ÷ 4 (the
+//! model's own factor; HR cropped to a multiple of 12), ground truth = HR resized (antialiased
+//! Catmull-Rom) to s × the LR size; the rest as above.
 //!
 //! `alpha`: alpha planes (a picture's own alpha channel; for pictures without one, the hard-edged
 //! mask HR luma ≥ 128 → 1, else 0) are reduced ×1/4 the same way and
@@ -83,6 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let up = builder.build()?;
     let native = up.scale() as u32;
     let pics = pictures(&dirs);
+    let matched = args.iter().any(|a| a == "--matched");
     match mode.as_str() {
         "scale" => {
             let filters = [
@@ -97,9 +102,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for p in &pics {
                 let hr0 = image::open(p)?.to_rgb8();
                 for s in [2u32, 3] {
-                    let hr = crop(&hr0, s);
+                    let (hr, lr) = if matched {
+                        // LR = HR ÷ native; ground truth = HR resized to s × LR.
+                        let hr12 = crop(&hr0, native * 3);
+                        let (w, h) = hr12.dimensions();
+                        let lr = image::imageops::resize(
+                            &hr12,
+                            w / native,
+                            h / native,
+                            FilterType::CatmullRom,
+                        );
+                        let gt = image::imageops::resize(
+                            &hr12,
+                            lr.width() * s,
+                            lr.height() * s,
+                            FilterType::CatmullRom,
+                        );
+                        (gt, lr)
+                    } else {
+                        let hr = crop(&hr0, s);
+                        let (w, h) = hr.dimensions();
+                        let lr = image::imageops::resize(&hr, w / s, h / s, FilterType::CatmullRom);
+                        (hr, lr)
+                    };
                     let (w, h) = hr.dimensions();
-                    let lr = image::imageops::resize(&hr, w / s, h / s, FilterType::CatmullRom);
                     let big = up.upscale(&lr)?;
                     let mut row = [0f64; 4];
                     let bic = image::imageops::resize(&lr, w, h, FilterType::CatmullRom);

@@ -19,7 +19,12 @@
 //! [`IoError::OutOfMemory`], not an abort. An animated PNG or WebP gives its first frame;
 //! [`decode_path_with_info`] says so.
 //!
-//! Conversion to RGB8 (what the network takes):
+//! [`decode_picture_path`] / [`decode_picture_reader`] keep the picture as decoded (grey, alpha,
+//! 16 bits; a palette PNG with tRNS as RGBA) with its ICC profile and EXIF block ([`Metadata`],
+//! the EXIF orientation reset to 1 since the pixels are rotated), and [`write_picture`] writes
+//! any of those colour types back with the metadata.
+//!
+//! Conversion to RGB8 (what the network takes, [`decode_path`]):
 //! - **alpha is dropped**: the colour channels are kept as stored, the alpha channel is discarded
 //!   (no compositing). Fully transparent areas therefore show whatever colour the file holds under
 //!   them (often black). The output never has alpha.
@@ -566,6 +571,9 @@ pub enum OutputFormat {
     },
     /// Lossless WebP; needs the whole picture in memory; at most 16383 px a side.
     WebP,
+    /// GIF (256 colours a frame, quantised by `image`'s NeuQuant); needs the whole picture in
+    /// memory; at most 65535 px a side. Holds animations.
+    Gif,
 }
 
 impl OutputFormat {
@@ -586,6 +594,7 @@ impl OutputFormat {
             OutputFormat::Png => "png",
             OutputFormat::Jpeg { .. } => "jpg",
             OutputFormat::WebP => "webp",
+            OutputFormat::Gif => "gif",
         }
     }
 
@@ -600,6 +609,7 @@ impl OutputFormat {
             OutputFormat::Png => i32::MAX as u32,
             OutputFormat::Jpeg { .. } => u16::MAX as u32,
             OutputFormat::WebP => 16383,
+            OutputFormat::Gif => u16::MAX as u32,
         }
     }
 
@@ -620,6 +630,7 @@ impl OutputFormat {
                         OutputFormat::Png => "PNG",
                         OutputFormat::Jpeg { .. } => "JPEG",
                         OutputFormat::WebP => "WebP",
+                        OutputFormat::Gif => "GIF",
                     }
                 ),
             });
@@ -642,20 +653,26 @@ impl FromStr for OutputFormat {
             "png" => Ok(OutputFormat::Png),
             "jpg" | "jpeg" => Ok(OutputFormat::JPEG),
             "webp" => Ok(OutputFormat::WebP),
+            "gif" => Ok(OutputFormat::Gif),
             other => Err(format!(
-                "unknown output format {other:?} (expected png, jpg or webp)"
+                "unknown output format {other:?} (expected png, jpg, webp or gif)"
             )),
         }
     }
 }
 
 /// Whether `path` has the extension of an input picture this build reads
-/// (`png`, `jpg`, `jpeg`, `webp`, any case).
+/// (`png`, `jpg`, `jpeg`, `webp`, `gif`, any case).
 pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .and_then(ImageFormat::from_extension)
-        .is_some_and(|f| matches!(f, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP))
+        .is_some_and(|f| {
+            matches!(
+                f,
+                ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Gif
+            )
+        })
 }
 
 /// Encodes a whole RGB8 picture to `out` in `format`; `name` is used in error messages.
@@ -707,6 +724,13 @@ pub fn write_image<W: Write>(
                 cause,
             })
         }
+        OutputFormat::Gif => write_picture(
+            &DynamicImage::ImageRgb8(img.clone()),
+            format,
+            &Metadata::default(),
+            out,
+            name,
+        ),
         OutputFormat::WebP => {
             let mut out = BufWriter::new(out);
             image::codecs::webp::WebPEncoder::new_lossless(&mut out)
@@ -786,6 +810,12 @@ pub fn write_picture<W: Write>(
             path: name.to_owned(),
             cause,
         });
+    }
+    if let OutputFormat::Gif = format {
+        let mut w =
+            AnimationWriter::new(out, format, img.width(), img.height(), 1, metadata, name)?;
+        w.write_frame(&img.to_rgba8(), (0, 1))?;
+        return w.finish();
     }
     // JPEG and WebP: 8 bits.
     let eight: std::borrow::Cow<DynamicImage> = match img.color() {
@@ -885,12 +915,339 @@ fn encode_8bit<W: Write>(
             enc.write_image(bytes, width, height, color)
                 .map_err(encode_err)?;
         }
-        OutputFormat::Png => unreachable!("PNG is written by write_picture"),
+        OutputFormat::Png | OutputFormat::Gif => unreachable!("written by write_picture"),
     }
     out.flush().map_err(|cause| IoError::Write {
         path: name.to_owned(),
         cause,
     })
+}
+
+/// One frame of an animation: the whole canvas as RGBA8 (the decoder has composited it), and
+/// how long it shows, as a fraction `(numerator, denominator)` of milliseconds.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Frame {
+    /// The composited canvas.
+    pub image: image::RgbaImage,
+    /// Display time in ms, as numerator and denominator.
+    pub delay_ms: (u32, u32),
+}
+
+/// Every frame of an animated picture, with the file's metadata.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Animation {
+    /// The frames, in order.
+    pub frames: Vec<Frame>,
+    /// ICC profile and EXIF of the file.
+    pub metadata: Metadata,
+}
+
+/// A decoded input: a still picture, or every frame of an animation.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A still picture (an animated file with one frame is a still).
+    Still(Picture),
+    /// An animation of two or more frames (GIF, APNG, animated WebP).
+    Animated(Animation),
+}
+
+/// Decodes a still picture ([`decode_picture_reader`]) or, for a GIF, an APNG or an animated
+/// WebP, every frame. The frames together must fit [`DecodeLimits::max_alloc`] (4 bytes a pixel
+/// a frame), checked as they are decoded; each frame's size is checked against
+/// [`DecodeLimits::max_pixels`] from the header. A decoder panic is this file's
+/// [`IoError::Malformed`].
+pub fn decode_input_reader<R: BufRead + Seek>(
+    mut reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+) -> Result<Input, IoError> {
+    let read_err = |cause| IoError::Read {
+        path: name.to_owned(),
+        cause,
+    };
+    let start = reader.stream_position().map_err(read_err)?;
+    let mut magic = [0u8; 6];
+    let got = reader.read(&mut magic).map_err(read_err)?;
+    reader
+        .seek(std::io::SeekFrom::Start(start))
+        .map_err(read_err)?;
+    let gif = got >= 6 && (&magic == b"GIF87a" || &magic == b"GIF89a");
+    let animated = gif
+        || crate::sniff::sniff(&mut reader)
+            .map_err(read_err)?
+            .is_ok_and(|s| s.animated);
+    if !animated {
+        return decode_picture_reader(reader, name, limits).map(Input::Still);
+    }
+    let anim = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_frames(reader, name, limits, gif)
+    }))
+    .map_err(|_| IoError::Malformed {
+        path: name.to_owned(),
+        message: "the decoder failed on this file (a decoder bug)".into(),
+    })??;
+    if anim.frames.len() == 1 {
+        let frame = anim.frames.into_iter().next().expect("one frame");
+        return Ok(Input::Still(Picture {
+            image: DynamicImage::ImageRgba8(frame.image),
+            metadata: anim.metadata,
+            animated: false,
+        }));
+    }
+    Ok(Input::Animated(anim))
+}
+
+/// [`decode_input_reader`] on the file at `path`.
+pub fn decode_input_path(path: &Path, limits: &DecodeLimits) -> Result<Input, IoError> {
+    let file = File::open(path).map_err(|cause| IoError::Read {
+        path: path.to_owned(),
+        cause,
+    })?;
+    decode_input_reader(BufReader::new(file), path, limits)
+}
+
+fn decode_frames<R: BufRead + Seek>(
+    reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+    gif: bool,
+) -> Result<Animation, IoError> {
+    use image::AnimationDecoder;
+    let decode_err = |cause| IoError::Decode {
+        path: name.to_owned(),
+        cause,
+    };
+    let check = |w: u32, h: u32| {
+        if pixels_u64(w, h) > limits.max_pixels {
+            return Err(IoError::TooLarge {
+                path: name.to_owned(),
+                width: w,
+                height: h,
+                limit: limits.max_pixels,
+            });
+        }
+        Ok(())
+    };
+    let mut metadata = Metadata::default();
+    let frames: image::Frames = if gif {
+        let mut d = image::codecs::gif::GifDecoder::new(reader).map_err(decode_err)?;
+        let (w, h) = d.dimensions();
+        check(w, h)?;
+        d.set_limits(limits.image_limits(w, h))
+            .map_err(decode_err)?;
+        d.into_frames()
+    } else {
+        let mut r = ImageReader::new(reader)
+            .with_guessed_format()
+            .map_err(|cause| IoError::Read {
+                path: name.to_owned(),
+                cause,
+            })?;
+        r.limits(header_limits());
+        let format = r.format();
+        let inner = r.into_inner();
+        match format {
+            Some(ImageFormat::Png) => {
+                let mut d = image::codecs::png::PngDecoder::with_limits(inner, header_limits())
+                    .map_err(decode_err)?;
+                let (w, h) = d.dimensions();
+                check(w, h)?;
+                metadata.icc = d.icc_profile().ok().flatten();
+                metadata.exif = d.exif_metadata().ok().flatten();
+                d.set_limits(limits.image_limits(w, h))
+                    .map_err(decode_err)?;
+                d.apng().map_err(decode_err)?.into_frames()
+            }
+            _ => {
+                let mut d = image::codecs::webp::WebPDecoder::new(inner).map_err(decode_err)?;
+                let (w, h) = d.dimensions();
+                check(w, h)?;
+                metadata.icc = d.icc_profile().ok().flatten();
+                metadata.exif = d.exif_metadata().ok().flatten();
+                d.set_limits(limits.image_limits(w, h))
+                    .map_err(decode_err)?;
+                d.into_frames()
+            }
+        }
+    };
+    if let Some(e) = metadata.exif.as_mut() {
+        let _ = image::metadata::Orientation::remove_from_exif_chunk(e);
+    }
+    let mut out = Vec::new();
+    let mut bytes = 0u64;
+    for frame in frames {
+        let frame = frame.map_err(decode_err)?;
+        let delay_ms = frame.delay().numer_denom_ms();
+        let image = frame.into_buffer();
+        bytes = bytes.saturating_add(pixels_u64(image.width(), image.height()) * 4);
+        if bytes > limits.max_alloc {
+            return Err(IoError::OverMemoryLimit {
+                path: name.to_owned(),
+                width: image.width(),
+                height: image.height(),
+                bytes,
+                limit: limits.max_alloc,
+            });
+        }
+        out.push(Frame { image, delay_ms });
+    }
+    if out.is_empty() {
+        return Err(IoError::Malformed {
+            path: name.to_owned(),
+            message: "an animation without frames".into(),
+        });
+    }
+    Ok(Animation {
+        frames: out,
+        metadata,
+    })
+}
+
+/// Writes an animation frame by frame (memory: one frame): APNG for [`OutputFormat::Png`]
+/// (RGBA8, lossless, the metadata's iCCP and eXIf), GIF for [`OutputFormat::Gif`] (each frame
+/// quantised to 256 colours, no metadata: GIF has no ICC or EXIF block in `image`). Both loop
+/// forever. Other formats hold no animation: [`IoError::Encode`].
+pub struct AnimationWriter<W: Write> {
+    inner: AnimInner<BufWriter<Latch<W>>>,
+    latch: Arc<Mutex<Option<std::io::Error>>>,
+    name: PathBuf,
+    frames_left: u32,
+}
+
+enum AnimInner<W: Write> {
+    Png(png::Writer<W>),
+    Gif(Box<image::codecs::gif::GifEncoder<W>>),
+}
+
+impl<W: Write> fmt::Debug for AnimationWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnimationWriter")
+            .field("name", &self.name)
+            .field("frames_left", &self.frames_left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> AnimationWriter<W> {
+    /// Starts an animation of `frames` frames of `width × height` in `format`.
+    pub fn new(
+        out: W,
+        format: OutputFormat,
+        width: u32,
+        height: u32,
+        frames: u32,
+        metadata: &Metadata,
+        name: &Path,
+    ) -> Result<Self, IoError> {
+        format.check_size(width, height, name)?;
+        let latch = Arc::new(Mutex::new(None));
+        let out = BufWriter::new(Latch {
+            inner: out,
+            error: Arc::clone(&latch),
+        });
+        let inner = match format {
+            OutputFormat::Png => {
+                let mut enc = png_encoder(
+                    out,
+                    width,
+                    height,
+                    png::ColorType::Rgba,
+                    png::BitDepth::Eight,
+                    metadata,
+                )
+                .map_err(|e| png_err(e, name))?;
+                if frames > 1 {
+                    enc.set_animated(frames, 0).map_err(|e| png_err(e, name))?;
+                }
+                AnimInner::Png(enc.write_header().map_err(|e| png_err(e, name))?)
+            }
+            OutputFormat::Gif => {
+                let mut enc = image::codecs::gif::GifEncoder::new_with_speed(out, 10);
+                enc.set_repeat(image::codecs::gif::Repeat::Infinite)
+                    .map_err(|e| IoError::Encode {
+                        path: name.to_owned(),
+                        message: e.to_string(),
+                    })?;
+                AnimInner::Gif(Box::new(enc))
+            }
+            other => {
+                return Err(IoError::Encode {
+                    path: name.to_owned(),
+                    message: format!("{other} cannot hold an animation (use png for APNG, or gif)"),
+                })
+            }
+        };
+        Ok(AnimationWriter {
+            inner,
+            latch,
+            name: name.to_owned(),
+            frames_left: frames,
+        })
+    }
+
+    /// Appends a frame shown for `delay_ms` (numerator, denominator) milliseconds.
+    pub fn write_frame(
+        &mut self,
+        frame: &image::RgbaImage,
+        delay_ms: (u32, u32),
+    ) -> Result<(), IoError> {
+        if self.frames_left == 0 {
+            return Err(IoError::Encode {
+                path: self.name.clone(),
+                message: "more frames than announced".into(),
+            });
+        }
+        match &mut self.inner {
+            AnimInner::Png(w) => {
+                let ms = (f64::from(delay_ms.0) / f64::from(delay_ms.1.max(1)))
+                    .round()
+                    .clamp(0.0, f64::from(u16::MAX)) as u16;
+                if w.set_frame_delay(ms, 1000).is_ok() {}
+                w.write_image_data(frame.as_raw())
+                    .map_err(|e| png_err(e, &self.name))?;
+            }
+            AnimInner::Gif(enc) => {
+                let delay = image::Delay::from_numer_denom_ms(delay_ms.0, delay_ms.1.max(1));
+                enc.encode_frame(image::Frame::from_parts(frame.clone(), 0, 0, delay))
+                    .map_err(|e| match e {
+                        image::ImageError::IoError(cause) => IoError::Write {
+                            path: self.name.clone(),
+                            cause,
+                        },
+                        other => IoError::Encode {
+                            path: self.name.clone(),
+                            message: other.to_string(),
+                        },
+                    })?;
+            }
+        }
+        self.frames_left -= 1;
+        Ok(())
+    }
+
+    /// Checks that every announced frame came, then ends the file and flushes it.
+    pub fn finish(self) -> Result<(), IoError> {
+        if self.frames_left != 0 {
+            return Err(IoError::Encode {
+                path: self.name,
+                message: format!("{} frames missing", self.frames_left),
+            });
+        }
+        let name = self.name;
+        // Ending the file (IEND, the GIF trailer) and flushing happen as the encoders drop:
+        // their write errors come back through the latch.
+        match self.inner {
+            AnimInner::Png(w) => w.finish().map_err(|e| png_err(e, &name))?,
+            AnimInner::Gif(enc) => drop(enc),
+        }
+        let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
+        match late {
+            Some(cause) => Err(IoError::Write { path: name, cause }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A PNG encoder fed row by row: memory is a few rows whatever the picture's size.

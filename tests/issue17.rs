@@ -735,3 +735,109 @@ fn exif_survives_with_orientation_1_and_pixels_rotated() {
     ok(&f.savl(&["upscale", "cam.jpg", "-o", "bare.png", "--strip-metadata"]));
     assert_eq!(metadata(&f.path("bare.png")), (None, None));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Animated inputs
+
+/// Frames of an animated file: (count, size of the first, delays in ms).
+fn frames_of(path: &Path) -> (usize, (u32, u32), Vec<(u32, u32)>) {
+    use image::AnimationDecoder;
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let frames: Vec<image::Frame> = if path.extension().unwrap() == "gif" {
+        image::codecs::gif::GifDecoder::new(file)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap()
+    } else {
+        image::codecs::png::PngDecoder::new(file)
+            .unwrap()
+            .apng()
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap()
+    };
+    let size = frames[0].buffer().dimensions();
+    let delays = frames.iter().map(|f| f.delay().numer_denom_ms()).collect();
+    (frames.len(), size, delays)
+}
+
+fn write_apng(path: &Path) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut enc = png::Encoder::new(file, 8, 6);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_animated(3, 0).unwrap();
+    let mut w = enc.write_header().unwrap();
+    for i in 0..3u8 {
+        w.set_frame_delay(u16::from(i + 1) * 100, 1000).unwrap();
+        w.write_image_data(&[i * 80; 8 * 6 * 3]).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn write_gif(path: &Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = image::codecs::gif::GifEncoder::new(file);
+    for i in 0..4u8 {
+        let img =
+            image::RgbaImage::from_fn(10, 8, |x, _| image::Rgba([i * 60, (x * 20) as u8, 90, 255]));
+        enc.encode_frame(image::Frame::from_parts(
+            img,
+            0,
+            0,
+            image::Delay::from_numer_denom_ms(70, 1),
+        ))
+        .unwrap();
+    }
+}
+
+#[test]
+fn every_frame_of_an_apng_is_upscaled_into_an_apng() {
+    let f = Fixture::new();
+    write_apng(&f.path("a.png"));
+    let o = f.savl(&["upscale", "a.png"]);
+    ok(&o);
+    assert!(stderr(&o).contains("3 frames"), "{}", stderr(&o));
+    let (n, size, delays) = frames_of(&f.path("a_x4.png"));
+    assert_eq!((n, size), (3, (32, 24)));
+    let ms: Vec<f64> = delays
+        .iter()
+        .map(|(a, b)| f64::from(*a) / f64::from(*b))
+        .collect();
+    assert_eq!(ms, vec![100.0, 200.0, 300.0]);
+    // Frames differ (not the first one repeated).
+    ok(&f.savl(&["upscale", "a.png", "-s", "2", "-f", "gif"]));
+    let (n, size, _) = frames_of(&f.path("a_x2.gif"));
+    assert_eq!((n, size), (3, (16, 12)));
+}
+
+#[test]
+fn every_frame_of_a_gif_is_upscaled_and_stills_cannot_hold_animations() {
+    let f = Fixture::new();
+    write_gif(&f.path("g.gif"));
+    ok(&f.savl(&["upscale", "g.gif", "-f", "gif"]));
+    let (n, size, delays) = frames_of(&f.path("g_x4.gif"));
+    assert_eq!((n, size), (4, (40, 32)));
+    assert!(delays.iter().all(|(a, b)| a / b == 70), "{delays:?}");
+    // Default PNG: an APNG of every frame, whose frames differ like the input's.
+    ok(&f.savl(&["upscale", "g.gif"]));
+    let (n, _, _) = frames_of(&f.path("g_x4.png"));
+    assert_eq!(n, 4);
+    // JPEG and WebP hold no animation: a clear error naming the file, nothing written.
+    for fmt in ["jpg", "webp"] {
+        let o = f.savl(&["upscale", "g.gif", "-f", fmt]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(
+            err.contains("g.gif") && err.contains("animated") && err.contains("-f gif"),
+            "{err}"
+        );
+        assert!(!f.path(&format!("g_x4.{fmt}")).exists());
+    }
+    // GIF inputs are found in folders.
+    std::fs::create_dir_all(f.path("d")).unwrap();
+    std::fs::copy(f.path("g.gif"), f.path("d/g.gif")).unwrap();
+    ok(&f.savl(&["upscale", "d", "-f", "gif"]));
+    assert!(f.path("d/g_x4.gif").is_file());
+}

@@ -1,4 +1,6 @@
-//! `savl upscale`: files and folders to ×4 pictures, or raw frames from stdin to stdout.
+//! `savl upscale`: files and folders (or one picture on stdin) to pictures at the model's factor
+//! or any smaller one, keeping grey, 16 bits, alpha, the ICC profile and EXIF; or raw frames from
+//! stdin to stdout.
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -25,19 +27,20 @@ pub fn suffix(factor: f64) -> String {
 /// Upscale pictures ×4 (PNG, JPEG, WebP in; PNG, JPEG, WebP out).
 ///
 /// Without -o or --out-dir, each output is written beside its input as `NAME_x4.png` (`_x2` for
-/// a ×2 model). Outputs are written to a temporary file and renamed when complete; an existing
+/// a ×2 model or --scale 2). Outputs are written to a temporary file and renamed when complete; an existing
 /// output is only replaced with --force, and an input is never overwritten. With --force, a FIFO
 /// or device at the output path is written into (never replaced) and a symbolic link is refused.
 /// A batch goes on past a bad file and lists the failures at the end (exit code 1).
 #[derive(Debug, clap::Args)]
 pub struct UpscaleArgs {
-    /// Input pictures or folders. A folder contributes its .png/.jpg/.jpeg/.webp files (not its
-    /// subfolders), except names ending in `_x4` (savl's own outputs); a picture name there that
-    /// is not a regular file (a FIFO, a dangling link) is listed as a failure.
+    /// Input pictures or folders, or `-` for one picture on stdin (needs -o). A folder
+    /// contributes its .png/.jpg/.jpeg/.webp files (subfolders too with -r), except names ending
+    /// in `_x` and a factor such as `_x4` (savl's own outputs); a picture name there that is not
+    /// a regular file (a FIFO, a dangling link) is listed as a failure.
     #[arg(value_name = "IN", required_unless_present = "raw")]
     inputs: Vec<PathBuf>,
 
-    /// Output file, for a single input picture.
+    /// Output file, for a single input picture; `-` writes the encoded picture to stdout.
     #[arg(short, long, value_name = "OUT", conflicts_with = "out_dir")]
     output: Option<PathBuf>,
 
@@ -731,7 +734,7 @@ fn upscale_one(
             .take(MAX_STDIN_BYTES)
             .read_to_end(&mut bytes)
             .context("stdin: cannot read")?;
-        io::decode_picture_reader(
+        io::decode_input_reader(
             std::io::Cursor::new(bytes),
             Path::new("stdin"),
             &plan.limits.with_max_alloc(plan.limit_mem),
@@ -739,17 +742,14 @@ fn upscale_one(
         .map_err(limit_err)?
     } else {
         let limits = memory_limits(upscaler, input, plan)?;
-        io::decode_picture_path(input, &limits).map_err(limit_err)?
+        io::decode_input_path(input, &limits).map_err(limit_err)?
     };
-    if pic.animated && plan.verbosity > Verbosity::Quiet {
-        say(
-            pb,
-            &format!(
-                "savl: warning: {} is animated; only its first frame is upscaled",
-                input.display()
-            ),
-        );
-    }
+    let pic = match pic {
+        io::Input::Still(p) => p,
+        io::Input::Animated(anim) => {
+            return upscale_animation(upscaler, input, output, anim, plan, pb)
+        }
+    };
     let metadata = if plan.strip_metadata {
         Metadata::default()
     } else {
@@ -818,6 +818,97 @@ fn upscale_one(
         let mut out = AtomicOutput::create(output, plan.force)?;
         io::write_picture(&hr, plan.format, &metadata, out.file(), output)?;
         out.commit()?;
+    }
+    Ok((ow, oh))
+}
+
+/// Upscales every frame of an animation into an animated output (APNG for PNG, GIF), frame by
+/// frame (memory: the decoded frames and one output frame); JPEG and WebP are refused, naming
+/// the file, before any work.
+fn upscale_animation(
+    upscaler: &Upscaler,
+    input: &Path,
+    output: &Path,
+    anim: io::Animation,
+    plan: &Plan,
+    pb: &ProgressBar,
+) -> Result<(u32, u32)> {
+    let n = anim.frames.len();
+    if !matches!(plan.format, OutputFormat::Png | OutputFormat::Gif) {
+        bail!(
+            "{} is animated ({n} frames): {} output cannot hold an animation; use -f png \
+             (APNG) or -f gif",
+            input.display(),
+            plan.format
+        );
+    }
+    let (w, h) = anim.frames[0].image.dimensions();
+    let ((ow, oh), _) = plan
+        .resize
+        .output_size(w, h, upscaler.scale())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    plan.format.check_size(ow, oh, output)?;
+    if plan.verbosity > Verbosity::Quiet {
+        say(
+            pb,
+            &format!(
+                "savl: {} is animated: {n} frames, all upscaled into {}",
+                input.display(),
+                if plan.format == OutputFormat::Png {
+                    "an APNG"
+                } else {
+                    "a GIF"
+                }
+            ),
+        );
+    }
+    let metadata = if plan.strip_metadata {
+        Metadata::default()
+    } else {
+        anim.metadata
+    };
+    let frames = u32::try_from(n).context("too many frames")?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out = if is_stdio(output) {
+        None
+    } else {
+        if plan.mirror {
+            if let Some(dir) = output.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+            }
+        }
+        Some(AtomicOutput::create(output, plan.force)?)
+    };
+    {
+        let sink: Box<dyn Write> = match &mut out {
+            Some(o) => Box::new(o.file()),
+            None => Box::new(&mut buf),
+        };
+        let mut writer =
+            io::AnimationWriter::new(sink, plan.format, ow, oh, frames, &metadata, output)?;
+        for (i, frame) in anim.frames.into_iter().enumerate() {
+            let hr = render(
+                upscaler,
+                DynamicImage::ImageRgba8(frame.image),
+                (ow, oh),
+                false,
+                false,
+                plan,
+            )
+            .with_context(|| format!("frame {i}"))?;
+            writer.write_frame(&hr.to_rgba8(), frame.delay_ms)?;
+            pb.inc(u64::from(w) * u64::from(h) / n as u64);
+        }
+        writer.finish()?;
+    }
+    match out {
+        Some(o) => o.commit()?,
+        None => {
+            let mut so = std::io::stdout().lock();
+            so.write_all(&buf).context("stdout: cannot write")?;
+            so.flush().context("stdout: cannot write")?;
+        }
     }
     Ok((ow, oh))
 }
