@@ -1114,6 +1114,7 @@ pub struct AnimationWriter<W: Write> {
     latch: Arc<Mutex<Option<std::io::Error>>>,
     name: PathBuf,
     frames_left: u32,
+    animated: bool,
 }
 
 enum AnimInner<W: Write> {
@@ -1184,6 +1185,7 @@ impl<W: Write> AnimationWriter<W> {
             latch,
             name: name.to_owned(),
             frames_left: frames,
+            animated: frames > 1,
         })
     }
 
@@ -1204,7 +1206,11 @@ impl<W: Write> AnimationWriter<W> {
                 let ms = (f64::from(delay_ms.0) / f64::from(delay_ms.1.max(1)))
                     .round()
                     .clamp(0.0, f64::from(u16::MAX)) as u16;
-                if w.set_frame_delay(ms, 1000).is_ok() {}
+                // A one-frame output is a plain PNG: no frame control to set.
+                if self.animated {
+                    w.set_frame_delay(ms, 1000)
+                        .map_err(|e| png_err(e, &self.name))?;
+                }
                 w.write_image_data(frame.as_raw())
                     .map_err(|e| png_err(e, &self.name))?;
             }
