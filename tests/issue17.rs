@@ -806,7 +806,25 @@ fn every_frame_of_an_apng_is_upscaled_into_an_apng() {
         .map(|(a, b)| f64::from(*a) / f64::from(*b))
         .collect();
     assert_eq!(ms, vec![100.0, 200.0, 300.0]);
-    // Frames differ (not the first one repeated).
+    // Frames differ as the input's do (0, 80, 160 grey): not the first one repeated.
+    {
+        use image::AnimationDecoder;
+        let file = std::io::BufReader::new(std::fs::File::open(f.path("a_x4.png")).unwrap());
+        let means: Vec<f64> = image::codecs::png::PngDecoder::new(file)
+            .unwrap()
+            .apng()
+            .unwrap()
+            .into_frames()
+            .map(|fr| {
+                let b = fr.unwrap().into_buffer();
+                b.pixels().map(|p| f64::from(p[1])).sum::<f64>() / f64::from(32 * 24)
+            })
+            .collect();
+        assert!(
+            means[0] + 40.0 < means[1] && means[1] + 40.0 < means[2],
+            "{means:?}"
+        );
+    }
     ok(&f.savl(&["upscale", "a.png", "-s", "2", "-f", "gif"]));
     let (n, size, _) = frames_of(&f.path("a_x2.gif"));
     assert_eq!((n, size), (3, (16, 12)));
