@@ -2071,6 +2071,53 @@ mod tests {
         }
     }
 
+    /// Every colour type savl writes comes back sample for sample from PNG (16-bit samples are
+    /// big-endian in the file), with the metadata's bytes.
+    #[test]
+    fn write_picture_round_trips_every_colour_type_with_metadata() {
+        let v16 = |x: u32, y: u32, c: u32| ((x * 7919 + y * 104_729 + c * 31_337) % 65_536) as u16;
+        let v8 = |x: u32, y: u32, c: u32| (v16(x, y, c) >> 3) as u8;
+        let pics = [
+            DynamicImage::ImageLuma8(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Luma([v8(x, y, 0)])
+            })),
+            DynamicImage::ImageLumaA8(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::LumaA([v8(x, y, 0), v8(x, y, 1)])
+            })),
+            DynamicImage::ImageRgba8(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Rgba([v8(x, y, 0), v8(x, y, 1), v8(x, y, 2), v8(x, y, 3)])
+            })),
+            DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Luma([v16(x, y, 0)])
+            })),
+            DynamicImage::ImageLumaA16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::LumaA([v16(x, y, 0), v16(x, y, 1)])
+            })),
+            DynamicImage::ImageRgb16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Rgb([v16(x, y, 0), v16(x, y, 1), v16(x, y, 2)])
+            })),
+            DynamicImage::ImageRgba16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Rgba([v16(x, y, 0), v16(x, y, 1), v16(x, y, 2), v16(x, y, 3)])
+            })),
+        ];
+        let meta = Metadata::new(Some(b"icc bytes".to_vec()), Some(b"MM\0*exif".to_vec()));
+        for pic in pics {
+            let mut buf = Vec::new();
+            write_picture(&pic, OutputFormat::Png, &meta, &mut buf, Path::new("x")).unwrap();
+            let back =
+                decode_picture_reader(Cursor::new(&buf), Path::new("x"), &DecodeLimits::default())
+                    .unwrap();
+            assert_eq!(back.image, pic, "{:?}", pic.color());
+            assert_eq!(back.metadata.icc.as_deref(), Some(&b"icc bytes"[..]));
+            assert_eq!(back.metadata.exif.as_deref(), Some(&b"MM\0*exif"[..]));
+        }
+        // JPEG holds no alpha: refused, not silently dropped.
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::new(4, 4));
+        let err = write_picture(&rgba, OutputFormat::JPEG, &meta, Vec::new(), Path::new("j"))
+            .unwrap_err();
+        assert!(err.to_string().contains("alpha"), "{err}");
+    }
+
     #[test]
     fn formats_parse() {
         assert_eq!("JPEG".parse::<OutputFormat>(), Ok(OutputFormat::JPEG));
