@@ -982,59 +982,82 @@ fn render(
         (false, false) => 3,
         (false, true) => 4,
     };
-    let mut values: Vec<f32> = Vec::with_capacity(n * channels);
-    for i in 0..n {
-        let mut c = colour(i);
-        let a = alpha.as_ref().map_or(1.0, |a| a[i]);
-        if flatten {
-            c = photo::flatten(c, a, plan.background);
-        }
-        if grey {
-            values.push(photo::luma(c[0], c[1], c[2]));
+    // One pass per output pixel into the final sample type, allocated fallibly.
+    let samples = |c: [f32; 3], a: f32| {
+        let (c, a) = if flatten {
+            (photo::flatten(c, a, plan.background), 1.0)
         } else {
-            values.extend_from_slice(&c);
+            (c, a)
+        };
+        let mut v = [0f32; 4];
+        let mut k = 0;
+        if grey {
+            v[0] = photo::luma(c[0], c[1], c[2]);
+            k = 1;
+        } else {
+            v[..3].copy_from_slice(&c);
+            k += 3;
         }
         if keep_alpha {
-            values.push(a);
+            v[k] = a;
         }
-    }
-    let q8 = |v: &f32| (v * 255.0).round().clamp(0.0, 255.0) as u8;
-    let q16 = |v: &f32| (v * 65535.0).round().clamp(0.0, 65535.0) as u16;
+        v
+    };
+    let len = n.checked_mul(channels).context("output too large")?;
+    let too_big =
+        |bytes: usize| anyhow::anyhow!("cannot allocate {bytes} bytes for a {ow}×{oh} output");
     let bad = || anyhow::anyhow!("internal error: output buffer size");
-    Ok(match (channels, out16) {
-        (1, false) => DynamicImage::ImageLuma8(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q8).collect())
-                .ok_or_else(bad)?,
-        ),
-        (2, false) => DynamicImage::ImageLumaA8(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q8).collect())
-                .ok_or_else(bad)?,
-        ),
-        (3, false) => DynamicImage::ImageRgb8(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q8).collect())
-                .ok_or_else(bad)?,
-        ),
-        (4, false) => DynamicImage::ImageRgba8(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q8).collect())
-                .ok_or_else(bad)?,
-        ),
-        (1, true) => DynamicImage::ImageLuma16(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q16).collect())
-                .ok_or_else(bad)?,
-        ),
-        (2, true) => DynamicImage::ImageLumaA16(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q16).collect())
-                .ok_or_else(bad)?,
-        ),
-        (3, true) => DynamicImage::ImageRgb16(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q16).collect())
-                .ok_or_else(bad)?,
-        ),
-        _ => DynamicImage::ImageRgba16(
-            image::ImageBuffer::from_raw(ow, oh, values.iter().map(q16).collect())
-                .ok_or_else(bad)?,
-        ),
-    })
+    if out16 {
+        let mut buf: Vec<u16> = Vec::new();
+        buf.try_reserve_exact(len).map_err(|_| too_big(len * 2))?;
+        for i in 0..n {
+            let v = samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
+            buf.extend(
+                v[..channels]
+                    .iter()
+                    .map(|x| (x * 65535.0).round().clamp(0.0, 65535.0) as u16),
+            );
+        }
+        Ok(match channels {
+            1 => DynamicImage::ImageLuma16(
+                image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?,
+            ),
+            2 => DynamicImage::ImageLumaA16(
+                image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?,
+            ),
+            3 => {
+                DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?)
+            }
+            _ => DynamicImage::ImageRgba16(
+                image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?,
+            ),
+        })
+    } else {
+        let mut buf: Vec<u8> = Vec::new();
+        buf.try_reserve_exact(len).map_err(|_| too_big(len))?;
+        for i in 0..n {
+            let v = samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
+            buf.extend(
+                v[..channels]
+                    .iter()
+                    .map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8),
+            );
+        }
+        Ok(match channels {
+            1 => {
+                DynamicImage::ImageLuma8(image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?)
+            }
+            2 => DynamicImage::ImageLumaA8(
+                image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?,
+            ),
+            3 => {
+                DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?)
+            }
+            _ => {
+                DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?)
+            }
+        })
+    }
 }
 
 /// The alpha plane at the output size, by [`photo::ALPHA_METHOD`].
