@@ -859,3 +859,71 @@ fn every_frame_of_a_gif_is_upscaled_and_stills_cannot_hold_animations() {
     ok(&f.savl(&["upscale", "d", "-f", "gif"]));
     assert!(f.path("d/g_x4.gif").is_file());
 }
+
+/// An animated WebP built by hand: VP8X + ANIM + one ANMF per frame, each frame a lossless VP8L
+/// bitstream from `image`'s (still) WebP encoder.
+fn write_animated_webp(path: &Path, frames: &[image::RgbImage], ms: u32) {
+    fn chunk(tag: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut c = tag.to_vec();
+        c.extend((data.len() as u32).to_le_bytes());
+        c.extend(data);
+        if data.len() % 2 == 1 {
+            c.push(0);
+        }
+        c
+    }
+    let u24 = |v: u32| v.to_le_bytes()[..3].to_vec();
+    let (w, h) = frames[0].dimensions();
+    let mut body = b"WEBP".to_vec();
+    let mut vp8x = vec![0x02, 0, 0, 0];
+    vp8x.extend(u24(w - 1));
+    vp8x.extend(u24(h - 1));
+    body.extend(chunk(b"VP8X", &vp8x));
+    body.extend(chunk(b"ANIM", &[0, 0, 0, 0, 0, 0]));
+    for f in frames {
+        let mut still = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut still)
+            .encode(f.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut anmf = [u24(0), u24(0), u24(w - 1), u24(h - 1), u24(ms)].concat();
+        anmf.push(0b10); // no blending, no disposal
+        anmf.extend(&still[12..]); // the VP8L chunk
+        body.extend(chunk(b"ANMF", &anmf));
+    }
+    let mut file = b"RIFF".to_vec();
+    file.extend((body.len() as u32).to_le_bytes());
+    file.extend(body);
+    std::fs::write(path, file).unwrap();
+}
+
+#[test]
+fn every_frame_of_an_animated_webp_is_upscaled_into_an_apng() {
+    let f = Fixture::new();
+    let frames: Vec<image::RgbImage> = (0..3u8)
+        .map(|i| image::RgbImage::from_pixel(6, 4, image::Rgb([i * 100, 50, 200 - i * 60])))
+        .collect();
+    write_animated_webp(&f.path("w.webp"), &frames, 120);
+    // The file is a real animated WebP for `image`'s decoder.
+    {
+        use image::AnimationDecoder;
+        let file = std::io::BufReader::new(std::fs::File::open(f.path("w.webp")).unwrap());
+        let n = image::codecs::webp::WebPDecoder::new(file)
+            .unwrap()
+            .into_frames()
+            .count();
+        assert_eq!(n, 3);
+    }
+    let o = f.savl(&["upscale", "w.webp"]);
+    ok(&o);
+    assert!(stderr(&o).contains("3 frames"), "{}", stderr(&o));
+    let (n, size, delays) = frames_of(&f.path("w_x4.png"));
+    assert_eq!((n, size), (3, (24, 16)));
+    assert!(delays.iter().all(|(a, b)| a / b == 120), "{delays:?}");
+    let o = f.savl(&["upscale", "w.webp", "-f", "webp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot hold an animation"),
+        "{}",
+        stderr(&o)
+    );
+}
