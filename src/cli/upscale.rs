@@ -24,7 +24,7 @@ pub fn suffix(factor: f64) -> String {
     format!("_x{}", photo::factor_label(factor))
 }
 
-/// Upscale pictures ×4 (PNG, JPEG, WebP in; PNG, JPEG, WebP out).
+/// Upscale pictures ×4 or less (PNG, JPEG, WebP, GIF in and out; animations too).
 ///
 /// Without -o or --out-dir, each output is written beside its input as `NAME_x4.png` (`_x2` for
 /// a ×2 model or --scale 2). Outputs are written to a temporary file and renamed when complete; an existing
@@ -34,7 +34,7 @@ pub fn suffix(factor: f64) -> String {
 #[derive(Debug, clap::Args)]
 pub struct UpscaleArgs {
     /// Input pictures or folders, or `-` for one picture on stdin (needs -o). A folder
-    /// contributes its .png/.jpg/.jpeg/.webp files (subfolders too with -r), except names ending
+    /// contributes its .png/.jpg/.jpeg/.webp/.gif files (subfolders too with -r), except names ending
     /// in `_x` and a factor such as `_x4` (savl's own outputs); a picture name there that is not
     /// a regular file (a FIFO, a dangling link) is listed as a failure.
     #[arg(value_name = "IN", required_unless_present = "raw")]
@@ -48,8 +48,9 @@ pub struct UpscaleArgs {
     #[arg(short = 'd', long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
 
-    /// Output format: png, jpg or webp [default: -o's extension, else png]. PNG is written row
-    /// by row in bounded memory; jpg and webp (lossless) hold the whole output in memory.
+    /// Output format: png, jpg, webp or gif [default: -o's extension, else png]. RGB pictures at
+    /// the model's factor are written to PNG row by row in bounded memory; everything else holds
+    /// the whole output in memory. Animated inputs need png (APNG) or gif.
     #[arg(short, long, value_name = "FMT")]
     format: Option<OutputFormat>,
 
@@ -391,7 +392,7 @@ impl Plan {
             }
         }
         if jobs.is_empty() {
-            bail!("no pictures to upscale (folders hold no .png, .jpg or .webp files)");
+            bail!("no pictures to upscale (folders hold no .png, .jpg, .webp or .gif files)");
         }
         if let Some((k, n)) = args.shard {
             jobs = select_shard(jobs, k, n);
@@ -411,8 +412,8 @@ impl Plan {
             (Some(f), _) => f,
             (None, Some((_, Some(e)))) => e,
             (None, Some((o, None))) => bail!(
-                "cannot tell the format of {} from its extension: use .png, .jpg or .webp, \
-                 or --format",
+                "cannot tell the format of {} from its extension: use .png, .jpg, .webp or \
+                 .gif, or --format",
                 o.display()
             ),
             (None, None) => OutputFormat::Png,
