@@ -710,10 +710,11 @@ const MAX_STDIN_BYTES: u64 = 1 << 31;
 
 /// Decodes, upscales and writes one picture; returns the output size.
 ///
-/// RGB8 at the model's own factor into PNG is streamed band by band. Everything else (another
-/// factor, grey, alpha, 16 bits, JPEG/WebP, stdout) holds the whole output: the model's output
-/// is resized ([`photo::resize_rgb8`]), reduced to luma for grey inputs, given its alpha plane,
-/// flattened onto `--background` for JPEG, then encoded with the input's metadata.
+/// RGB into a PNG file is streamed band by band, through a [`photo::RowResizer`] for factors
+/// below the model's. Everything else (grey, alpha, 16 bits, JPEG/WebP/GIF, stdout) holds the
+/// output picture: the model's output at the asked size, reduced to luma for grey inputs, given
+/// its alpha plane, flattened onto `--background` for JPEG, then encoded with the input's
+/// metadata.
 fn upscale_one(
     upscaler: &Upscaler,
     input: &Path,
@@ -791,24 +792,29 @@ fn upscale_one(
         }
     }
 
-    if !grey && !alpha_channel && !out16 && native && plan.format.is_streaming() && !stdout {
+    if !grey && !alpha_channel && !out16 && plan.format.is_streaming() && !stdout {
         let img = io::to_rgb8(img);
         let lr_px_per_byte = 3 * u64::from(s) * u64::from(s);
         let out = AtomicOutput::create(output, plan.force)?;
         let mut png = PngRowWriter::with_metadata(out.writer()?, ow, oh, output, &metadata)?;
+        let mut resizer = (!native).then(|| photo::RowResizer::new(w * s, h * s, ow, oh));
         upscaler.upscale_rows(&img, |_, rows| {
-            png.write_rows(rows)
-                .map_err(|e| savl::Error::Sink(Box::new(e)))?;
             pb.inc(rows.len() as u64 / lr_px_per_byte);
-            Ok(())
+            let mut put = |r: &[u8]| {
+                png.write_rows(r)
+                    .map_err(|e| savl::Error::Sink(Box::new(e)))
+            };
+            match &mut resizer {
+                None => put(rows),
+                Some(rz) => rz.push_rows(rows, put),
+            }
         })?;
         png.finish()?;
         out.commit()?;
         return Ok((ow, oh));
     }
 
-    let hr = render(upscaler, img, (ow, oh), grey, out16, plan)?;
-    pb.inc(u64::from(w) * u64::from(h));
+    let hr = render(upscaler, img, (ow, oh), grey, out16, plan, pb)?;
     if stdout {
         let mut buf = Vec::new();
         io::write_picture(&hr, plan.format, &metadata, &mut buf, Path::new("stdout"))?;
@@ -896,10 +902,10 @@ fn upscale_animation(
                 false,
                 false,
                 plan,
+                pb,
             )
             .with_context(|| format!("frame {i}"))?;
             writer.write_frame(&hr.to_rgba8(), frame.delay_ms)?;
-            pb.inc(u64::from(w) * u64::from(h) / n as u64);
         }
         writer.finish()?;
     }
@@ -923,6 +929,7 @@ fn render(
     grey: bool,
     out16: bool,
     plan: &Plan,
+    pb: &ProgressBar,
 ) -> Result<DynamicImage> {
     let (w, h) = (img.width(), img.height());
     let alpha_channel = img.color().has_alpha();
@@ -949,11 +956,16 @@ fn render(
     };
     // Plain RGB8: no per-pixel work.
     if !grey && alpha.is_none() && !out16 {
-        let hr = upscaler.upscale(&rgb_in)?;
-        return Ok(DynamicImage::ImageRgb8(photo::resize_rgb8(hr, ow, oh)));
+        return Ok(DynamicImage::ImageRgb8(upscale_to(
+            upscaler,
+            &rgb_in,
+            (ow, oh),
+            Some(pb),
+        )?));
     }
     let colour: Box<dyn Fn(usize) -> [f32; 3]> = if out16 {
         let planar = upscaler.upscale_planar_f32(&rgb_in)?;
+        pb.inc(u64::from(w) * u64::from(h));
         let (bw, bh) = (w as usize * upscaler.scale(), h as usize * upscaler.scale());
         let n = bw * bh;
         let inter: Vec<f32> = (0..n)
@@ -969,7 +981,7 @@ fn render(
             [p[3 * i], p[3 * i + 1], p[3 * i + 2]]
         })
     } else {
-        let small = photo::resize_rgb8(upscaler.upscale(&rgb_in)?, ow, oh);
+        let small = upscale_to(upscaler, &rgb_in, (ow, oh), Some(pb))?;
         Box::new(move |i| {
             let p = small.as_raw();
             [0, 1, 2].map(|c| f32::from(p[3 * i + c]) / 255.0)
@@ -1061,6 +1073,43 @@ fn render(
     }
 }
 
+/// The model's output of `img` resized to `ow × oh` ([`photo::RowResizer`], fed band by band:
+/// memory is the output and a window of rows, never the model's full-size output), allocated
+/// fallibly. Counts the input's pixels on `pb`.
+fn upscale_to(
+    upscaler: &Upscaler,
+    img: &RgbImage,
+    (ow, oh): (u32, u32),
+    pb: Option<&ProgressBar>,
+) -> Result<RgbImage> {
+    let s = upscaler.scale() as u32;
+    let (w, h) = img.dimensions();
+    let len = (ow as usize)
+        .checked_mul(oh as usize)
+        .and_then(|n| n.checked_mul(3))
+        .context("output too large")?;
+    let mut buf: Vec<u8> = Vec::new();
+    buf.try_reserve_exact(len)
+        .map_err(|_| anyhow::anyhow!("cannot allocate {len} bytes for a {ow}×{oh} output"))?;
+    let lr_px_per_byte = 3 * u64::from(s) * u64::from(s);
+    let native = (ow, oh) == (w * s, h * s);
+    let mut resizer = (!native).then(|| photo::RowResizer::new(w * s, h * s, ow, oh));
+    upscaler.upscale_rows(img, |_, rows| {
+        if let Some(pb) = pb {
+            pb.inc(rows.len() as u64 / lr_px_per_byte);
+        }
+        match &mut resizer {
+            None => buf.extend_from_slice(rows),
+            Some(rz) => rz.push_rows(rows, |r| {
+                buf.extend_from_slice(r);
+                Ok::<(), savl::Error>(())
+            })?,
+        }
+        Ok(())
+    })?;
+    RgbImage::from_raw(ow, oh, buf).context("short output from the upscaler")
+}
+
 /// The alpha plane at the output size, by [`photo::ALPHA_METHOD`].
 fn upscale_alpha(
     upscaler: &Upscaler,
@@ -1074,7 +1123,7 @@ fn upscale_alpha(
         return Ok(a);
     }
     photo::upscale_alpha_with(alpha, w, h, ow, oh, |rgb| {
-        upscaler.upscale(rgb).map_err(|e| e.to_string())
+        upscale_to(upscaler, rgb, (ow, oh), None).map_err(|e| format!("{e:#}"))
     })
     .map_err(|e| anyhow::anyhow!(e))
 }
