@@ -1298,6 +1298,19 @@ impl<W: Write + 'static> PngRowWriter<W> {
         name: &Path,
         metadata: &Metadata,
     ) -> Result<Self, IoError> {
+        Self::with_colour(out, width, height, name, metadata, false)
+    }
+
+    /// [`with_metadata`](Self::with_metadata) for RGB8 rows (`grey` false) or 8-bit grey rows
+    /// (`grey` true: `width` bytes a row).
+    pub fn with_colour(
+        out: W,
+        width: u32,
+        height: u32,
+        name: &Path,
+        metadata: &Metadata,
+        grey: bool,
+    ) -> Result<Self, IoError> {
         let latch = Arc::new(Mutex::new(None));
         let out = Latch {
             inner: out,
@@ -1307,7 +1320,11 @@ impl<W: Write + 'static> PngRowWriter<W> {
             BufWriter::with_capacity(1 << 16, out),
             width,
             height,
-            png::ColorType::Rgb,
+            if grey {
+                png::ColorType::Grayscale
+            } else {
+                png::ColorType::Rgb
+            },
             png::BitDepth::Eight,
             metadata,
         )
@@ -1319,7 +1336,7 @@ impl<W: Write + 'static> PngRowWriter<W> {
         Ok(PngRowWriter {
             stream,
             latch,
-            row_bytes: width as usize * 3,
+            row_bytes: width as usize * if grey { 1 } else { 3 },
             rows_left: u64::from(height),
             name: name.to_owned(),
         })

@@ -927,3 +927,29 @@ fn every_frame_of_an_animated_webp_is_upscaled_into_an_apng() {
         stderr(&o)
     );
 }
+
+/// Transparency is not streamed: a picture whose whole output would not fit --limit-mem fails,
+/// named, before any work; the same picture fully opaque drops its alpha channel and streams.
+#[test]
+fn transparency_counts_against_the_memory_limit_and_opaque_alpha_streams() {
+    let f = Fixture::new();
+    let rgba = |a: u8| {
+        DynamicImage::ImageRgba8(image::RgbaImage::from_fn(200, 200, |x, _| {
+            image::Rgba([(x % 256) as u8, 90, 40, if x < 100 { 255 } else { a }])
+        }))
+    };
+    f.save("t.png", &rgba(0));
+    f.save("o.png", &rgba(255));
+    let o = f.savl(&["upscale", "t.png", "--limit-mem", "4"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("t.png") && err.contains("with transparency") && err.contains("--limit-mem"),
+        "{err}"
+    );
+    assert!(!f.path("t_x4.png").exists());
+    ok(&f.savl(&["upscale", "o.png", "--limit-mem", "4"]));
+    assert_eq!(open(&f.path("o_x4.png")).color(), ColorType::Rgb8);
+    ok(&f.savl(&["upscale", "t.png", "--limit-mem", "40"]));
+    assert_eq!(open(&f.path("t_x4.png")).color(), ColorType::Rgba8);
+}

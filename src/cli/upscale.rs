@@ -767,6 +767,19 @@ fn upscale_one(
     let native = (ow, oh) == (w.saturating_mul(s), h.saturating_mul(s));
     // Before any work: JPEG and WebP cannot hold every size.
     plan.format.check_size(ow, oh, output)?;
+    // An alpha channel that is opaque everywhere carries nothing: dropped, so that the picture
+    // streams like any RGB or grey one.
+    let img = if img.color().has_alpha() && !photo::has_alpha(&img) {
+        match img {
+            DynamicImage::ImageLumaA8(_) => DynamicImage::ImageLuma8(img.to_luma8()),
+            DynamicImage::ImageLumaA16(_) => DynamicImage::ImageLuma16(img.to_luma16()),
+            DynamicImage::ImageRgba16(_) => DynamicImage::ImageRgb16(img.to_rgb16()),
+            DynamicImage::ImageRgba32F(_) => DynamicImage::ImageRgb32F(img.to_rgb32f()),
+            other => DynamicImage::ImageRgb8(other.to_rgb8()),
+        }
+    } else {
+        img
+    };
     let grey = photo::is_grey(&img);
     let alpha_channel = img.color().has_alpha();
     let in16 = matches!(
@@ -792,15 +805,27 @@ fn upscale_one(
         }
     }
 
-    if !grey && !alpha_channel && !out16 && plan.format.is_streaming() && !stdout {
+    if !alpha_channel && !out16 && plan.format.is_streaming() && !stdout {
         let img = io::to_rgb8(img);
         let lr_px_per_byte = 3 * u64::from(s) * u64::from(s);
         let out = AtomicOutput::create(output, plan.force)?;
-        let mut png = PngRowWriter::with_metadata(out.writer()?, ow, oh, output, &metadata)?;
+        let mut png = PngRowWriter::with_colour(out.writer()?, ow, oh, output, &metadata, grey)?;
         let mut resizer = (!native).then(|| photo::RowResizer::new(w * s, h * s, ow, oh));
+        let mut luma: Vec<u8> = Vec::new();
         upscaler.upscale_rows(&img, |_, rows| {
             pb.inc(rows.len() as u64 / lr_px_per_byte);
             let mut put = |r: &[u8]| {
+                let r = if grey {
+                    luma.clear();
+                    luma.extend(r.chunks_exact(3).map(|p| {
+                        photo::luma(f32::from(p[0]), f32::from(p[1]), f32::from(p[2]))
+                            .round()
+                            .clamp(0.0, 255.0) as u8
+                    }));
+                    &luma[..]
+                } else {
+                    r
+                };
                 png.write_rows(r)
                     .map_err(|e| savl::Error::Sink(Box::new(e)))
             };
@@ -934,6 +959,36 @@ fn render(
     let (w, h) = (img.width(), img.height());
     let alpha_channel = img.color().has_alpha();
     let translucent = photo::has_alpha(&img);
+    // Transparency and 16 bits are not streamed: what they hold counts against --limit-mem.
+    if translucent || out16 {
+        let s = upscaler.scale() as u64;
+        let in_px = u64::from(w) * u64::from(h);
+        let out_px = u64::from(ow) * u64::from(oh);
+        let mut need = 0u64;
+        if translucent {
+            // Float RGBA copy, fill pyramid, filled picture, alpha planes; at the output size
+            // the picture, its colour, the alpha pass and two alpha planes.
+            need += in_px * 56 + out_px * 18;
+        }
+        if out16 {
+            // The model's float output (twice while interleaved), its resize, the output.
+            need += in_px * s * s * 24 + out_px * 20;
+        }
+        if need > plan.limit_mem {
+            bail!(
+                "a {w}×{h} picture {} needs about {:.0} MB to upscale to {ow}×{oh} (held whole, \
+                 not streamed), over --limit-mem {:.0} MB: raise --limit-mem{}",
+                match (translucent, out16) {
+                    (true, true) => "with transparency at 16 bits",
+                    (true, false) => "with transparency",
+                    _ => "at 16 bits",
+                },
+                need as f64 / 1e6,
+                plan.limit_mem as f64 / 1e6,
+                if out16 { ", or use --depth 8" } else { "" }
+            );
+        }
+    }
     let alpha_lr = alpha_channel.then(|| photo::alpha_plane(&img));
     let rgb_in: RgbImage = if translucent {
         DynamicImage::ImageRgb32F(photo::fill_transparent(&img.to_rgba32f())).to_rgb8()
