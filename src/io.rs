@@ -1298,19 +1298,24 @@ impl<W: Write + 'static> PngRowWriter<W> {
         name: &Path,
         metadata: &Metadata,
     ) -> Result<Self, IoError> {
-        Self::with_colour(out, width, height, name, metadata, false)
+        Self::with_colour(out, width, height, name, metadata, 3)
     }
 
-    /// [`with_metadata`](Self::with_metadata) for RGB8 rows (`grey` false) or 8-bit grey rows
-    /// (`grey` true: `width` bytes a row).
+    /// [`with_metadata`](Self::with_metadata) for 8-bit rows of `channels` samples a pixel:
+    /// 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA (`width · channels` bytes a row).
     pub fn with_colour(
         out: W,
         width: u32,
         height: u32,
         name: &Path,
         metadata: &Metadata,
-        grey: bool,
+        channels: u8,
     ) -> Result<Self, IoError> {
+        let channels = if (1..=4).contains(&channels) {
+            channels
+        } else {
+            3
+        };
         let latch = Arc::new(Mutex::new(None));
         let out = Latch {
             inner: out,
@@ -1320,10 +1325,11 @@ impl<W: Write + 'static> PngRowWriter<W> {
             BufWriter::with_capacity(1 << 16, out),
             width,
             height,
-            if grey {
-                png::ColorType::Grayscale
-            } else {
-                png::ColorType::Rgb
+            match channels {
+                1 => png::ColorType::Grayscale,
+                2 => png::ColorType::GrayscaleAlpha,
+                4 => png::ColorType::Rgba,
+                _ => png::ColorType::Rgb,
             },
             png::BitDepth::Eight,
             metadata,
@@ -1336,7 +1342,7 @@ impl<W: Write + 'static> PngRowWriter<W> {
         Ok(PngRowWriter {
             stream,
             latch,
-            row_bytes: width as usize * if grey { 1 } else { 3 },
+            row_bytes: width as usize * usize::from(channels),
             rows_left: u64::from(height),
             name: name.to_owned(),
         })
