@@ -928,28 +928,78 @@ fn every_frame_of_an_animated_webp_is_upscaled_into_an_apng() {
     );
 }
 
-/// Transparency is not streamed: a picture whose whole output would not fit --limit-mem fails,
-/// named, before any work; the same picture fully opaque drops its alpha channel and streams.
+/// Transparency into PNG streams (alpha pass to a temporary file, then colour); into a format
+/// that holds the whole picture (WebP here), or beyond what the fill needs, it counts against
+/// --limit-mem and fails, named, before any work. A fully opaque alpha channel is dropped.
 #[test]
 fn transparency_counts_against_the_memory_limit_and_opaque_alpha_streams() {
     let f = Fixture::new();
-    let rgba = |a: u8| {
-        DynamicImage::ImageRgba8(image::RgbaImage::from_fn(200, 200, |x, _| {
-            image::Rgba([(x % 256) as u8, 90, 40, if x < 100 { 255 } else { a }])
+    let rgba = |side: u32, a: u8| {
+        DynamicImage::ImageRgba8(image::RgbaImage::from_fn(side, side, |x, _| {
+            image::Rgba([(x % 256) as u8, 90, 40, if x < side / 2 { 255 } else { a }])
         }))
     };
-    f.save("t.png", &rgba(0));
-    f.save("o.png", &rgba(255));
-    let o = f.savl(&["upscale", "t.png", "--limit-mem", "4"]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    assert!(
-        err.contains("t.png") && err.contains("with transparency") && err.contains("--limit-mem"),
-        "{err}"
-    );
-    assert!(!f.path("t_x4.png").exists());
+    f.save("t.png", &rgba(200, 0));
+    f.save("o.png", &rgba(200, 255));
+    f.save("big.png", &rgba(400, 0));
+    // Streamed: fits 4 MB.
+    ok(&f.savl(&["upscale", "t.png", "--limit-mem", "4"]));
+    let out = open(&f.path("t_x4.png"));
+    assert_eq!(out.color(), ColorType::Rgba8);
+    let out = out.to_rgba8();
+    assert_eq!(out.get_pixel(10, 10)[3], 255);
+    assert_eq!(out.get_pixel(790, 10)[3], 0);
+    // The same into WebP is held whole: over 4 MB.
+    for (args, name) in [
+        (
+            vec!["upscale", "t.png", "-f", "webp", "--limit-mem", "4"],
+            "t.png",
+        ),
+        (vec!["upscale", "big.png", "--limit-mem", "4"], "big.png"),
+    ] {
+        let o = f.savl(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(name) && err.contains("with transparency") && err.contains("--limit-mem"),
+            "{err}"
+        );
+    }
+    assert!(!f.path("t_x4.webp").exists() && !f.path("big_x4.png").exists());
     ok(&f.savl(&["upscale", "o.png", "--limit-mem", "4"]));
     assert_eq!(open(&f.path("o_x4.png")).color(), ColorType::Rgb8);
-    ok(&f.savl(&["upscale", "t.png", "--limit-mem", "40"]));
-    assert_eq!(open(&f.path("t_x4.png")).color(), ColorType::Rgba8);
+    ok(&f.savl(&["upscale", "t.png", "-f", "webp", "--limit-mem", "40"]));
+    assert_eq!(open(&f.path("t_x4.webp")).color(), ColorType::Rgba8);
+}
+
+/// The streamed RGBA PNG and the whole-picture RGBA WebP (lossless) of one transparent picture
+/// are the same pixels, at the model's factor and at ×3.
+#[test]
+fn streamed_and_whole_transparent_outputs_agree() {
+    let f = Fixture::new();
+    f.save(
+        "t.png",
+        &DynamicImage::ImageRgba8(image::RgbaImage::from_fn(40, 30, |x, y| {
+            let a = if (x as i32 - 20).pow(2) + (y as i32 - 15).pow(2) < 120 {
+                255
+            } else if x < 8 {
+                128
+            } else {
+                0
+            };
+            image::Rgba([(x * 6) as u8, (y * 8) as u8, 200, a])
+        })),
+    );
+    for scale in ["4", "3"] {
+        let png = format!("s{scale}.png");
+        let webp = format!("s{scale}.webp");
+        ok(&f.savl(&["upscale", "t.png", "-s", scale, "-o", &png]));
+        ok(&f.savl(&["upscale", "t.png", "-s", scale, "-o", &webp]));
+        let (a, b) = (
+            open(&f.path(&png)).to_rgba8(),
+            open(&f.path(&webp)).to_rgba8(),
+        );
+        assert_eq!(a.dimensions(), b.dimensions());
+        assert!(a == b, "×{scale}: the streamed and whole outputs differ");
+    }
 }

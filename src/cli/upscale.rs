@@ -758,13 +758,11 @@ fn upscale_one(
         pic.metadata.clone()
     };
     let img = pic.image;
-    let s = upscaler.scale() as u32;
     let (w, h) = (img.width(), img.height());
     let ((ow, oh), _) = plan
         .resize
         .output_size(w, h, upscaler.scale())
         .map_err(|e| anyhow::anyhow!(e))?;
-    let native = (ow, oh) == (w.saturating_mul(s), h.saturating_mul(s));
     // Before any work: JPEG and WebP cannot hold every size.
     plan.format.check_size(ow, oh, output)?;
     // An alpha channel that is opaque everywhere carries nothing: dropped, so that the picture
@@ -781,7 +779,6 @@ fn upscale_one(
         img
     };
     let grey = photo::is_grey(&img);
-    let alpha_channel = img.color().has_alpha();
     let in16 = matches!(
         img.color(),
         image::ColorType::L16
@@ -805,37 +802,8 @@ fn upscale_one(
         }
     }
 
-    if !alpha_channel && !out16 && plan.format.is_streaming() && !stdout {
-        let img = io::to_rgb8(img);
-        let lr_px_per_byte = 3 * u64::from(s) * u64::from(s);
-        let out = AtomicOutput::create(output, plan.force)?;
-        let mut png = PngRowWriter::with_colour(out.writer()?, ow, oh, output, &metadata, grey)?;
-        let mut resizer = (!native).then(|| photo::RowResizer::new(w * s, h * s, ow, oh));
-        let mut luma: Vec<u8> = Vec::new();
-        upscaler.upscale_rows(&img, |_, rows| {
-            pb.inc(rows.len() as u64 / lr_px_per_byte);
-            let mut put = |r: &[u8]| {
-                let r = if grey {
-                    luma.clear();
-                    luma.extend(r.chunks_exact(3).map(|p| {
-                        photo::luma(f32::from(p[0]), f32::from(p[1]), f32::from(p[2]))
-                            .round()
-                            .clamp(0.0, 255.0) as u8
-                    }));
-                    &luma[..]
-                } else {
-                    r
-                };
-                png.write_rows(r)
-                    .map_err(|e| savl::Error::Sink(Box::new(e)))
-            };
-            match &mut resizer {
-                None => put(rows),
-                Some(rz) => rz.push_rows(rows, put),
-            }
-        })?;
-        png.finish()?;
-        out.commit()?;
+    if !out16 && plan.format.is_streaming() && !stdout {
+        stream_png(upscaler, img, (ow, oh), grey, output, &metadata, plan, pb)?;
         return Ok((ow, oh));
     }
 
@@ -852,6 +820,154 @@ fn upscale_one(
         out.commit()?;
     }
     Ok((ow, oh))
+}
+
+/// Streams an 8-bit PNG (RGB, grey, RGBA or grey + alpha) band by band, through a
+/// [`photo::RowResizer`] when the size is not the model's. A picture with transparent pixels
+/// takes two model passes: its alpha plane first (model-upscaled, resized, pinned where flat),
+/// one byte an output pixel into an anonymous temporary file, then its colour (transparent
+/// pixels filled by [`photo::fill_transparent_rgba8`]), each output row joined with its alpha
+/// row from the file. Memory: the input, its filled copy and a window of rows; the disk holds
+/// the alpha plane (one byte an output pixel) until the output is written.
+fn stream_png(
+    upscaler: &Upscaler,
+    img: DynamicImage,
+    (ow, oh): (u32, u32),
+    grey: bool,
+    output: &Path,
+    metadata: &Metadata,
+    plan: &Plan,
+    pb: &ProgressBar,
+) -> Result<()> {
+    use std::io::{BufReader, BufWriter, Seek};
+    let s = upscaler.scale() as u32;
+    let (w, h) = (img.width(), img.height());
+    let native = (ow, oh) == (w * s, h * s);
+    let alpha = img.color().has_alpha();
+    let in_px = u64::from(w) * u64::from(h);
+    if alpha {
+        // Alpha plane (f32 and its replicated RGB copy), the flat map, the RGBA8 copy and the
+        // filled picture with its pyramid.
+        let need = in_px * 28;
+        if need > plan.limit_mem {
+            bail!(
+                "a {w}×{h} picture with transparency needs about {:.0} MB besides its pixels \
+                 (alpha plane, colour fill), over --limit-mem {:.0} MB: raise --limit-mem",
+                need as f64 / 1e6,
+                plan.limit_mem as f64 / 1e6
+            );
+        }
+    }
+    let lr_px_per_byte = 3 * u64::from(s) * u64::from(s);
+    let (ow_, oh_) = (ow as usize, oh as usize);
+    // Pass 1: the alpha plane, one byte an output pixel, into a temporary file.
+    let mut alpha_rows = None;
+    if alpha {
+        let a = photo::alpha_plane(&img);
+        let flat = photo::FlatAlpha::new(&a, w, h);
+        let rgb: Vec<u8> = a
+            .iter()
+            .flat_map(|&v| {
+                let v = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+                [v, v, v]
+            })
+            .collect();
+        drop(a);
+        let rgb = RgbImage::from_raw(w, h, rgb).context("alpha plane size")?;
+        let file =
+            tempfile::tempfile().context("cannot create a temporary file for the alpha plane")?;
+        let mut file = BufWriter::new(file);
+        let mut resizer = (!native).then(|| photo::RowResizer::new(w * s, h * s, ow, oh));
+        let mut oy = 0usize;
+        let mut rowf = vec![0f32; ow_];
+        let mut row8 = vec![0u8; ow_];
+        upscaler.upscale_rows(&rgb, |_, rows| {
+            let mut put = |r: &[u8]| -> Result<(), savl::Error> {
+                for line in r.chunks_exact(ow_ * 3) {
+                    for (v, p) in rowf.iter_mut().zip(line.chunks_exact(3)) {
+                        *v = (f32::from(p[0]) + f32::from(p[1]) + f32::from(p[2])) / 765.0;
+                    }
+                    flat.pin_row(&mut rowf, oy, oh_);
+                    for (o, v) in row8.iter_mut().zip(&rowf) {
+                        *o = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+                    }
+                    file.write_all(&row8)
+                        .map_err(|e| savl::Error::Sink(Box::new(e)))?;
+                    oy += 1;
+                }
+                Ok(())
+            };
+            match &mut resizer {
+                None => put(rows),
+                Some(rz) => rz.push_rows(rows, put),
+            }
+        })?;
+        let mut file = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("cannot write the alpha plane's temporary file")?;
+        file.rewind()
+            .context("cannot read the alpha plane's temporary file")?;
+        alpha_rows = Some(BufReader::new(file));
+    }
+    // Pass 2: the colour, joined with the alpha rows.
+    let rgb_in = if alpha {
+        photo::fill_transparent_rgba8(&img.to_rgba8())
+    } else {
+        io::to_rgb8(img)
+    };
+    let channels: u8 = match (grey, alpha) {
+        (true, false) => 1,
+        (true, true) => 2,
+        (false, false) => 3,
+        (false, true) => 4,
+    };
+    let out = AtomicOutput::create(output, plan.force)?;
+    let mut png = PngRowWriter::with_colour(out.writer()?, ow, oh, output, metadata, channels)?;
+    let mut resizer = (!native).then(|| photo::RowResizer::new(w * s, h * s, ow, oh));
+    let mut line_out: Vec<u8> = Vec::with_capacity(ow_ * 4);
+    let mut arow = vec![0u8; ow_];
+    upscaler.upscale_rows(&rgb_in, |_, rows| {
+        pb.inc(rows.len() as u64 / lr_px_per_byte);
+        let mut put = |r: &[u8]| -> Result<(), savl::Error> {
+            if !grey && !alpha {
+                return png
+                    .write_rows(r)
+                    .map_err(|e| savl::Error::Sink(Box::new(e)));
+            }
+            for line in r.chunks_exact(ow_ * 3) {
+                if let Some(ar) = &mut alpha_rows {
+                    ar.read_exact(&mut arow)
+                        .map_err(|e| savl::Error::Sink(Box::new(e)))?;
+                }
+                line_out.clear();
+                for (x, p) in line.chunks_exact(3).enumerate() {
+                    if grey {
+                        line_out.push(
+                            photo::luma(f32::from(p[0]), f32::from(p[1]), f32::from(p[2]))
+                                .round()
+                                .clamp(0.0, 255.0) as u8,
+                        );
+                    } else {
+                        line_out.extend_from_slice(p);
+                    }
+                    if alpha {
+                        line_out.push(arow[x]);
+                    }
+                }
+                png.write_rows(&line_out)
+                    .map_err(|e| savl::Error::Sink(Box::new(e)))?;
+            }
+            Ok(())
+        };
+        match &mut resizer {
+            None => put(rows),
+            Some(rz) => rz.push_rows(rows, put),
+        }
+    })?;
+    png.finish()?;
+    out.commit()?;
+    Ok(())
 }
 
 /// Upscales every frame of an animation into an animated output (APNG for PNG, GIF), frame by
@@ -966,9 +1082,9 @@ fn render(
         let out_px = u64::from(ow) * u64::from(oh);
         let mut need = 0u64;
         if translucent {
-            // Float RGBA copy, fill pyramid, filled picture, alpha planes; at the output size
-            // the picture, its colour, the alpha pass and two alpha planes.
-            need += in_px * 56 + out_px * 18;
+            // RGBA8 copy, fill pyramid, filled picture, alpha planes; at the output size the
+            // picture, its colour, the alpha pass and two alpha planes.
+            need += in_px * 28 + out_px * 18;
         }
         if out16 {
             // The model's float output (twice while interleaved), its resize, the output.
@@ -991,7 +1107,7 @@ fn render(
     }
     let alpha_lr = alpha_channel.then(|| photo::alpha_plane(&img));
     let rgb_in: RgbImage = if translucent {
-        DynamicImage::ImageRgb32F(photo::fill_transparent(&img.to_rgba32f())).to_rgb8()
+        photo::fill_transparent_rgba8(&img.to_rgba8())
     } else {
         io::to_rgb8(img)
     };
