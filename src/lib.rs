@@ -46,6 +46,7 @@ mod upscaler;
 #[doc(hidden)]
 pub mod winograd;
 
+pub mod photo;
 pub mod yuv;
 
 pub use error::{Error, Result};

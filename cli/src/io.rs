@@ -19,7 +19,12 @@
 //! [`IoError::OutOfMemory`], not an abort. An animated PNG or WebP gives its first frame;
 //! [`decode_path_with_info`] says so.
 //!
-//! Conversion to RGB8 (what the network takes):
+//! [`decode_picture_path`] / [`decode_picture_reader`] keep the picture as decoded (grey, alpha,
+//! 16 bits; a palette PNG with tRNS as RGBA) with its ICC profile and EXIF block ([`Metadata`],
+//! the EXIF orientation reset to 1 since the pixels are rotated), and [`write_picture`] writes
+//! any of those colour types back with the metadata.
+//!
+//! Conversion to RGB8 (what the network takes, [`decode_path`]):
 //! - **alpha is dropped**: the colour channels are kept as stored, the alpha channel is discarded
 //!   (no compositing). Fully transparent areas therefore show whatever colour the file holds under
 //!   them (often black). The output never has alpha.
@@ -307,10 +312,63 @@ pub fn decode_reader<R: BufRead + Seek>(
 /// the limit; [`IoError::OutOfMemory`] when the decoded picture cannot be allocated;
 /// [`IoError::Decode`] for anything the decoder refuses.
 pub fn decode_reader_with_info<R: BufRead + Seek>(
-    mut reader: R,
+    reader: R,
     name: &Path,
     limits: &DecodeLimits,
 ) -> Result<Decoded, IoError> {
+    let pic = decode_picture_reader(reader, name, limits)?;
+    Ok(Decoded {
+        image: to_rgb8(pic.image),
+        animated: pic.animated,
+    })
+}
+
+/// What travels from an input picture to its output: the ICC colour profile and the EXIF block
+/// (with its orientation already reset to 1 by [`decode_picture_reader`], which rotates the
+/// pixels instead).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metadata {
+    /// The ICC profile's bytes, as embedded (PNG iCCP, JPEG APP2, WebP ICCP).
+    pub icc: Option<Vec<u8>>,
+    /// The EXIF block (TIFF header onwards, without JPEG's `Exif\0\0` prefix).
+    pub exif: Option<Vec<u8>>,
+}
+
+impl Metadata {
+    /// Metadata with these parts.
+    pub fn new(icc: Option<Vec<u8>>, exif: Option<Vec<u8>>) -> Self {
+        Metadata { icc, exif }
+    }
+
+    /// Whether there is nothing to carry.
+    pub fn is_empty(&self) -> bool {
+        self.icc.is_none() && self.exif.is_none()
+    }
+}
+
+/// A decoded picture in its own colour type and depth, with its metadata.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Picture {
+    /// The pixels, EXIF orientation applied (grey, alpha and 16-bit kept as decoded; a palette
+    /// PNG with tRNS comes as RGBA).
+    pub image: DynamicImage,
+    /// ICC profile and EXIF (orientation reset to 1).
+    pub metadata: Metadata,
+    /// The file is animated (APNG or animated WebP): `image` is its first frame only.
+    pub animated: bool,
+}
+
+/// [`decode_reader_with_info`] without the conversion to RGB8: the picture as decoded, with its
+/// ICC profile and EXIF block (orientation reset to 1, the pixels being rotated here).
+/// Same checks and errors as [`decode_reader_with_info`]; metadata that cannot be read is left
+/// out, not an error.
+pub fn decode_picture_reader<R: BufRead + Seek>(
+    mut reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+) -> Result<Picture, IoError> {
     let decode_err = |cause| IoError::Decode {
         path: name.to_owned(),
         cause,
@@ -356,6 +414,11 @@ pub fn decode_reader_with_info<R: BufRead + Seek>(
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten().map(|mut e| {
+        let _ = image::metadata::Orientation::remove_from_exif_chunk(&mut e);
+        e
+    });
     // The decoded buffer, and the RGB8 copy made from it unless it already is RGB8, must fit:
     // checked with a fallible reservation, so that an allocation failure is an error, not an
     // abort.
@@ -407,10 +470,20 @@ pub fn decode_reader_with_info<R: BufRead + Seek>(
     })?;
     let mut img = decoded.map_err(decode_err)?;
     img.apply_orientation(orientation);
-    Ok(Decoded {
-        image: to_rgb8(img),
+    Ok(Picture {
+        image: img,
+        metadata: Metadata { icc, exif },
         animated: sniffed.animated,
     })
+}
+
+/// [`decode_picture_reader`] on the file at `path`.
+pub fn decode_picture_path(path: &Path, limits: &DecodeLimits) -> Result<Picture, IoError> {
+    let file = File::open(path).map_err(|cause| IoError::Read {
+        path: path.to_owned(),
+        cause,
+    })?;
+    decode_picture_reader(BufReader::new(file), path, limits)
 }
 
 fn pixels_u64(width: u32, height: u32) -> u64 {
@@ -450,6 +523,41 @@ pub fn dimensions(path: &Path) -> Result<(u32, u32), IoError> {
     })
 }
 
+/// The `(width, height)` of the picture at `path` as it is shown: after its EXIF orientation
+/// (a 90° rotation swaps the sides). Reads the header only, like [`dimensions`].
+pub fn oriented_dimensions(path: &Path) -> Result<(u32, u32), IoError> {
+    let file = File::open(path).map_err(|cause| IoError::Read {
+        path: path.to_owned(),
+        cause,
+    })?;
+    oriented_dimensions_reader(BufReader::new(file), path)
+}
+
+/// [`oriented_dimensions`] of a picture in memory or any seekable reader.
+pub fn oriented_dimensions_reader<R: BufRead + Seek>(
+    reader: R,
+    name: &Path,
+) -> Result<(u32, u32), IoError> {
+    use image::metadata::Orientation::*;
+    let mut reader = ImageReader::new(reader)
+        .with_guessed_format()
+        .map_err(|cause| IoError::Read {
+            path: name.to_owned(),
+            cause,
+        })?;
+    reader.limits(header_limits());
+    let decode_err = |cause| IoError::Decode {
+        path: name.to_owned(),
+        cause,
+    };
+    let mut decoder = reader.into_decoder().map_err(decode_err)?;
+    let (w, h) = decoder.dimensions();
+    Ok(match decoder.orientation().unwrap_or(NoTransforms) {
+        Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => (h, w),
+        _ => (w, h),
+    })
+}
+
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -463,6 +571,9 @@ pub enum OutputFormat {
     },
     /// Lossless WebP; needs the whole picture in memory; at most 16383 px a side.
     WebP,
+    /// GIF (256 colours a frame, quantised by `image`'s NeuQuant); needs the whole picture in
+    /// memory; at most 65535 px a side. Holds animations.
+    Gif,
 }
 
 impl OutputFormat {
@@ -483,6 +594,7 @@ impl OutputFormat {
             OutputFormat::Png => "png",
             OutputFormat::Jpeg { .. } => "jpg",
             OutputFormat::WebP => "webp",
+            OutputFormat::Gif => "gif",
         }
     }
 
@@ -497,6 +609,7 @@ impl OutputFormat {
             OutputFormat::Png => i32::MAX as u32,
             OutputFormat::Jpeg { .. } => u16::MAX as u32,
             OutputFormat::WebP => 16383,
+            OutputFormat::Gif => u16::MAX as u32,
         }
     }
 
@@ -517,6 +630,7 @@ impl OutputFormat {
                         OutputFormat::Png => "PNG",
                         OutputFormat::Jpeg { .. } => "JPEG",
                         OutputFormat::WebP => "WebP",
+                        OutputFormat::Gif => "GIF",
                     }
                 ),
             });
@@ -539,20 +653,26 @@ impl FromStr for OutputFormat {
             "png" => Ok(OutputFormat::Png),
             "jpg" | "jpeg" => Ok(OutputFormat::JPEG),
             "webp" => Ok(OutputFormat::WebP),
+            "gif" => Ok(OutputFormat::Gif),
             other => Err(format!(
-                "unknown output format {other:?} (expected png, jpg or webp)"
+                "unknown output format {other:?} (expected png, jpg, webp or gif)"
             )),
         }
     }
 }
 
 /// Whether `path` has the extension of an input picture this build reads
-/// (`png`, `jpg`, `jpeg`, `webp`, any case).
+/// (`png`, `jpg`, `jpeg`, `webp`, `gif`, any case).
 pub fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .and_then(ImageFormat::from_extension)
-        .is_some_and(|f| matches!(f, ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP))
+        .is_some_and(|f| {
+            matches!(
+                f,
+                ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP | ImageFormat::Gif
+            )
+        })
 }
 
 /// Encodes a whole RGB8 picture to `out` in `format`; `name` is used in error messages.
@@ -604,6 +724,13 @@ pub fn write_image<W: Write>(
                 cause,
             })
         }
+        OutputFormat::Gif => write_picture(
+            &DynamicImage::ImageRgb8(img.clone()),
+            format,
+            &Metadata::default(),
+            out,
+            name,
+        ),
         OutputFormat::WebP => {
             let mut out = BufWriter::new(out);
             image::codecs::webp::WebPEncoder::new_lossless(&mut out)
@@ -618,6 +745,513 @@ pub fn write_image<W: Write>(
                 path: name.to_owned(),
                 cause,
             })
+        }
+    }
+}
+
+/// Encodes a whole picture of any colour type savl writes (grey, grey+alpha, RGB, RGBA, 8 or 16
+/// bits) to `out` in `format`, with `metadata` (ICC profile as PNG iCCP, JPEG APP2 or WebP ICCP;
+/// EXIF as PNG eXIf, JPEG APP1 or WebP EXIF); `name` is used in error messages.
+///
+/// JPEG and WebP hold 8 bits: 16-bit pictures are reduced (`v >> 8`, rounded); JPEG holds no
+/// alpha: give it a flattened picture (an RGBA or grey+alpha picture is refused with
+/// [`IoError::Encode`]).
+///
+/// # Errors
+/// [`IoError::Encode`] over the format's size limit or for a colour type the format cannot
+/// hold; [`IoError::Write`] if `out` fails.
+pub fn write_picture<W: Write>(
+    img: &DynamicImage,
+    format: OutputFormat,
+    metadata: &Metadata,
+    out: W,
+    name: &Path,
+) -> Result<(), IoError> {
+    use image::ExtendedColorType as E;
+    format.check_size(img.width(), img.height(), name)?;
+    let (w, h) = (img.width(), img.height());
+    let refuse = |what: &str| IoError::Encode {
+        path: name.to_owned(),
+        message: format!("{format} cannot hold {what}"),
+    };
+    if let OutputFormat::Png = format {
+        let (color, depth) = match img.color() {
+            image::ColorType::L8 => (png::ColorType::Grayscale, png::BitDepth::Eight),
+            image::ColorType::La8 => (png::ColorType::GrayscaleAlpha, png::BitDepth::Eight),
+            image::ColorType::Rgb8 => (png::ColorType::Rgb, png::BitDepth::Eight),
+            image::ColorType::Rgba8 => (png::ColorType::Rgba, png::BitDepth::Eight),
+            image::ColorType::L16 => (png::ColorType::Grayscale, png::BitDepth::Sixteen),
+            image::ColorType::La16 => (png::ColorType::GrayscaleAlpha, png::BitDepth::Sixteen),
+            image::ColorType::Rgb16 => (png::ColorType::Rgb, png::BitDepth::Sixteen),
+            image::ColorType::Rgba16 => (png::ColorType::Rgba, png::BitDepth::Sixteen),
+            other => return Err(refuse(&format!("{other:?}"))),
+        };
+        let bytes: std::borrow::Cow<[u8]> = if depth == png::BitDepth::Sixteen {
+            // PNG stores 16-bit samples big-endian.
+            let raw = img.as_bytes();
+            let mut be = Vec::with_capacity(raw.len());
+            for pair in raw.chunks_exact(2) {
+                be.extend_from_slice(&u16::from_ne_bytes([pair[0], pair[1]]).to_be_bytes());
+            }
+            be.into()
+        } else {
+            img.as_bytes().into()
+        };
+        let mut out = BufWriter::new(out);
+        let mut writer = png_encoder(&mut out, w, h, color, depth, metadata)
+            .map_err(|e| png_err(e, name))?
+            .write_header()
+            .map_err(|e| png_err(e, name))?;
+        writer
+            .write_image_data(&bytes)
+            .map_err(|e| png_err(e, name))?;
+        writer.finish().map_err(|e| png_err(e, name))?;
+        return out.flush().map_err(|cause| IoError::Write {
+            path: name.to_owned(),
+            cause,
+        });
+    }
+    if let OutputFormat::Gif = format {
+        let mut w =
+            AnimationWriter::new(out, format, img.width(), img.height(), 1, metadata, name)?;
+        w.write_frame(&img.to_rgba8(), (0, 1))?;
+        return w.finish();
+    }
+    // JPEG and WebP: 8 bits.
+    let eight: std::borrow::Cow<DynamicImage> = match img.color() {
+        image::ColorType::L8
+        | image::ColorType::La8
+        | image::ColorType::Rgb8
+        | image::ColorType::Rgba8 => std::borrow::Cow::Borrowed(img),
+        image::ColorType::L16 => std::borrow::Cow::Owned(DynamicImage::ImageLuma8(img.to_luma8())),
+        image::ColorType::La16 => {
+            std::borrow::Cow::Owned(DynamicImage::ImageLumaA8(img.to_luma_alpha8()))
+        }
+        image::ColorType::Rgba16 | image::ColorType::Rgba32F => {
+            std::borrow::Cow::Owned(DynamicImage::ImageRgba8(img.to_rgba8()))
+        }
+        _ => std::borrow::Cow::Owned(DynamicImage::ImageRgb8(img.to_rgb8())),
+    };
+    let color = match eight.color() {
+        image::ColorType::L8 => E::L8,
+        image::ColorType::La8 => E::La8,
+        image::ColorType::Rgba8 => E::Rgba8,
+        _ => E::Rgb8,
+    };
+    if matches!(format, OutputFormat::Jpeg { .. }) && matches!(color, E::La8 | E::Rgba8) {
+        return Err(refuse("alpha (flatten the picture first)"));
+    }
+    encode_8bit(eight.as_bytes(), w, h, color, format, metadata, out, name)
+}
+
+/// A `png` encoder for a `width × height` picture of this colour type and depth, with the
+/// metadata's iCCP and eXIf chunks, compression `Fast`.
+fn png_encoder<'a, W: Write>(
+    out: W,
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    metadata: &Metadata,
+) -> Result<png::Encoder<'a, W>, png::EncodingError> {
+    let mut info = png::Info::with_size(width, height);
+    info.color_type = color;
+    info.bit_depth = depth;
+    info.icc_profile = metadata.icc.clone().map(std::borrow::Cow::Owned);
+    info.exif_metadata = metadata.exif.clone().map(std::borrow::Cow::Owned);
+    let mut encoder = png::Encoder::with_info(out, info)?;
+    encoder.set_compression(png::Compression::Fast);
+    Ok(encoder)
+}
+
+/// JPEG or WebP from 8-bit samples, with metadata.
+fn encode_8bit<W: Write>(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    color: image::ExtendedColorType,
+    format: OutputFormat,
+    metadata: &Metadata,
+    out: W,
+    name: &Path,
+) -> Result<(), IoError> {
+    use image::ImageEncoder;
+    let encode_err = |e: image::ImageError| match e {
+        image::ImageError::IoError(cause) => IoError::Write {
+            path: name.to_owned(),
+            cause,
+        },
+        other => IoError::Encode {
+            path: name.to_owned(),
+            message: other.to_string(),
+        },
+    };
+    let meta_err = |e: image::error::UnsupportedError| IoError::Encode {
+        path: name.to_owned(),
+        message: e.to_string(),
+    };
+    let mut out = BufWriter::new(out);
+    match format {
+        OutputFormat::Jpeg { quality } => {
+            let mut enc =
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+            if let Some(icc) = &metadata.icc {
+                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
+            }
+            if let Some(exif) = &metadata.exif {
+                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
+            }
+            enc.write_image(bytes, width, height, color)
+                .map_err(encode_err)?;
+        }
+        OutputFormat::WebP => {
+            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = &metadata.icc {
+                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
+            }
+            if let Some(exif) = &metadata.exif {
+                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
+            }
+            enc.write_image(bytes, width, height, color)
+                .map_err(encode_err)?;
+        }
+        OutputFormat::Png | OutputFormat::Gif => unreachable!("written by write_picture"),
+    }
+    out.flush().map_err(|cause| IoError::Write {
+        path: name.to_owned(),
+        cause,
+    })
+}
+
+/// One frame of an animation: the whole canvas as RGBA8 (the decoder has composited it), and
+/// how long it shows, as a fraction `(numerator, denominator)` of milliseconds.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Frame {
+    /// The composited canvas.
+    pub image: image::RgbaImage,
+    /// Display time in ms, as numerator and denominator.
+    pub delay_ms: (u32, u32),
+}
+
+/// Every frame of an animated picture, with the file's metadata.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Animation {
+    /// The frames, in order.
+    pub frames: Vec<Frame>,
+    /// ICC profile and EXIF of the file.
+    pub metadata: Metadata,
+}
+
+/// A decoded input: a still picture, or every frame of an animation.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A still picture (an animated file with one frame is a still).
+    Still(Picture),
+    /// An animation of two or more frames (GIF, APNG, animated WebP).
+    Animated(Animation),
+}
+
+/// Decodes a still picture ([`decode_picture_reader`]) or, for a GIF, an APNG or an animated
+/// WebP, every frame. The frames together must fit [`DecodeLimits::max_alloc`] (4 bytes a pixel
+/// a frame), checked as they are decoded; each frame's size is checked against
+/// [`DecodeLimits::max_pixels`] from the header. A decoder panic is this file's
+/// [`IoError::Malformed`].
+pub fn decode_input_reader<R: BufRead + Seek>(
+    mut reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+) -> Result<Input, IoError> {
+    let read_err = |cause| IoError::Read {
+        path: name.to_owned(),
+        cause,
+    };
+    let start = reader.stream_position().map_err(read_err)?;
+    let mut magic = [0u8; 6];
+    let got = reader.read(&mut magic).map_err(read_err)?;
+    reader
+        .seek(std::io::SeekFrom::Start(start))
+        .map_err(read_err)?;
+    let gif = got >= 6 && (&magic == b"GIF87a" || &magic == b"GIF89a");
+    let animated = gif
+        || crate::sniff::sniff(&mut reader)
+            .map_err(read_err)?
+            .is_ok_and(|s| s.animated);
+    if !animated {
+        return decode_picture_reader(reader, name, limits).map(Input::Still);
+    }
+    let anim = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_frames(reader, name, limits, gif)
+    }))
+    .map_err(|_| IoError::Malformed {
+        path: name.to_owned(),
+        message: "the decoder failed on this file (a decoder bug)".into(),
+    })??;
+    if anim.frames.len() == 1 {
+        let frame = anim.frames.into_iter().next().expect("one frame");
+        return Ok(Input::Still(Picture {
+            image: DynamicImage::ImageRgba8(frame.image),
+            metadata: anim.metadata,
+            animated: false,
+        }));
+    }
+    Ok(Input::Animated(anim))
+}
+
+/// [`decode_input_reader`] on the file at `path`.
+pub fn decode_input_path(path: &Path, limits: &DecodeLimits) -> Result<Input, IoError> {
+    let file = File::open(path).map_err(|cause| IoError::Read {
+        path: path.to_owned(),
+        cause,
+    })?;
+    decode_input_reader(BufReader::new(file), path, limits)
+}
+
+fn decode_frames<R: BufRead + Seek>(
+    reader: R,
+    name: &Path,
+    limits: &DecodeLimits,
+    gif: bool,
+) -> Result<Animation, IoError> {
+    use image::AnimationDecoder;
+    let decode_err = |cause| IoError::Decode {
+        path: name.to_owned(),
+        cause,
+    };
+    let check = |w: u32, h: u32| {
+        if pixels_u64(w, h) > limits.max_pixels {
+            return Err(IoError::TooLarge {
+                path: name.to_owned(),
+                width: w,
+                height: h,
+                limit: limits.max_pixels,
+            });
+        }
+        Ok(())
+    };
+    let mut metadata = Metadata::default();
+    let frames: image::Frames = if gif {
+        let mut d = image::codecs::gif::GifDecoder::new(reader).map_err(decode_err)?;
+        let (w, h) = d.dimensions();
+        check(w, h)?;
+        d.set_limits(limits.image_limits(w, h))
+            .map_err(decode_err)?;
+        d.into_frames()
+    } else {
+        let mut r = ImageReader::new(reader)
+            .with_guessed_format()
+            .map_err(|cause| IoError::Read {
+                path: name.to_owned(),
+                cause,
+            })?;
+        r.limits(header_limits());
+        let format = r.format();
+        let inner = r.into_inner();
+        match format {
+            Some(ImageFormat::Png) => {
+                let mut d = image::codecs::png::PngDecoder::with_limits(inner, header_limits())
+                    .map_err(decode_err)?;
+                let (w, h) = d.dimensions();
+                check(w, h)?;
+                metadata.icc = d.icc_profile().ok().flatten();
+                metadata.exif = d.exif_metadata().ok().flatten();
+                d.set_limits(limits.image_limits(w, h))
+                    .map_err(decode_err)?;
+                d.apng().map_err(decode_err)?.into_frames()
+            }
+            _ => {
+                let mut d = image::codecs::webp::WebPDecoder::new(inner).map_err(decode_err)?;
+                let (w, h) = d.dimensions();
+                check(w, h)?;
+                metadata.icc = d.icc_profile().ok().flatten();
+                metadata.exif = d.exif_metadata().ok().flatten();
+                d.set_limits(limits.image_limits(w, h))
+                    .map_err(decode_err)?;
+                d.into_frames()
+            }
+        }
+    };
+    if let Some(e) = metadata.exif.as_mut() {
+        let _ = image::metadata::Orientation::remove_from_exif_chunk(e);
+    }
+    let mut out = Vec::new();
+    let mut bytes = 0u64;
+    for frame in frames {
+        let frame = frame.map_err(decode_err)?;
+        let delay_ms = frame.delay().numer_denom_ms();
+        let image = frame.into_buffer();
+        bytes = bytes.saturating_add(pixels_u64(image.width(), image.height()) * 4);
+        if bytes > limits.max_alloc {
+            return Err(IoError::OverMemoryLimit {
+                path: name.to_owned(),
+                width: image.width(),
+                height: image.height(),
+                bytes,
+                limit: limits.max_alloc,
+            });
+        }
+        out.push(Frame { image, delay_ms });
+    }
+    if out.is_empty() {
+        return Err(IoError::Malformed {
+            path: name.to_owned(),
+            message: "an animation without frames".into(),
+        });
+    }
+    Ok(Animation {
+        frames: out,
+        metadata,
+    })
+}
+
+/// Writes an animation frame by frame (memory: one frame): APNG for [`OutputFormat::Png`]
+/// (RGBA8, lossless, the metadata's iCCP and eXIf), GIF for [`OutputFormat::Gif`] (each frame
+/// quantised to 256 colours, no metadata: GIF has no ICC or EXIF block in `image`). Both loop
+/// forever. Other formats hold no animation: [`IoError::Encode`].
+pub struct AnimationWriter<W: Write> {
+    inner: AnimInner<BufWriter<Latch<W>>>,
+    latch: Arc<Mutex<Option<std::io::Error>>>,
+    name: PathBuf,
+    frames_left: u32,
+    animated: bool,
+}
+
+enum AnimInner<W: Write> {
+    Png(png::Writer<W>),
+    Gif(Box<image::codecs::gif::GifEncoder<W>>),
+}
+
+impl<W: Write> fmt::Debug for AnimationWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AnimationWriter")
+            .field("name", &self.name)
+            .field("frames_left", &self.frames_left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> AnimationWriter<W> {
+    /// Starts an animation of `frames` frames of `width × height` in `format`.
+    pub fn new(
+        out: W,
+        format: OutputFormat,
+        width: u32,
+        height: u32,
+        frames: u32,
+        metadata: &Metadata,
+        name: &Path,
+    ) -> Result<Self, IoError> {
+        format.check_size(width, height, name)?;
+        let latch = Arc::new(Mutex::new(None));
+        let out = BufWriter::new(Latch {
+            inner: out,
+            error: Arc::clone(&latch),
+        });
+        let inner = match format {
+            OutputFormat::Png => {
+                let mut enc = png_encoder(
+                    out,
+                    width,
+                    height,
+                    png::ColorType::Rgba,
+                    png::BitDepth::Eight,
+                    metadata,
+                )
+                .map_err(|e| png_err(e, name))?;
+                if frames > 1 {
+                    enc.set_animated(frames, 0).map_err(|e| png_err(e, name))?;
+                }
+                AnimInner::Png(enc.write_header().map_err(|e| png_err(e, name))?)
+            }
+            OutputFormat::Gif => {
+                let mut enc = image::codecs::gif::GifEncoder::new_with_speed(out, 10);
+                enc.set_repeat(image::codecs::gif::Repeat::Infinite)
+                    .map_err(|e| IoError::Encode {
+                        path: name.to_owned(),
+                        message: e.to_string(),
+                    })?;
+                AnimInner::Gif(Box::new(enc))
+            }
+            other => {
+                return Err(IoError::Encode {
+                    path: name.to_owned(),
+                    message: format!("{other} cannot hold an animation (use png for APNG, or gif)"),
+                })
+            }
+        };
+        Ok(AnimationWriter {
+            inner,
+            latch,
+            name: name.to_owned(),
+            frames_left: frames,
+            animated: frames > 1,
+        })
+    }
+
+    /// Appends a frame shown for `delay_ms` (numerator, denominator) milliseconds.
+    pub fn write_frame(
+        &mut self,
+        frame: &image::RgbaImage,
+        delay_ms: (u32, u32),
+    ) -> Result<(), IoError> {
+        if self.frames_left == 0 {
+            return Err(IoError::Encode {
+                path: self.name.clone(),
+                message: "more frames than announced".into(),
+            });
+        }
+        match &mut self.inner {
+            AnimInner::Png(w) => {
+                let ms = (f64::from(delay_ms.0) / f64::from(delay_ms.1.max(1)))
+                    .round()
+                    .clamp(0.0, f64::from(u16::MAX)) as u16;
+                // A one-frame output is a plain PNG: no frame control to set.
+                if self.animated {
+                    w.set_frame_delay(ms, 1000)
+                        .map_err(|e| png_err(e, &self.name))?;
+                }
+                w.write_image_data(frame.as_raw())
+                    .map_err(|e| png_err(e, &self.name))?;
+            }
+            AnimInner::Gif(enc) => {
+                let delay = image::Delay::from_numer_denom_ms(delay_ms.0, delay_ms.1.max(1));
+                enc.encode_frame(image::Frame::from_parts(frame.clone(), 0, 0, delay))
+                    .map_err(|e| match e {
+                        image::ImageError::IoError(cause) => IoError::Write {
+                            path: self.name.clone(),
+                            cause,
+                        },
+                        other => IoError::Encode {
+                            path: self.name.clone(),
+                            message: other.to_string(),
+                        },
+                    })?;
+            }
+        }
+        self.frames_left -= 1;
+        Ok(())
+    }
+
+    /// Checks that every announced frame came, then ends the file and flushes it.
+    pub fn finish(self) -> Result<(), IoError> {
+        if self.frames_left != 0 {
+            return Err(IoError::Encode {
+                path: self.name,
+                message: format!("{} frames missing", self.frames_left),
+            });
+        }
+        let name = self.name;
+        // Ending the file (IEND, the GIF trailer) and flushing happen as the encoders drop:
+        // their write errors come back through the latch.
+        match self.inner {
+            AnimInner::Png(w) => w.finish().map_err(|e| png_err(e, &name))?,
+            AnimInner::Gif(enc) => drop(enc),
+        }
+        let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
+        match late {
+            Some(cause) => Err(IoError::Write { path: name, cause }),
+            None => Ok(()),
         }
     }
 }
@@ -652,15 +1286,55 @@ impl<W: Write + 'static> PngRowWriter<W> {
     /// Writes the PNG header of a `width × height` RGB8 picture to `out`; `name` is used in error
     /// messages.
     pub fn new(out: W, width: u32, height: u32, name: &Path) -> Result<Self, IoError> {
+        Self::with_metadata(out, width, height, name, &Metadata::default())
+    }
+
+    /// [`new`](Self::new), with the metadata's ICC profile (iCCP) and EXIF (eXIf) written in the
+    /// header.
+    pub fn with_metadata(
+        out: W,
+        width: u32,
+        height: u32,
+        name: &Path,
+        metadata: &Metadata,
+    ) -> Result<Self, IoError> {
+        Self::with_colour(out, width, height, name, metadata, 3)
+    }
+
+    /// [`with_metadata`](Self::with_metadata) for 8-bit rows of `channels` samples a pixel:
+    /// 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA (`width · channels` bytes a row).
+    pub fn with_colour(
+        out: W,
+        width: u32,
+        height: u32,
+        name: &Path,
+        metadata: &Metadata,
+        channels: u8,
+    ) -> Result<Self, IoError> {
+        let channels = if (1..=4).contains(&channels) {
+            channels
+        } else {
+            3
+        };
         let latch = Arc::new(Mutex::new(None));
         let out = Latch {
             inner: out,
             error: Arc::clone(&latch),
         };
-        let mut encoder = png::Encoder::new(BufWriter::with_capacity(1 << 16, out), width, height);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_compression(png::Compression::Fast);
+        let encoder = png_encoder(
+            BufWriter::with_capacity(1 << 16, out),
+            width,
+            height,
+            match channels {
+                1 => png::ColorType::Grayscale,
+                2 => png::ColorType::GrayscaleAlpha,
+                4 => png::ColorType::Rgba,
+                _ => png::ColorType::Rgb,
+            },
+            png::BitDepth::Eight,
+            metadata,
+        )
+        .map_err(|e| png_err(e, name))?;
         let writer = encoder.write_header().map_err(|e| png_err(e, name))?;
         let stream = writer
             .into_stream_writer_with_size(1 << 16)
@@ -668,7 +1342,7 @@ impl<W: Write + 'static> PngRowWriter<W> {
         Ok(PngRowWriter {
             stream,
             latch,
-            row_bytes: width as usize * 3,
+            row_bytes: width as usize * usize::from(channels),
             rows_left: u64::from(height),
             name: name.to_owned(),
         })
@@ -1368,7 +2042,7 @@ mod tests {
     /// frame headers. The file fails; the process goes on.
     #[test]
     fn a_decoder_panic_is_the_files_error() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode_image");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode_image");
         for i in 0..3 {
             let path = dir.join(format!("zune_idct_panic_{i}.jpg"));
             let r = std::panic::catch_unwind(|| decode_path(&path, &DecodeLimits::default()));
@@ -1421,6 +2095,53 @@ mod tests {
             .unwrap();
             assert_eq!(back.dimensions(), (16, 8));
         }
+    }
+
+    /// Every colour type savl writes comes back sample for sample from PNG (16-bit samples are
+    /// big-endian in the file), with the metadata's bytes.
+    #[test]
+    fn write_picture_round_trips_every_colour_type_with_metadata() {
+        let v16 = |x: u32, y: u32, c: u32| ((x * 7919 + y * 104_729 + c * 31_337) % 65_536) as u16;
+        let v8 = |x: u32, y: u32, c: u32| (v16(x, y, c) >> 3) as u8;
+        let pics = [
+            DynamicImage::ImageLuma8(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Luma([v8(x, y, 0)])
+            })),
+            DynamicImage::ImageLumaA8(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::LumaA([v8(x, y, 0), v8(x, y, 1)])
+            })),
+            DynamicImage::ImageRgba8(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Rgba([v8(x, y, 0), v8(x, y, 1), v8(x, y, 2), v8(x, y, 3)])
+            })),
+            DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Luma([v16(x, y, 0)])
+            })),
+            DynamicImage::ImageLumaA16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::LumaA([v16(x, y, 0), v16(x, y, 1)])
+            })),
+            DynamicImage::ImageRgb16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Rgb([v16(x, y, 0), v16(x, y, 1), v16(x, y, 2)])
+            })),
+            DynamicImage::ImageRgba16(image::ImageBuffer::from_fn(5, 3, |x, y| {
+                image::Rgba([v16(x, y, 0), v16(x, y, 1), v16(x, y, 2), v16(x, y, 3)])
+            })),
+        ];
+        let meta = Metadata::new(Some(b"icc bytes".to_vec()), Some(b"MM\0*exif".to_vec()));
+        for pic in pics {
+            let mut buf = Vec::new();
+            write_picture(&pic, OutputFormat::Png, &meta, &mut buf, Path::new("x")).unwrap();
+            let back =
+                decode_picture_reader(Cursor::new(&buf), Path::new("x"), &DecodeLimits::default())
+                    .unwrap();
+            assert_eq!(back.image, pic, "{:?}", pic.color());
+            assert_eq!(back.metadata.icc.as_deref(), Some(&b"icc bytes"[..]));
+            assert_eq!(back.metadata.exif.as_deref(), Some(&b"MM\0*exif"[..]));
+        }
+        // JPEG holds no alpha: refused, not silently dropped.
+        let rgba = DynamicImage::ImageRgba8(image::RgbaImage::new(4, 4));
+        let err = write_picture(&rgba, OutputFormat::JPEG, &meta, Vec::new(), Path::new("j"))
+            .unwrap_err();
+        assert!(err.to_string().contains("alpha"), "{err}");
     }
 
     #[test]
