@@ -56,7 +56,7 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Reads a checkpoint written by [`Trainer::save`].
+    /// Reads a checkpoint written by [`Trainer::save`](super::Trainer::save).
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let (_, st_meta) = safetensors::SafeTensors::read_metadata(&bytes)

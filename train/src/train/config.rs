@@ -66,7 +66,7 @@ pub struct TrainConfig {
     /// Probe at every this many checkpoints (and at the end).
     pub probe_every: usize,
     /// Weight of the privileged map supervision: a training-only 1×1 read-out `readout.*` of μ
-    /// regresses the pair's ground-truth maps ([`oracle_guide`], L1), so μ must carry the noise
+    /// regresses the pair's ground-truth maps ([`oracle_guide`](super::oracle_guide), L1), so μ must carry the noise
     /// level, blur and JPEG quality linearly. 0 disables it.
     pub map_weight: f64,
     /// Whether the SR loss reaches the estimator through the gates (stage A); off, the gates
