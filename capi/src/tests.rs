@@ -283,3 +283,788 @@ fn one_handle_runs_on_four_threads_at_once() {
     // SAFETY: live handle, no call running.
     unsafe { savl_upscaler_free(&mut up) };
 }
+
+// ---- savl_upscaler_run_image ----------------------------------------------------------------
+
+/// RGB8 through `savl_upscaler_run` (the reference path), packed rows.
+fn run_rgb(up: *const SavlUpscaler, rgb: &[u8], w: u32, h: u32) -> Vec<u8> {
+    let mut dst = vec![0u8; rgb.len() * 16];
+    // SAFETY: buffers valid for the lengths passed; `up` is live.
+    let st = unsafe {
+        savl_upscaler_run(
+            up,
+            rgb.as_ptr(),
+            rgb.len(),
+            w,
+            h,
+            3 * w as usize,
+            dst.as_mut_ptr(),
+            12 * w as usize,
+            dst.len(),
+        )
+    };
+    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+    dst
+}
+
+/// A one-plane image over `buf` with rows `stride` bytes apart.
+fn packed_image(
+    format: SavlPixelFormat,
+    w: u32,
+    h: u32,
+    buf: &mut [u8],
+    stride: usize,
+) -> SavlImage {
+    let mut img = savl_image_default();
+    img.format = format;
+    img.width = w;
+    img.height = h;
+    img.planes[0] = buf.as_mut_ptr();
+    img.strides[0] = stride;
+    img.lengths[0] = buf.len();
+    img
+}
+
+/// A YUV 4:2:0 image over separate plane buffers (one for NV12/NV21's UV, two for I420's U, V).
+fn yuv_image(
+    format: SavlPixelFormat,
+    w: u32,
+    h: u32,
+    planes: &mut [(Vec<u8>, usize)],
+) -> SavlImage {
+    let mut img = savl_image_default();
+    img.format = format;
+    img.width = w;
+    img.height = h;
+    for (i, (buf, stride)) in planes.iter_mut().enumerate() {
+        img.planes[i] = buf.as_mut_ptr();
+        img.strides[i] = *stride;
+        img.lengths[i] = buf.len();
+    }
+    img
+}
+
+fn run_image(up: *const SavlUpscaler, src: &SavlImage, dst: &SavlImage) -> SavlStatus {
+    // SAFETY: descriptors over live buffers of the lengths they state.
+    unsafe { savl_upscaler_run_image(up, src, dst, None, ptr::null_mut()) }
+}
+
+/// Packed rows `3·w` wide out of a strided plane.
+fn unpad(buf: &[u8], stride: usize, row: usize, h: usize) -> Vec<u8> {
+    (0..h)
+        .flat_map(|y| buf[y * stride..y * stride + row].to_vec())
+        .collect()
+}
+
+fn pattern(w: u32, h: u32) -> Vec<u8> {
+    (0..w * h * 3)
+        .map(|i| ((i * 53 + (i / (3 * w)) * 29) % 256) as u8)
+        .collect()
+}
+
+#[test]
+fn packed_formats_in_equal_converting_to_rgb8_first() {
+    let mut up = tiny_upscaler();
+    let (w, h) = (14u32, 10u32);
+    let rgb = pattern(w, h);
+    let px = || rgb.chunks_exact(3);
+    let grey: Vec<u8> = px().map(|p| p[1]).collect();
+    let v16: Vec<u16> = rgb
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (i32::from(c) * 257 + (i as i32 * 37) % 257 - 128).clamp(0, 65535) as u16)
+        .collect();
+    // (format, its bytes with 3 bytes of padding a row, bytes a pixel, the RGB8 it stands for)
+    let cases: Vec<(SavlPixelFormat, Vec<u8>, usize, Vec<u8>)> = vec![
+        (SavlPixelFormat::Rgb8, rgb.clone(), 3, rgb.clone()),
+        (
+            SavlPixelFormat::Bgr8,
+            px().flat_map(|p| [p[2], p[1], p[0]]).collect(),
+            3,
+            rgb.clone(),
+        ),
+        (
+            SavlPixelFormat::Rgba8,
+            px().flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+            4,
+            rgb.clone(),
+        ),
+        (
+            SavlPixelFormat::Bgra8,
+            px().flat_map(|p| [p[2], p[1], p[0], 255]).collect(),
+            4,
+            rgb.clone(),
+        ),
+        (
+            SavlPixelFormat::Gray8,
+            grey.clone(),
+            1,
+            grey.iter().flat_map(|&g| [g, g, g]).collect(),
+        ),
+        (
+            SavlPixelFormat::Rgb16,
+            v16.iter().flat_map(|v| v.to_ne_bytes()).collect(),
+            6,
+            v16.iter()
+                .map(|&v| (f64::from(v) / 257.0).round() as u8)
+                .collect(),
+        ),
+    ];
+    for (format, bytes, bpp, as_rgb) in cases {
+        let row = bpp * w as usize;
+        let stride = row + 3;
+        let mut src = vec![0xEEu8; stride * h as usize];
+        for y in 0..h as usize {
+            src[y * stride..y * stride + row].copy_from_slice(&bytes[y * row..(y + 1) * row]);
+        }
+        let src_img = packed_image(format, w, h, &mut src, stride);
+        let ostride = 12 * w as usize + 5;
+        let mut out = vec![0x55u8; ostride * 4 * h as usize];
+        let dst_img = packed_image(SavlPixelFormat::Rgb8, 4 * w, 4 * h, &mut out, ostride);
+        assert_eq!(
+            run_image(up, &src_img, &dst_img),
+            SavlStatus::Ok,
+            "{format:?}: {}",
+            last_error()
+        );
+        let expected = run_rgb(up, &as_rgb, w, h);
+        assert!(
+            unpad(&out, ostride, 12 * w as usize, 4 * h as usize) == expected,
+            "{format:?}"
+        );
+        for y in 0..4 * h as usize {
+            assert!(out[y * ostride + 12 * w as usize..(y + 1) * ostride]
+                .iter()
+                .all(|&b| b == 0x55));
+        }
+    }
+    // SAFETY: live handle.
+    unsafe { savl_upscaler_free(&mut up) };
+}
+
+/// BT.601/709, limited/full, Y′CbCr → RGB in closed form, in f64 (independent of `savl::yuv`).
+fn closed_form_rgb(y: u8, cb: u8, cr: u8, bt709: bool, full: bool) -> [f64; 3] {
+    let (kr, kb) = if bt709 {
+        (0.2126, 0.0722)
+    } else {
+        (0.299, 0.114)
+    };
+    let kg = 1.0 - kr - kb;
+    let (yy, c) = if full {
+        (f64::from(y), 1.0)
+    } else {
+        ((f64::from(y) - 16.0) * 255.0 / 219.0, 255.0 / 224.0)
+    };
+    let pb = (f64::from(cb) - 128.0) * c;
+    let pr = (f64::from(cr) - 128.0) * c;
+    let r = yy + 2.0 * (1.0 - kr) * pr;
+    let b = yy + 2.0 * (1.0 - kb) * pb;
+    let g = (yy - kr * r - kb * b) / kg;
+    [r, g, b].map(|v| v.round().clamp(0.0, 255.0))
+}
+
+#[test]
+fn yuv_formats_in_equal_converting_to_rgb8_first() {
+    let mut up = tiny_upscaler();
+    for (w, h) in [(14u32, 10u32), (13, 9)] {
+        let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
+        let (wu, hu) = (w as usize, h as usize);
+        let yp: Vec<u8> = (0..wu * hu).map(|i| (16 + (i * 37) % 220) as u8).collect();
+        let up_: Vec<u8> = (0..cw * ch).map(|i| (40 + (i * 23) % 170) as u8).collect();
+        let vp: Vec<u8> = (0..cw * ch).map(|i| (60 + (i * 41) % 150) as u8).collect();
+        for (matrix, range) in [
+            (SavlMatrix::Bt601, SavlRange::Limited),
+            (SavlMatrix::Bt709, SavlRange::Full),
+            (SavlMatrix::Bt709, SavlRange::Limited),
+        ] {
+            let colour = savl::yuv::Colour {
+                matrix: if matrix == SavlMatrix::Bt709 {
+                    savl::yuv::Matrix::Bt709
+                } else {
+                    savl::yuv::Matrix::Bt601
+                },
+                range: if range == SavlRange::Full {
+                    savl::yuv::Range::Full
+                } else {
+                    savl::yuv::Range::Limited
+                },
+            };
+            // The runtime's conversion, checked against the closed form (±1 for f32 rounding).
+            let mut packed = yp.clone();
+            packed.extend_from_slice(&up_);
+            packed.extend_from_slice(&vp);
+            let yuv =
+                savl::yuv::YuvImage::packed(&packed, w, h, savl::yuv::Subsampling::Yuv420).unwrap();
+            let mut as_rgb = vec![0u8; wu * hu * 3];
+            savl::yuv::yuv_to_rgb(&yuv, colour, &mut as_rgb, 3 * wu).unwrap();
+            for y in 0..hu {
+                for x in 0..wu {
+                    let c = (y / 2) * cw + x / 2;
+                    let exact = closed_form_rgb(
+                        yp[y * wu + x],
+                        up_[c],
+                        vp[c],
+                        matrix == SavlMatrix::Bt709,
+                        range == SavlRange::Full,
+                    );
+                    for k in 0..3 {
+                        let got = f64::from(as_rgb[(y * wu + x) * 3 + k]);
+                        assert!(
+                            (got - exact[k]).abs() <= 1.0,
+                            "{x},{y}: {got} vs {}",
+                            exact[k]
+                        );
+                    }
+                }
+            }
+            let expected = run_rgb(up, &as_rgb, w, h);
+            // The same samples as NV12, NV21 and I420, with padded strides.
+            let pad = |plane: &[u8], row: usize, rows: usize| -> (Vec<u8>, usize) {
+                let stride = row + 7;
+                let mut b = vec![0xEEu8; stride * rows];
+                for r in 0..rows {
+                    b[r * stride..r * stride + row].copy_from_slice(&plane[r * row..(r + 1) * row]);
+                }
+                (b, stride)
+            };
+            let uv: Vec<u8> = up_.iter().zip(&vp).flat_map(|(&u, &v)| [u, v]).collect();
+            let vu: Vec<u8> = up_.iter().zip(&vp).flat_map(|(&u, &v)| [v, u]).collect();
+            let layouts = [
+                (
+                    SavlPixelFormat::Nv12,
+                    vec![pad(&yp, wu, hu), pad(&uv, 2 * cw, ch)],
+                ),
+                (
+                    SavlPixelFormat::Nv21,
+                    vec![pad(&yp, wu, hu), pad(&vu, 2 * cw, ch)],
+                ),
+                (
+                    SavlPixelFormat::I420,
+                    vec![pad(&yp, wu, hu), pad(&up_, cw, ch), pad(&vp, cw, ch)],
+                ),
+            ];
+            for (format, mut planes) in layouts {
+                let mut src = yuv_image(format, w, h, &mut planes);
+                src.matrix = matrix;
+                src.range = range;
+                let mut out = vec![0u8; expected.len()];
+                let dst = packed_image(SavlPixelFormat::Rgb8, 4 * w, 4 * h, &mut out, 12 * wu);
+                assert_eq!(
+                    run_image(up, &src, &dst),
+                    SavlStatus::Ok,
+                    "{}",
+                    last_error()
+                );
+                assert!(out == expected, "{format:?} {matrix:?} {range:?} {w}x{h}");
+            }
+        }
+    }
+    // SAFETY: live handle.
+    unsafe { savl_upscaler_free(&mut up) };
+}
+
+#[test]
+fn output_formats_follow_the_rgb8_output() {
+    let mut up = tiny_upscaler();
+    for (w, h) in [(14u32, 10u32), (11, 9)] {
+        let (ow, oh) = (4 * w as usize, 4 * h as usize);
+        let mut rgb = pattern(w, h);
+        let src = packed_image(SavlPixelFormat::Rgb8, w, h, &mut rgb, 3 * w as usize);
+        let expected = run_rgb(up, &pattern(w, h), w, h);
+        let px = || expected.chunks_exact(3);
+        let one_plane = |format: SavlPixelFormat, bpp: usize| -> Vec<u8> {
+            let mut out = vec![0u8; ow * oh * bpp];
+            let dst = packed_image(format, ow as u32, oh as u32, &mut out, ow * bpp);
+            assert_eq!(
+                run_image(up, &src, &dst),
+                SavlStatus::Ok,
+                "{}",
+                last_error()
+            );
+            out
+        };
+        let bgr: Vec<u8> = px().flat_map(|p| [p[2], p[1], p[0]]).collect();
+        assert!(one_plane(SavlPixelFormat::Bgr8, 3) == bgr);
+        let bgra: Vec<u8> = px().flat_map(|p| [p[2], p[1], p[0], 255]).collect();
+        assert!(
+            one_plane(SavlPixelFormat::Bgra8, 4) == bgra,
+            "no alpha in: opaque out"
+        );
+        let grey: Vec<u8> = px()
+            .map(|p| {
+                (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+                    .round() as u8
+            })
+            .collect();
+        let got = one_plane(SavlPixelFormat::Gray8, 1);
+        assert!(got.iter().zip(&grey).all(|(&a, &b)| a.abs_diff(b) <= 1));
+        let wide: Vec<u8> = expected
+            .iter()
+            .flat_map(|&v| (u16::from(v) * 257).to_ne_bytes())
+            .collect();
+        assert!(one_plane(SavlPixelFormat::Rgb16, 6) == wide);
+
+        // NV12 with padded strides: equal to converting the RGB8 output, and back close to it.
+        let (cw, ch) = (ow.div_ceil(2), oh.div_ceil(2));
+        let mut planes = vec![
+            (vec![0x55u8; (ow + 3) * oh], ow + 3),
+            (vec![0x55u8; (2 * cw + 5) * ch], 2 * cw + 5),
+        ];
+        let dst = yuv_image(SavlPixelFormat::Nv12, ow as u32, oh as u32, &mut planes);
+        assert_eq!(
+            run_image(up, &src, &dst),
+            SavlStatus::Ok,
+            "{}",
+            last_error()
+        );
+        let y_plane = unpad(&planes[0].0, ow + 3, ow, oh);
+        let uv_plane = unpad(&planes[1].0, 2 * cw + 5, 2 * cw, ch);
+        let mut want = vec![0u8; ow * oh + 2 * cw * ch];
+        {
+            let mut img = savl::yuv::YuvImageMut::packed(
+                &mut want,
+                ow as u32,
+                oh as u32,
+                savl::yuv::Subsampling::Yuv420,
+            )
+            .unwrap();
+            savl::yuv::rgb_to_yuv(&expected, 3 * ow, savl::yuv::Colour::default(), &mut img)
+                .unwrap();
+        }
+        assert!(y_plane == want[..ow * oh]);
+        let (u, v) = want[ow * oh..].split_at(cw * ch);
+        let want_uv: Vec<u8> = u.iter().zip(v).flat_map(|(&u, &v)| [u, v]).collect();
+        assert!(uv_plane == want_uv);
+        // Luma in closed form (BT.601 limited).
+        for (i, p) in px().enumerate() {
+            let yv = 16.0
+                + 219.0 / 255.0
+                    * (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]));
+            assert!((f64::from(y_plane[i]) - yv).abs() <= 0.51, "Y at {i}");
+        }
+        // Converted back to RGB: close to the RGB8 output (chroma is shared by 2×2 blocks).
+        let mut back = vec![0u8; ow * oh * 3];
+        let yuv = savl::yuv::YuvImage {
+            width: ow as u32,
+            height: oh as u32,
+            subsampling: savl::yuv::Subsampling::Yuv420,
+            y: savl::yuv::Plane {
+                data: &y_plane,
+                stride: ow,
+            },
+            chroma: savl::yuv::Chroma::Interleaved {
+                uv: savl::yuv::Plane {
+                    data: &uv_plane,
+                    stride: 2 * cw,
+                },
+                order: savl::yuv::UvOrder::Uv,
+            },
+        };
+        savl::yuv::yuv_to_rgb(&yuv, savl::yuv::Colour::default(), &mut back, 3 * ow).unwrap();
+        let mad = back
+            .iter()
+            .zip(&expected)
+            .map(|(&a, &b)| f64::from(a.abs_diff(b)))
+            .sum::<f64>()
+            / back.len() as f64;
+        assert!(mad < 8.0, "mean abs difference after NV12 round trip {mad}");
+        // Padding untouched.
+        assert!(
+            (0..oh).all(|y| planes[0].0[y * (ow + 3) + ow..(y + 1) * (ow + 3)]
+                .iter()
+                .all(|&b| b == 0x55))
+        );
+        // I420 and NV21 carry the same samples.
+        let mut i420 = vec![
+            (vec![0u8; ow * oh], ow),
+            (vec![0u8; cw * ch], cw),
+            (vec![0u8; cw * ch], cw),
+        ];
+        let dst = yuv_image(SavlPixelFormat::I420, ow as u32, oh as u32, &mut i420);
+        assert_eq!(
+            run_image(up, &src, &dst),
+            SavlStatus::Ok,
+            "{}",
+            last_error()
+        );
+        assert!(i420[0].0 == y_plane && i420[1].0 == u && i420[2].0 == v);
+    }
+    // SAFETY: live handle.
+    unsafe { savl_upscaler_free(&mut up) };
+}
+
+#[test]
+fn bgra_keeps_its_alpha_as_the_cli_does() {
+    let mut up = tiny_upscaler();
+    let (w, h) = (24u32, 16u32);
+    // Left third clear (with junk colour under it), a soft middle third, right third opaque.
+    let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
+        let a = if x < 8 {
+            0
+        } else if x < 16 {
+            (x * 29 + y * 7) as u8
+        } else {
+            255
+        };
+        image::Rgba([(x * 11) as u8, (y * 13) as u8, 200, a])
+    });
+    let mut bgra: Vec<u8> = rgba
+        .pixels()
+        .flat_map(|p| [p[2], p[1], p[0], p[3]])
+        .collect();
+    let src = packed_image(SavlPixelFormat::Bgra8, w, h, &mut bgra, 4 * w as usize);
+    let (ow, oh) = (4 * w as usize, 4 * h as usize);
+    let mut out = vec![0u8; ow * oh * 4];
+    let dst = packed_image(
+        SavlPixelFormat::Rgba8,
+        ow as u32,
+        oh as u32,
+        &mut out,
+        4 * ow,
+    );
+    assert_eq!(
+        run_image(up, &src, &dst),
+        SavlStatus::Ok,
+        "{}",
+        last_error()
+    );
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let a = out[(oy * ow + ox) * 4 + 3];
+            if ox < 4 * 7 {
+                assert_eq!(a, 0, "clear stays clear at {ox},{oy}");
+            }
+            if ox >= 4 * 17 {
+                assert_eq!(a, 255, "opaque stays opaque at {ox},{oy}");
+            }
+        }
+    }
+    // The CLI's path in Rust: fill under the clear pixels, model; alpha through the model.
+    let rust = savl::Upscaler::builder()
+        .threads(1)
+        .tile(32)
+        .build()
+        .unwrap();
+    let colour = rust
+        .upscale(&savl::photo::fill_transparent_rgba8(&rgba))
+        .unwrap();
+    let alpha: Vec<f32> = rgba.pixels().map(|p| f32::from(p[3]) / 255.0).collect();
+    let alpha = savl::photo::upscale_alpha_with(&alpha, w, h, ow as u32, oh as u32, |img| {
+        rust.upscale(img).map_err(|e| e.to_string())
+    })
+    .unwrap();
+    for (i, p) in out.chunks_exact(4).enumerate() {
+        assert_eq!(&p[..3], &colour.as_raw()[i * 3..i * 3 + 3], "colour at {i}");
+        assert_eq!(p[3], (alpha[i] * 255.0).round() as u8, "alpha at {i}");
+    }
+    // An output without alpha drops it (the filled colour).
+    let mut rgb_out = vec![0u8; ow * oh * 3];
+    let dst = packed_image(
+        SavlPixelFormat::Rgb8,
+        ow as u32,
+        oh as u32,
+        &mut rgb_out,
+        3 * ow,
+    );
+    assert_eq!(
+        run_image(up, &src, &dst),
+        SavlStatus::Ok,
+        "{}",
+        last_error()
+    );
+    assert!(rgb_out == *colour.as_raw());
+    // SAFETY: live handle.
+    unsafe { savl_upscaler_free(&mut up) };
+}
+
+#[test]
+fn every_descriptor_error_names_the_plane() {
+    let mut up = tiny_upscaler();
+    let (w, h) = (8u32, 6u32);
+    let mut planes = vec![(vec![100u8; 8 * 6], 8usize), (vec![128u8; 8 * 3], 8usize)];
+    let good = yuv_image(SavlPixelFormat::Nv12, w, h, &mut planes);
+    let mut out = vec![0u8; 32 * 24 * 3];
+    let good_dst = packed_image(SavlPixelFormat::Rgb8, 32, 24, &mut out, 96);
+    let check = |src: SavlImage, dst: SavlImage, want: &[&str]| {
+        assert_eq!(
+            run_image(up, &src, &dst),
+            SavlStatus::InvalidArgument,
+            "{want:?}"
+        );
+        let e = last_error();
+        for w in want {
+            assert!(e.contains(w), "{e:?} lacks {w:?}");
+        }
+    };
+    let mut s = good;
+    s.planes[1] = ptr::null_mut();
+    check(s, good_dst, &["src plane 1 (UV)", "NULL"]);
+    let mut s = good;
+    s.strides[0] = 7;
+    check(
+        s,
+        good_dst,
+        &["src plane 0 (Y)", "stride 7", "shorter than a row of 8"],
+    );
+    let mut s = good;
+    s.lengths[1] = 23;
+    check(
+        s,
+        good_dst,
+        &["src plane 1 (UV)", "length 23", "24 bytes needed"],
+    );
+    let mut s = good;
+    s.strides[1] = usize::MAX / 2;
+    check(s, good_dst, &["src plane 1 (UV)", "overflows"]);
+    let mut s = good;
+    s.width = u32::MAX;
+    s.height = u32::MAX;
+    s.strides[0] = u32::MAX as usize;
+    check(s, good_dst, &["src plane 0 (Y)"]);
+    let mut s = good;
+    s.width = 0;
+    check(s, good_dst, &["src", "empty"]);
+    let mut d = good_dst;
+    d.lengths[0] -= 1;
+    check(good, d, &["dst plane 0 (packed)", "length"]);
+    let mut d = good_dst;
+    d.strides[0] = 95;
+    check(good, d, &["dst plane 0 (packed)", "stride 95"]);
+    let mut d = good_dst;
+    d.width = 31;
+    check(good, d, &["dst", "31x24", "32x24"]);
+    let mut d = good_dst;
+    d.planes[0] = planes[0].0.as_mut_ptr();
+    d.lengths[0] = 96 * 24;
+    check(good, d, &["dst plane 0 overlaps src plane 0"]);
+    let mut d = yuv_image(
+        SavlPixelFormat::I420,
+        32,
+        24,
+        &mut [
+            (vec![0u8; 32 * 24 * 2], 32),
+            (vec![0u8; 16 * 12], 16),
+            (vec![0u8; 16 * 12], 16),
+        ],
+    );
+    d.planes[2] = d.planes[1];
+    check(good, d, &["dst planes 1 and 2 overlap"]);
+    // Unknown enum values from C, written as raw integers.
+    for (offset, what) in [
+        (0usize, "unknown pixel format 42"),
+        (12, "unknown matrix 42"),
+        (16, "unknown range 42"),
+    ] {
+        let mut s = good;
+        // SAFETY: the enum fields are C ints at these offsets of the repr(C) struct.
+        unsafe {
+            (&mut s as *mut SavlImage)
+                .cast::<u8>()
+                .add(offset)
+                .cast::<u32>()
+                .write(42)
+        };
+        check(s, good_dst, &["src", what]);
+    }
+    assert_eq!(std::mem::offset_of!(SavlImage, matrix), 12);
+    assert_eq!(std::mem::offset_of!(SavlImage, range), 16);
+    // SAFETY: null descriptors are refused before use.
+    let st = unsafe { savl_upscaler_run_image(up, ptr::null(), &good_dst, None, ptr::null_mut()) };
+    assert_eq!(st, SavlStatus::InvalidArgument);
+    assert_eq!(
+        run_image(up, &good, &good_dst),
+        SavlStatus::Ok,
+        "{}",
+        last_error()
+    );
+    // SAFETY: live handle.
+    unsafe { savl_upscaler_free(&mut up) };
+}
+
+struct Progress {
+    calls: Vec<(u32, u32)>,
+    cancel_after: Option<usize>,
+}
+
+unsafe extern "C" fn on_progress(
+    user: *mut std::ffi::c_void,
+    done: u32,
+    total: u32,
+) -> std::ffi::c_int {
+    // SAFETY: every caller passes a live `Progress` as `user`.
+    let p = unsafe { &mut *user.cast::<Progress>() };
+    p.calls.push((done, total));
+    std::ffi::c_int::from(p.cancel_after.is_some_and(|n| p.calls.len() > n))
+}
+
+fn run_with_progress(
+    up: *const SavlUpscaler,
+    src: &SavlImage,
+    dst: &SavlImage,
+    cancel_after: Option<usize>,
+) -> (SavlStatus, Vec<(u32, u32)>) {
+    let mut p = Progress {
+        calls: Vec::new(),
+        cancel_after,
+    };
+    // SAFETY: descriptors over live buffers; `p` outlives the call.
+    let st = unsafe {
+        savl_upscaler_run_image(
+            up,
+            src,
+            dst,
+            Some(on_progress),
+            (&mut p as *mut Progress).cast(),
+        )
+    };
+    (st, p.calls)
+}
+
+#[test]
+fn progress_counts_rows_and_cancel_stops_with_cancelled() {
+    let mut up = tiny_upscaler();
+    let (w, h) = (16u32, 80u32);
+    let (ow, oh) = (64usize, 320usize);
+    let mut rgb = pattern(w, h);
+    let src = packed_image(SavlPixelFormat::Rgb8, w, h, &mut rgb, 48);
+    let mut out = vec![0x55u8; ow * oh * 3];
+    let dst = packed_image(
+        SavlPixelFormat::Rgb8,
+        ow as u32,
+        oh as u32,
+        &mut out,
+        3 * ow,
+    );
+    let (st, calls) = run_with_progress(up, &src, &dst, None);
+    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+    assert!(
+        calls.len() >= 3,
+        "one call to start and one a band: {calls:?}"
+    );
+    assert_eq!(calls[0], (0, oh as u32));
+    assert_eq!(*calls.last().unwrap(), (oh as u32, oh as u32));
+    assert!(
+        calls
+            .windows(2)
+            .all(|p| p[0].0 < p[1].0 && p[1].1 == oh as u32),
+        "{calls:?}"
+    );
+    let full = out.clone();
+
+    // Cancel after the first band: CANCELLED, the callback not called again, the rows after
+    // that band untouched.
+    out.fill(0x55);
+    let dst = packed_image(
+        SavlPixelFormat::Rgb8,
+        ow as u32,
+        oh as u32,
+        &mut out,
+        3 * ow,
+    );
+    let (st, cancelled) = run_with_progress(up, &src, &dst, Some(1));
+    assert_eq!(st, SavlStatus::Cancelled);
+    assert!(last_error().contains("cancelled"), "{}", last_error());
+    assert_eq!(cancelled, calls[..2]);
+    let band = calls[1].0 as usize;
+    assert!(out[..band * ow * 3] == full[..band * ow * 3]);
+    assert!(out[band * ow * 3..].iter().all(|&b| b == 0x55));
+    // Cancel at the first call: nothing written.
+    out.fill(0x55);
+    let dst = packed_image(
+        SavlPixelFormat::Rgb8,
+        ow as u32,
+        oh as u32,
+        &mut out,
+        3 * ow,
+    );
+    let (st, c) = run_with_progress(up, &src, &dst, Some(0));
+    assert_eq!((st, c.len()), (SavlStatus::Cancelled, 1));
+    assert!(out.iter().all(|&b| b == 0x55));
+    // SAFETY: as the C header says, CANCELLED has its own description.
+    assert_eq!(
+        unsafe { CStr::from_ptr(savl_status_str(8)) }
+            .to_str()
+            .unwrap(),
+        "cancelled"
+    );
+
+    // With alpha through the model, two passes: the total is twice the output height, and a
+    // cancel in the alpha pass leaves dst untouched.
+    let mut rgba: Vec<u8> = (0..w * h)
+        .flat_map(|i| [i as u8, 9, 99, if i % 16 < 8 { 0 } else { 255 }])
+        .collect();
+    let src = packed_image(SavlPixelFormat::Rgba8, w, h, &mut rgba, 64);
+    let mut out4 = vec![0x55u8; ow * oh * 4];
+    let dst = packed_image(
+        SavlPixelFormat::Rgba8,
+        ow as u32,
+        oh as u32,
+        &mut out4,
+        4 * ow,
+    );
+    let (st, calls) = run_with_progress(up, &src, &dst, None);
+    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+    assert_eq!(*calls.last().unwrap(), (2 * oh as u32, 2 * oh as u32));
+    out4.fill(0x55);
+    let dst = packed_image(
+        SavlPixelFormat::Rgba8,
+        ow as u32,
+        oh as u32,
+        &mut out4,
+        4 * ow,
+    );
+    let (st, _) = run_with_progress(up, &src, &dst, Some(1));
+    assert_eq!(st, SavlStatus::Cancelled);
+    assert!(out4.iter().all(|&b| b == 0x55));
+    // SAFETY: live handle.
+    unsafe { savl_upscaler_free(&mut up) };
+}
+
+#[test]
+fn one_handle_runs_images_on_four_threads_at_once() {
+    let mut up = tiny_upscaler();
+    let (w, h) = (20u32, 14u32);
+    let (ow, oh) = (80usize, 56usize);
+    let yp: Vec<u8> = (0..w * h).map(|i| (i * 37 % 219 + 16) as u8).collect();
+    let uv: Vec<u8> = (0..w * h / 2).map(|i| (i * 11 % 200 + 28) as u8).collect();
+    let run_once = |up: usize| -> (Vec<u8>, usize) {
+        let mut planes = vec![(yp.clone(), w as usize), (uv.clone(), w as usize)];
+        let src = yuv_image(SavlPixelFormat::Nv12, w, h, &mut planes);
+        let mut out = vec![0u8; ow * oh * 3];
+        let dst = packed_image(
+            SavlPixelFormat::Rgb8,
+            ow as u32,
+            oh as u32,
+            &mut out,
+            3 * ow,
+        );
+        let (st, calls) = run_with_progress(up as *const SavlUpscaler, &src, &dst, None);
+        assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+        (out, calls.len())
+    };
+    let expected = run_once(up as usize);
+    let handle = up as usize;
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..3).map(|_| run_once(handle)).collect::<Vec<_>>()))
+            .collect();
+        for t in threads {
+            for out in t.join().unwrap() {
+                assert!(
+                    out == expected,
+                    "each call has its own progress and the same pixels"
+                );
+            }
+        }
+    });
+    // SAFETY: live handle, no call running.
+    unsafe { savl_upscaler_free(&mut up) };
+}
+
+#[test]
+fn versions() {
+    // SAFETY: a static NUL-terminated string.
+    let v = unsafe { CStr::from_ptr(savl_version()) }.to_str().unwrap();
+    assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    assert_eq!(savl_abi_version(), SAVL_ABI_VERSION);
+}

@@ -187,4 +187,82 @@ pub fn capi_args(data: &[u8]) {
         }
     };
     assert_ne!(st, SavlStatus::Panic);
+    capi_image_args(&mut next, up);
+}
+
+/// [`capi_args`] for `savl_upscaler_run_image`: any format, matrix and range pair, any plane
+/// strides and lengths (planes really allocated with the lengths passed, at most 64 KiB).
+fn capi_image_args(next: &mut dyn FnMut() -> u64, up: &crate::capi::SavlUpscaler) {
+    use crate::capi::{
+        savl_image_default, savl_upscaler_run_image, SavlMatrix, SavlPixelFormat, SavlRange,
+        SavlStatus,
+    };
+    const FORMATS: [(SavlPixelFormat, [usize; 3]); 9] = [
+        (SavlPixelFormat::Rgb8, [3, 0, 0]),
+        (SavlPixelFormat::Bgr8, [3, 0, 0]),
+        (SavlPixelFormat::Rgba8, [4, 0, 0]),
+        (SavlPixelFormat::Bgra8, [4, 0, 0]),
+        (SavlPixelFormat::Gray8, [1, 0, 0]),
+        (SavlPixelFormat::Nv12, [1, 1, 0]),
+        (SavlPixelFormat::Nv21, [1, 1, 0]),
+        (SavlPixelFormat::I420, [1, 1, 1]),
+        (SavlPixelFormat::Rgb16, [6, 0, 0]),
+    ];
+    let mut bufs: Vec<Vec<u8>> = Vec::new();
+    let mut image = |w: u32, h: u32, next: &mut dyn FnMut() -> u64| {
+        let (format, bpp) = FORMATS[(next() % 9) as usize];
+        let mut img = savl_image_default();
+        img.format = format;
+        img.width = w;
+        img.height = h;
+        img.matrix = if next() % 2 == 0 {
+            SavlMatrix::Bt601
+        } else {
+            SavlMatrix::Bt709
+        };
+        img.range = if next() % 2 == 0 {
+            SavlRange::Limited
+        } else {
+            SavlRange::Full
+        };
+        for (i, &b) in bpp.iter().enumerate().filter(|(_, &b)| b > 0) {
+            let natural = if i == 0 {
+                b * w as usize
+            } else {
+                w.div_ceil(2) as usize * if bpp[2] == 0 { 2 } else { 1 }
+            };
+            let v = next();
+            img.strides[i] = match v % 3 {
+                0 => natural,
+                1 => natural.saturating_add((v >> 8) as usize % 8),
+                _ => (v >> 2) as usize,
+            };
+            let rows = if i == 0 {
+                h as usize
+            } else {
+                h.div_ceil(2) as usize
+            };
+            let len = img.strides[i].saturating_mul(rows).min(1 << 16);
+            let len = if next() % 4 == 0 {
+                len.saturating_sub(1)
+            } else {
+                len
+            };
+            let mut buf = vec![7u8; len];
+            img.planes[i] = if next() % 16 == 0 {
+                std::ptr::null_mut()
+            } else {
+                buf.as_mut_ptr()
+            };
+            img.lengths[i] = len;
+            bufs.push(buf);
+        }
+        img
+    };
+    let (w, h) = ((next() % 12) as u32, (next() % 12) as u32);
+    let src = image(w, h, next);
+    let dst = image(w * 4, h * 4, next);
+    // SAFETY: a live handle; every plane pointer is null or valid for the length passed.
+    let st = unsafe { savl_upscaler_run_image(up, &src, &dst, None, std::ptr::null_mut()) };
+    assert_ne!(st, SavlStatus::Panic);
 }
