@@ -8,6 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The version of the C ABI this header describes; [`savl_abi_version`] gives the library's.
+// Raised whenever a function, type or status is added or changed (1: `savl_upscaler_run`; 2:
+// `SavlImage`, `savl_upscaler_run_image`, progress and `SAVL_STATUS_CANCELLED`, versions).
+// A program built against this header should check `savl_abi_version() >= SAVL_ABI_VERSION`.
+#define SAVL_ABI_VERSION 2
+
 // Result of every savl C function.
 typedef enum SavlStatus {
   // Success.
@@ -27,7 +33,67 @@ typedef enum SavlStatus {
   SAVL_STATUS_RUNTIME = 6,
   // A panic inside the library was caught at the boundary (a bug: please report it).
   SAVL_STATUS_PANIC = 7,
+  // The progress callback returned non-zero: the work stopped (see
+  // [`savl_upscaler_run_image`] for the state of the output buffer).
+  SAVL_STATUS_CANCELLED = 8,
 } SavlStatus;
+
+// Pixel layout of a [`SavlImage`]. Plane 0 is the only plane of the packed formats.
+//
+// | format | planes | bytes in a row of plane 0, 1, 2 | rows of plane 0, 1, 2 |
+// |---|---|---|---|
+// | `RGB8`, `BGR8` | 1 | `3·w` | `h` |
+// | `RGBA8`, `BGRA8` | 1 | `4·w` (straight, not premultiplied, alpha) | `h` |
+// | `GRAY8` | 1 | `w` | `h` |
+// | `RGB16` | 1 | `6·w` (three native-endian `uint16_t`, 0..=65535) | `h` |
+// | `NV12`, `NV21` | 2 | `w`; `2·⌈w/2⌉` (U, V pairs; V, U for NV21) | `h`; `⌈h/2⌉` |
+// | `I420` | 3 | `w`; `⌈w/2⌉`; `⌈w/2⌉` (Y, U, V) | `h`; `⌈h/2⌉`; `⌈h/2⌉` |
+//
+// The YUV formats are 8-bit Y′CbCr 4:2:0 with centre-sited chroma, in the matrix and range of
+// the image's `matrix` and `range` fields (see [`SavlMatrix`]).
+typedef enum SavlPixelFormat {
+  // Packed R, G, B bytes.
+  SAVL_PIXEL_FORMAT_RGB8 = 0,
+  // Packed B, G, R bytes.
+  SAVL_PIXEL_FORMAT_BGR8 = 1,
+  // Packed R, G, B, A bytes.
+  SAVL_PIXEL_FORMAT_RGBA8 = 2,
+  // Packed B, G, R, A bytes (the usual desktop camera and screen-capture layout).
+  SAVL_PIXEL_FORMAT_BGRA8 = 3,
+  // One grey byte a pixel.
+  SAVL_PIXEL_FORMAT_GRAY8 = 4,
+  // Y plane, then one plane of interleaved U, V (Cb, Cr) bytes.
+  SAVL_PIXEL_FORMAT_NV12 = 5,
+  // Y plane, then one plane of interleaved V, U (Cr, Cb) bytes (Android camera default).
+  SAVL_PIXEL_FORMAT_NV21 = 6,
+  // Y, U and V planes.
+  SAVL_PIXEL_FORMAT_I420 = 7,
+  // Packed R, G, B native-endian 16-bit samples.
+  SAVL_PIXEL_FORMAT_RGB16 = 8,
+} SavlPixelFormat;
+
+// The Y′CbCr matrix of a YUV [`SavlImage`] (ignored for the other formats).
+//
+// With R, G, B in 0..=255: `Y = Kr·R + (1−Kr−Kb)·G + Kb·B`, `Cb = (B − Y) / (2·(1 − Kb))`,
+// `Cr = (R − Y) / (2·(1 − Kr))`; BT.601: `Kr = 0.299, Kb = 0.114`; BT.709: `Kr = 0.2126,
+// Kb = 0.0722`. Stored values are rounded to the nearest integer and clamped to 0..=255, RGB
+// from Y′CbCr likewise (the runtime's `savl::yuv` module). Writing 4:2:0, each chroma sample is
+// the mean of its 2×2 block's exact values; reading, each chroma sample serves its whole block.
+typedef enum SavlMatrix {
+  // ITU-R BT.601 (the default: a zeroed field).
+  SAVL_MATRIX_BT601 = 0,
+  // ITU-R BT.709.
+  SAVL_MATRIX_BT709 = 1,
+} SavlMatrix;
+
+// The sample range of a YUV [`SavlImage`] (ignored for the other formats).
+typedef enum SavlRange {
+  // Limited ("tv"): stored `Y' = 16 + 219·Y/255`, `C' = 128 + 224·C/255` (the default: a
+  // zeroed field).
+  SAVL_RANGE_LIMITED = 0,
+  // Full ("pc", JPEG): stored `Y' = Y`, `C' = 128 + C`.
+  SAVL_RANGE_FULL = 1,
+} SavlRange;
 
 // An upscaler: model, plans and worker state. Create with [`savl_upscaler_new`], release with
 // [`savl_upscaler_free`]. Thread-safe: several threads may call [`savl_upscaler_run`] and
@@ -47,6 +113,41 @@ typedef struct SavlOptions {
   // Worker threads; 0 means the library default.
   uint32_t threads;
 } SavlOptions;
+
+// An image in caller memory: format, size, and up to three planes, each a pointer, a stride
+// (bytes from one row to the next, at least the row's bytes) and a length (bytes readable or
+// writable from the pointer). Planes the format does not use are ignored. Start from
+// [`savl_image_default`] (or a zeroed struct: RGB8, BT.601, limited range) and fill in what
+// the format needs (see [`SavlPixelFormat`]).
+//
+// Checked by [`savl_upscaler_run_image`] before anything is read or written: the format, matrix
+// and range values are known ones; the size is not empty; every used plane pointer is non-NULL;
+// every stride is at least its row; `stride·(rows−1) + row` does not overflow and is at most
+// the plane's length; no plane of the output overlaps another plane of the output or any plane
+// of the input. A failed check is `SAVL_STATUS_INVALID_ARGUMENT` with a message naming the
+// image (`src`/`dst`), the plane (index and name, e.g. `plane 1 (UV)`) and the reason.
+typedef struct SavlImage {
+  // The pixel layout.
+  enum SavlPixelFormat format;
+  // Width in pixels.
+  uint32_t width;
+  // Height in pixels.
+  uint32_t height;
+  // Y′CbCr matrix of the YUV formats.
+  enum SavlMatrix matrix;
+  // Y′CbCr range of the YUV formats.
+  enum SavlRange range;
+  // Plane pointers (written through for the output; only read for the input).
+  uint8_t *planes[3];
+  // Bytes from the start of one row of each plane to the next.
+  uintptr_t strides[3];
+  // Bytes available at each plane pointer.
+  uintptr_t lengths[3];
+} SavlImage;
+
+// Progress of [`savl_upscaler_run_image`]: `done` of `total` output rows finished (see there).
+// Return 0 to go on, non-zero to cancel.
+typedef int (*SavlProgressFn)(void *user, uint32_t done, uint32_t total);
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,6 +215,55 @@ const char *savl_status_str(int status);
 // For binding tests: panics inside the library's guard and returns what the caller would see
 // for a panic in the runtime (`SAVL_STATUS_PANIC`, with a message in [`savl_last_error`]).
 enum SavlStatus savl_debug_trigger_panic(void);
+
+// The library's version (the `savl` crate version, e.g. `"0.1.0"`): a static NUL-terminated
+// string, never NULL, never freed.
+const char *savl_version(void);
+
+// The C ABI version of the library, to compare with the header's `SAVL_ABI_VERSION`.
+uint32_t savl_abi_version(void);
+
+// A [`SavlImage`] with no planes: RGB8, 0×0, BT.601, limited range.
+struct SavlImage savl_image_default(void);
+
+// Upscales `src` into `dst`, converting between pixel formats on the way (see
+// [`SavlPixelFormat`]; any input format to any output format). `dst` must be exactly the
+// output size ([`savl_upscaler_output_size`] of `src`'s size); padding bytes between rows are
+// left untouched.
+//
+// Colour goes through the model as RGB8: the YUV formats are converted per `matrix`/`range`
+// (BT.601 limited by default); `GRAY8` is replicated to three channels in, and BT.601 luma
+// (`0.299·R + 0.587·G + 0.114·B`, rounded) out; `RGB16` is rounded to 8 bits in
+// (`round(v·255/65535)`) and widened out (`v·257`). Alpha (`RGBA8`, `BGRA8` in): when every
+// pixel is opaque the output alpha is 255; otherwise, as the `savl` CLI does, the colour
+// under fully transparent pixels is filled from the nearest visible ones before the model
+// sees it, and the alpha plane itself is upscaled by the model (replicated to three channels,
+// averaged back), with areas fully transparent or fully opaque around a pixel kept exactly 0
+// or 255. An output without alpha drops it; an output with alpha from an input without gets
+// 255.
+//
+// `progress`, when not NULL, is called with `user` on the calling thread, first with
+// `done = 0` and then after each band of output rows, with `done` of `total` rows finished:
+// `total` is the output height, twice that when the alpha plane goes through the model (the
+// alpha pass comes first). The last call has `done == total`. Returning non-zero stops the
+// work as soon as the current band is finished and gives `SAVL_STATUS_CANCELLED`: the bands
+// finished so far may already have been written to `dst` and the rest is untouched, so the
+// contents of `dst` must be treated as unspecified. Calls on other threads are not blocked by
+// a slow callback.
+//
+// Errors: `SAVL_STATUS_INVALID_ARGUMENT` for a NULL pointer or any failed check of
+// [`SavlImage`] (the message names the image, the plane and the reason), or a `dst` size
+// other than the output size; the statuses of [`savl_upscaler_run`] otherwise.
+//
+// # Safety
+// `upscaler` is a live handle; `src` and `dst` point to valid [`SavlImage`]s whose used planes
+// are readable (`src`) or writable (`dst`) for their stated lengths; `progress`, when not
+// NULL, is safe to call with `user`.
+enum SavlStatus savl_upscaler_run_image(const struct SavlUpscaler *upscaler,
+                                        const struct SavlImage *src,
+                                        const struct SavlImage *dst,
+                                        SavlProgressFn progress,
+                                        void *user);
 
 #ifdef __cplusplus
 }  // extern "C"
