@@ -7,6 +7,8 @@
 # symbols kept for linking) and `include/savl.h`; beside each binary a `NAME.debug` file
 # (`objcopy --only-keep-debug`) that the stripped file names in `.gnu_debuglink`, for
 # symbolising crash reports (`gdb`, `addr2line -e NAME.debug ADDR`, `eu-unstrip`).
+# Also `pkgconfig/savl.pc` (from capi/savl.pc.in): relocatable (paths relative to the .pc
+# file) unless SAVL_PREFIX names the folder the ship contents will be installed to.
 # DIR is target/dist for the host, target/TRIPLE/dist otherwise. Prints DIR on stdout last.
 # --so-only builds and ships libsavl.so alone (the cheapest build, for CI).
 set -euo pipefail
@@ -67,4 +69,8 @@ if [ "$so_only" = 0 ]; then
   "$strip" --strip-debug -o "$ship/libsavl.a" "$dir/libsavl.a"
 fi
 cp capi/include/savl.h "$ship/include/"
+mkdir -p "$ship/pkgconfig"
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+sed -e "s|@PREFIX@|${SAVL_PREFIX:-\$\{pcfiledir\}/..}|" -e "s|@VERSION@|$version|" \
+  capi/savl.pc.in >"$ship/pkgconfig/savl.pc"
 echo "$dir"
