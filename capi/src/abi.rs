@@ -678,15 +678,19 @@ unsafe fn check_image(
     })
 }
 
+/// An input as the model takes it: RGB8, and the alpha plane in [0, 1] when it has one.
+type Decoded = (image::RgbImage, Option<Vec<f32>>);
+
+/// Writes one output pixel from its RGB8 value and its index (for the alpha plane).
+type PixelWriter<'a> = dyn Fn(&[u8], usize, &mut [u8]) + 'a;
+
 /// Reads a checked input image as RGB8 plus, for the alpha formats when some pixel is not fully
 /// opaque, its alpha plane (the colour under fully transparent pixels filled from the visible
 /// ones, as the CLI does).
 ///
 /// # Safety
 /// Every plane of `src` is readable for its checked length.
-unsafe fn read_input(
-    src: &Checked,
-) -> Result<(image::RgbImage, Option<Vec<f32>>), (SavlStatus, String)> {
+unsafe fn read_input(src: &Checked) -> Result<Decoded, (SavlStatus, String)> {
     let (w, h) = (src.w, src.h);
     let plane = |i: usize| -> savl::yuv::Plane<'_> {
         let (p, stride, need) = src.planes[i];
@@ -806,7 +810,7 @@ unsafe fn write_rows(
         // SAFETY: the caller guarantees `need` writable, unaliased bytes.
         (unsafe { std::slice::from_raw_parts_mut(p, need) }, stride)
     };
-    let packed = |bpp: usize, px: &dyn Fn(&[u8], usize, &mut [u8])| {
+    let packed = |bpp: usize, px: &PixelWriter<'_>| {
         let (data, stride) = plane(0);
         for (i, r) in rows.chunks_exact(3 * w).enumerate() {
             let y = first + i;
