@@ -96,10 +96,12 @@ typedef enum SavlRange {
 } SavlRange;
 
 // An upscaler: model, plans and worker state. Create with [`savl_upscaler_new`], release with
-// [`savl_upscaler_free`]. Thread-safe: several threads may call [`savl_upscaler_run`] and
-// [`savl_upscaler_output_size`] on one handle at the same time (the calls share the handle's
-// cached plans; each runs on its own buffers). [`savl_upscaler_free`] must not race with any
-// other call on the handle.
+// [`savl_upscaler_free`]. Thread-safe: several threads may call [`savl_upscaler_run`],
+// [`savl_upscaler_run_image`] and [`savl_upscaler_output_size`] on one handle at the same time
+// (the calls share the handle's cached plans; each runs on its own buffers, and each call's
+// progress callback runs on that call's thread only; the results equal those of the same
+// calls one after the other). [`savl_upscaler_free`] must not race with any other call on the handle. The buffers of one
+// call must not be written by the caller while the call runs.
 typedef struct SavlUpscaler SavlUpscaler;
 
 // Options for [`savl_upscaler_new`]; start from [`savl_options_default`].
