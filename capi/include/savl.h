@@ -247,11 +247,11 @@ struct SavlImage savl_image_default(void);
 // `progress`, when not NULL, is called with `user` on the calling thread, first with
 // `done = 0` and then after each band of output rows, with `done` of `total` rows finished:
 // `total` is the output height, twice that when the alpha plane goes through the model (the
-// alpha pass comes first). The last call has `done == total`. Returning non-zero stops the
-// work as soon as the current band is finished and gives `SAVL_STATUS_CANCELLED`: the bands
-// finished so far may already have been written to `dst` and the rest is untouched, so the
-// contents of `dst` must be treated as unspecified. Calls on other threads are not blocked by
-// a slow callback.
+// alpha pass comes first). The last call has `done == total`. Returning non-zero from any
+// call (the last one included) gives `SAVL_STATUS_CANCELLED` and no further work or calls:
+// the output bands finished before it may already have been written to `dst` and the rest
+// is untouched, so the contents of `dst` must be treated as unspecified (a cancel at the first
+// call, `done = 0`, writes nothing; in the alpha pass, nothing is written either).
 //
 // Errors: `SAVL_STATUS_INVALID_ARGUMENT` for a NULL pointer or any failed check of
 // [`SavlImage`] (the message names the image, the plane and the reason), or a `dst` size

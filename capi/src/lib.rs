@@ -14,6 +14,10 @@
 //! savl_upscaler_free(up);
 //! ```
 //!
+//! Camera buffers (NV12, NV21, I420, BGRA8, …, with per-plane strides and lengths) go through
+//! `savl_upscaler_run_image` with an optional progress callback that can cancel; a full program
+//! is `examples/c/camera_nv12.c`.
+//!
 //! The contract of every function is in [`abi`]'s documentation and the header.
 #![deny(missing_docs)]
 
