@@ -6,6 +6,9 @@
 //! - `model/*`: a lite-m-shaped synthetic model (48 ch, 10 body convs, 5 gates), 128² tile,
 //!   with and without the load-time rewrite.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use savl_contract::testmodel::TestModel;
 use tract_linalg::routines::Func;

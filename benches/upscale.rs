@@ -4,6 +4,9 @@
 //! arithmetic (tract's software f16 kernel is ~70× slower on x86) unless `SAVL_BENCH_F16=1`.
 //! `SAVL_BENCH_MODEL=path.onnx` benches that file as is instead.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use savl::{Precision, Upscaler};
 

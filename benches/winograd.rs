@@ -6,6 +6,9 @@
 //! `cargo bench --profile dev -p savl --bench winograd` (groups
 //! `conv3x3_{48x48,64x64}_128[_2threads]`; functions `tract`, `winograd_f2`, `winograd_f4`).
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use savl::winograd::{rewrite_convs, WinogradTile};
 use tract_linalg::multithread::Executor;

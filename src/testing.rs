@@ -8,12 +8,7 @@ use crate::Error;
 /// Planar `[3, H, W]` f32 input in [0, 1].
 pub fn planar(img: &RgbImage) -> Tensor {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let mut data = vec![0f32; 3 * w * h];
-    for (i, px) in img.pixels().enumerate() {
-        for c in 0..3 {
-            data[c * w * h + i] = px[c] as f32 / 255.0;
-        }
-    }
+    let data = savl_contract::planar::from_rgb8(img);
     tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
         .expect("shape")
         .into_tensor()

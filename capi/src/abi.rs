@@ -182,10 +182,10 @@ pub unsafe extern "C" fn savl_upscaler_new(
         }
         // SAFETY: checked non-null above; the caller owns the slot.
         unsafe { *out = std::ptr::null_mut() };
-        // SAFETY: null or valid per the contract.
         let opts = if options.is_null() {
             savl_options_default()
         } else {
+            // SAFETY: non-null, so valid and aligned per the contract.
             unsafe { *options }
         };
         let mut b = Upscaler::builder();

@@ -115,8 +115,8 @@ fn strided_run_equals_the_rust_api() {
     // SAFETY: valid options and out-pointer.
     assert_eq!(unsafe { savl_upscaler_new(&opts, &mut up) }, SavlStatus::Ok);
     let (mut ow, mut oh) = (0u32, 0u32);
-    // SAFETY: live handle, valid out-pointers.
     assert_eq!(
+        // SAFETY: live handle, valid out-pointers.
         unsafe { savl_upscaler_output_size(up, w, h, &mut ow, &mut oh) },
         SavlStatus::Ok
     );

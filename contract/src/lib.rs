@@ -17,6 +17,7 @@
 
 pub mod metrics;
 pub mod onnx_proto;
+pub mod planar;
 pub mod testmodel;
 
 /// Metadata keys (`metadata_props`) of a savl ONNX file, and the names of its tensors.

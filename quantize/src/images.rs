@@ -22,23 +22,13 @@ impl Planar {
     /// From an 8-bit RGB image.
     pub fn from_rgb(img: &RgbImage) -> Planar {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let mut data = vec![0.0; 3 * h * w];
-        for (x, y, p) in img.enumerate_pixels() {
-            for c in 0..3 {
-                data[c * h * w + y as usize * w + x as usize] = p.0[c] as f32 / 255.0;
-            }
-        }
+        let data = savl_contract::planar::from_rgb8(img);
         Planar { h, w, data }
     }
 
     /// To 8-bit RGB: clamp to [0, 1], scale, round.
     pub fn to_rgb(&self) -> RgbImage {
-        let (h, w) = (self.h, self.w);
-        RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let i = y as usize * w + x as usize;
-            let q = |c: usize| (self.data[c * h * w + i].clamp(0.0, 1.0) * 255.0).round() as u8;
-            image::Rgb([q(0), q(1), q(2)])
-        })
+        savl_contract::planar::to_rgb8(&self.data, self.w, self.h)
     }
 }
 

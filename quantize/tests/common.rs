@@ -5,10 +5,12 @@ use savl_quantize::images::{synthetic, Planar};
 use savl_quantize::testmodel::SmallModel;
 use tract_onnx::pb;
 
+/// The small synthetic model every test quantizes.
 pub fn small() -> pb::ModelProto {
     SmallModel::default().proto()
 }
 
+/// `n` synthetic calibration pictures of `side`² pixels.
 pub fn calib(n: usize, side: usize) -> Vec<Planar> {
     (0..n)
         .map(|i| synthetic(side, side, 100 + i as u64))

@@ -6,6 +6,9 @@
 //! `cargo bench -p savl-train --bench conv` (glibc malloc tuned as in the trainer's `main`;
 //! `SAVL_BENCH_MALLOC_DEFAULT=1` keeps glibc's defaults, to measure what the tuning gives)
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use candle_core::{Device, Tensor, Var};

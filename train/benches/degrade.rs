@@ -5,6 +5,9 @@
 //! synthetic textures when that folder is missing. Before the criterion groups it prints the
 //! process CPU time per pair, which does not depend on other load on the machine.
 
+// criterion_group! defines an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, Criterion, Throughput};
 use savl_train::degrade::{DegradeConfig, PairSampler};
 use std::hint::black_box;

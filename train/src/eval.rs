@@ -334,14 +334,7 @@ fn checkpoint_upscale(
     Ok(planar_to_rgb8(&t, 4 * w, 4 * h))
 }
 
-/// A planar `[3, h, w]` float image in [0, 1] (clamped) as 8-bit RGB.
-fn planar_to_rgb8(t: &[f32], w: usize, h: usize) -> RgbImage {
-    let q = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let i = y as usize * w + x as usize;
-        image::Rgb([q(t[i]), q(t[h * w + i]), q(t[2 * h * w + i])])
-    })
-}
+use savl_contract::planar::to_rgb8 as planar_to_rgb8;
 
 /// SRMD on one image: builds the 19-channel input and runs the model sized to it.
 fn srmd_upscale(model: &InferenceModel, lr: &RgbImage, sigma: f32) -> Result<RgbImage> {

@@ -85,12 +85,7 @@ impl PlanarImage {
     pub fn from_rgb8(img: &image::RgbImage) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let mut out = Self::zeros(3, h, w);
-        let n = w * h;
-        for (i, p) in img.pixels().enumerate() {
-            for c in 0..3 {
-                out.data[c * n + i] = p.0[c] as f32 / 255.0;
-            }
-        }
+        out.data = savl_contract::planar::from_rgb8(img);
         out
     }
 

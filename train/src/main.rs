@@ -1,3 +1,6 @@
+//! The `savl-train` command: degradation synthesis, training, export, evaluation and probes.
+//! See `savl-train --help` and the crate docs of `savl_train`.
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
