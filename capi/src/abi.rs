@@ -695,10 +695,8 @@ unsafe fn read_input(src: &Checked) -> Result<Decoded, (SavlStatus, String)> {
     let plane = |i: usize| -> savl::yuv::Plane<'_> {
         let (p, stride, need) = src.planes[i];
         // SAFETY: the caller guarantees `need` readable bytes (checked against its length).
-        savl::yuv::Plane {
-            data: unsafe { std::slice::from_raw_parts(p.cast_const(), need) },
-            stride,
-        }
+        let data = unsafe { std::slice::from_raw_parts(p.cast_const(), need) };
+        savl::yuv::Plane { data, stride }
     };
     let alloc = |n: usize| -> Result<Vec<u8>, (SavlStatus, String)> {
         let mut v = Vec::new();

@@ -980,8 +980,8 @@ fn progress_counts_rows_and_cancel_stops_with_cancelled() {
     let (st, c) = run_with_progress(up, &src, &dst, Some(0));
     assert_eq!((st, c.len()), (SavlStatus::Cancelled, 1));
     assert!(out.iter().all(|&b| b == 0x55));
-    // SAFETY: as the C header says, CANCELLED has its own description.
     assert_eq!(
+        // SAFETY: savl_status_str returns a static NUL-terminated string for any value.
         unsafe { CStr::from_ptr(savl_status_str(8)) }
             .to_str()
             .unwrap(),
