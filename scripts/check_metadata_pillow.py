@@ -14,7 +14,7 @@ import tempfile
 
 from PIL import Image, ImageCms
 
-savl = sys.argv[1] if len(sys.argv) > 1 else "target/debug/savl"
+savl = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "target/debug/savl")
 failed = []
 
 
