@@ -6,23 +6,22 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The `libsavl.a` built with this test: in `target/<profile>/deps/` beside this test binary
-/// (cargo copies it up to `target/<profile>/` only for `cargo build`).
+/// The static library built with this test: the `savl_static` example (the library's own
+/// sources as a staticlib), which `cargo test` builds into `target/<profile>/examples/`.
 fn libsavl_a() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let here = deps.join("libsavl.a");
-    if here.is_file() {
-        here
-    } else {
-        deps.parent().unwrap().join("libsavl.a")
-    }
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    profile_dir.join("examples/libsavl_static.a")
 }
 
 /// Compiles `source` against `libsavl.a` into `dir`; `None` (skipped) without a C compiler.
 fn compile(source: &Path, dir: &Path) -> Option<PathBuf> {
     let lib = libsavl_a();
-    assert!(lib.is_file(), "{} was not built", lib.display());
+    assert!(
+        lib.is_file(),
+        "{} was not built: run the whole `cargo test` (it builds the savl_static example)",
+        lib.display()
+    );
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     if Command::new(&cc).arg("--version").output().is_err() {
         eprintln!("skipped: no C compiler ({cc})");
