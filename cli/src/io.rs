@@ -2039,15 +2039,24 @@ mod tests {
     }
 
     /// Found by fuzzing (`decode_image`): zune-jpeg's AVX2 IDCT panics on these malformed
-    /// frame headers. The file fails; the process goes on.
+    /// frame headers. The file fails; the process goes on. (Other IDCTs, as on aarch64, decode
+    /// them: there only the absence of a panic is checked.)
     #[test]
     fn a_decoder_panic_is_the_files_error() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode_image");
+        #[cfg(target_arch = "x86_64")]
+        let avx2_idct = std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2_idct = false;
         for i in 0..3 {
             let path = dir.join(format!("zune_idct_panic_{i}.jpg"));
+            assert!(path.is_file(), "{}", path.display());
             let r = std::panic::catch_unwind(|| decode_path(&path, &DecodeLimits::default()));
-            let err = r.expect("the panic crossed decode_path").unwrap_err();
-            assert!(err.to_string().contains("zune_idct_panic"), "{err}");
+            let decoded = r.expect("the panic crossed decode_path");
+            if avx2_idct {
+                let err = decoded.unwrap_err();
+                assert!(err.to_string().contains("zune_idct_panic"), "{err}");
+            }
         }
     }
 
