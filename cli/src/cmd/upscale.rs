@@ -1320,7 +1320,8 @@ fn memory_limits(upscaler: &Upscaler, input: &Path, plan: &Plan) -> Result<Decod
     let band = upscaler.band_bytes(w, h).max(upscaler.band_bytes(h, w));
     if band >= plan.limit_mem {
         bail!(
-            "a {w}×{h} picture needs {:.0} MB for one band of output rows, over --limit-mem {:.0}              MB (raise it, or lower --tile)",
+            "a {w}×{h} picture needs {:.0} MB for one band of output rows, over --limit-mem {:.0} \
+             MB (raise it, or lower --tile)",
             band as f64 / 1e6,
             plan.limit_mem as f64 / 1e6
         );
