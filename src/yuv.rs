@@ -127,6 +127,29 @@ impl Subsampling {
         }
     }
 
+    /// The luma length, the per-plane chroma length and the chroma row width of a packed frame
+    /// (Y, then U, then V) of `len` bytes; [`YuvError`] unless `len` is exactly
+    /// [`Subsampling::frame_len`].
+    fn packed_plane_lens(
+        self,
+        width: u32,
+        height: u32,
+        len: usize,
+    ) -> Result<(usize, usize, u32), YuvError> {
+        let need = self.frame_len(width, height);
+        if len != need {
+            return Err(YuvError::new(format!(
+                "a {width}x{height} frame holds {need} bytes, got {len}"
+            )));
+        }
+        let (cw, ch) = self.chroma_size(width, height);
+        Ok((
+            width as usize * height as usize,
+            cw as usize * ch as usize,
+            cw,
+        ))
+    }
+
     /// Bytes of a tightly packed planar frame (Y, then U, then V).
     pub fn frame_len(self, width: u32, height: u32) -> usize {
         let (cw, ch) = self.chroma_size(width, height);
@@ -241,16 +264,7 @@ impl<'a> YuvImage<'a> {
         height: u32,
         subsampling: Subsampling,
     ) -> Result<Self, YuvError> {
-        let need = subsampling.frame_len(width, height);
-        if data.len() != need {
-            return Err(YuvError::new(format!(
-                "a {width}x{height} frame holds {need} bytes, got {}",
-                data.len()
-            )));
-        }
-        let (cw, ch) = subsampling.chroma_size(width, height);
-        let ylen = width as usize * height as usize;
-        let clen = cw as usize * ch as usize;
+        let (ylen, clen, cw) = subsampling.packed_plane_lens(width, height, data.len())?;
         let (y, rest) = data.split_at(ylen);
         let (u, v) = rest.split_at(clen);
         Ok(YuvImage {
@@ -286,16 +300,7 @@ impl<'a> YuvImageMut<'a> {
         height: u32,
         subsampling: Subsampling,
     ) -> Result<Self, YuvError> {
-        let need = subsampling.frame_len(width, height);
-        if data.len() != need {
-            return Err(YuvError::new(format!(
-                "a {width}x{height} frame holds {need} bytes, got {}",
-                data.len()
-            )));
-        }
-        let (cw, ch) = subsampling.chroma_size(width, height);
-        let ylen = width as usize * height as usize;
-        let clen = cw as usize * ch as usize;
+        let (ylen, clen, cw) = subsampling.packed_plane_lens(width, height, data.len())?;
         let (y, rest) = data.split_at_mut(ylen);
         let (u, v) = rest.split_at_mut(clen);
         Ok(YuvImageMut {

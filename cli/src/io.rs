@@ -675,6 +675,21 @@ pub fn has_image_extension(path: &Path) -> bool {
         })
 }
 
+/// An encoder's error for output `name`: an I/O failure is [`IoError::Write`], anything else
+/// [`IoError::Encode`].
+fn encode_error(name: &Path, e: image::ImageError) -> IoError {
+    match e {
+        image::ImageError::IoError(cause) => IoError::Write {
+            path: name.to_owned(),
+            cause,
+        },
+        other => IoError::Encode {
+            path: name.to_owned(),
+            message: other.to_string(),
+        },
+    }
+}
+
 /// Encodes a whole RGB8 picture to `out` in `format`; `name` is used in error messages.
 ///
 /// # Errors
@@ -686,16 +701,7 @@ pub fn write_image<W: Write>(
     out: W,
     name: &Path,
 ) -> Result<(), IoError> {
-    let encode_err = |e: image::ImageError| match e {
-        image::ImageError::IoError(cause) => IoError::Write {
-            path: name.to_owned(),
-            cause,
-        },
-        other => IoError::Encode {
-            path: name.to_owned(),
-            message: other.to_string(),
-        },
-    };
+    let encode_err = |e| encode_error(name, e);
     format.check_size(img.width(), img.height(), name)?;
     match format {
         OutputFormat::Png => {
@@ -876,16 +882,7 @@ fn encode_8bit<W: Write>(
     name: &Path,
 ) -> Result<(), IoError> {
     use image::ImageEncoder;
-    let encode_err = |e: image::ImageError| match e {
-        image::ImageError::IoError(cause) => IoError::Write {
-            path: name.to_owned(),
-            cause,
-        },
-        other => IoError::Encode {
-            path: name.to_owned(),
-            message: other.to_string(),
-        },
-    };
+    let encode_err = |e| encode_error(name, e);
     let meta_err = |e: image::error::UnsupportedError| IoError::Encode {
         path: name.to_owned(),
         message: e.to_string(),
