@@ -368,18 +368,8 @@ pub fn fill_transparent(img: &Rgba32FImage) -> ImageBuffer<Rgb<f32>, Vec<f32>> {
         *lw > 1 || *lh > 1
     } {
         let (lw, lh, prev) = levels.last().expect("level 0");
-        let (nw, nh) = (lw.div_ceil(2), lh.div_ceil(2));
-        let mut next = vec![[0f32; 4]; nw * nh];
-        for y in 0..*lh {
-            for x in 0..*lw {
-                let p = prev[y * lw + x];
-                let q = &mut next[(y / 2) * nw + x / 2];
-                for c in 0..4 {
-                    q[c] += p[c];
-                }
-            }
-        }
-        levels.push((nw, nh, next));
+        let next = pull_level(*lw, *lh, prev);
+        levels.push(next);
     }
     // Push: from the coarsest level down, a level's pixels without full weight take the rest
     // of their colour from the (bilinearly sampled) level above.
@@ -464,18 +454,8 @@ pub fn fill_transparent_rgba8(img: &image::RgbaImage) -> RgbImage {
     }
     while levels.last().is_some_and(|(lw, lh, _)| *lw > 1 || *lh > 1) {
         let (lw, lh, prev) = levels.last().expect("a level");
-        let (nw, nh) = (lw.div_ceil(2), lh.div_ceil(2));
-        let mut next = vec![[0f32; 4]; nw * nh];
-        for y in 0..*lh {
-            for x in 0..*lw {
-                let p = prev[y * lw + x];
-                let q = &mut next[(y / 2) * nw + x / 2];
-                for c in 0..4 {
-                    q[c] += p[c];
-                }
-            }
-        }
-        levels.push((nw, nh, next));
+        let next = pull_level(*lw, *lh, prev);
+        levels.push(next);
     }
     for l in (0..levels.len().saturating_sub(1)).rev() {
         let (cw, ch, coarse) = {
@@ -725,6 +705,23 @@ fn box3(p: &[f32], w: usize, h: usize) -> Vec<f32> {
 pub fn flatten(rgb: [f32; 3], alpha: f32, background: [u8; 3]) -> [f32; 3] {
     let a = alpha.clamp(0.0, 1.0);
     [0, 1, 2].map(|i| rgb[i] * a + f32::from(background[i]) / 255.0 * (1.0 - a))
+}
+
+/// One pull step of a push-pull pyramid: each cell of the half-size level (sides rounded up)
+/// sums the premultiplied colour and weight `[r, g, b, w]` of its 2×2 block of `prev`.
+fn pull_level(lw: usize, lh: usize, prev: &[[f32; 4]]) -> (usize, usize, Vec<[f32; 4]>) {
+    let (nw, nh) = (lw.div_ceil(2), lh.div_ceil(2));
+    let mut next = vec![[0f32; 4]; nw * nh];
+    for y in 0..lh {
+        for x in 0..lw {
+            let p = prev[y * lw + x];
+            let q = &mut next[(y / 2) * nw + x / 2];
+            for c in 0..4 {
+                q[c] += p[c];
+            }
+        }
+    }
+    (nw, nh, next)
 }
 
 #[cfg(test)]
