@@ -23,7 +23,7 @@ fn bench_op(c: &mut Criterion) {
         let mut x = x0.clone();
         b.iter(|| {
             x.copy_from_slice(&x0);
-            savl::modulate::sigmoid_mul(&mut x, &g, &*sig).unwrap();
+            savl::kernels::sigmoid_mul::sigmoid_mul(&mut x, &g, &*sig).unwrap();
         })
     });
     grp.bench_function("unfused", |b| {

@@ -10,7 +10,8 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use savl::winograd::{rewrite_convs, WinogradTile};
+use savl::kernels::winograd::WinogradTile;
+use savl::rewrites::winograd::rewrite_convs;
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::knobs::KnobScope;

@@ -30,32 +30,33 @@
 //! identical to whole-image inference when the halo covers the receptive field.
 #![deny(missing_docs)]
 
+mod builder;
 mod error;
-mod graph_ops;
+#[doc(hidden)]
+pub mod kernels;
 mod model;
 #[doc(hidden)]
-pub mod modulate;
-#[doc(hidden)]
-pub mod pointwise;
+pub mod ops;
 mod precision;
-pub mod strength;
+#[doc(hidden)]
+pub mod rewrites;
 #[doc(hidden)]
 pub mod testing;
 mod tiling;
 mod upscaler;
-#[doc(hidden)]
-pub mod winograd;
 
 pub mod photo;
 pub mod yuv;
 
+pub use builder::{
+    UpscalerBuilder, DEFAULT_FOREIGN_HALO, DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_THREADS,
+    MAX_THREADS,
+};
 pub use error::{Error, Result};
 pub use precision::{CpuCaps, Precision};
+pub use rewrites::strength;
 pub use tiling::{Rect, Tile, TileConfig, TileIter, TilePlan, DEFAULT_TILE, MAX_TILE, MIN_TILE};
-pub use upscaler::{
-    DegradationEstimate, Upscaler, UpscalerBuilder, DEFAULT_FOREIGN_HALO, DEFAULT_MAX_INPUT_PIXELS,
-    DEFAULT_MAX_THREADS, MAX_THREADS,
-};
+pub use upscaler::{DegradationEstimate, Upscaler};
 
 /// Keep freed tensor memory in the process instead of handing it back to the kernel after
 /// every run (glibc only; a no-op elsewhere). tract allocates multi-MB intermediates per conv;

@@ -12,6 +12,7 @@ use tract_onnx::tract_core::knobs::KnobScope;
 use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::error::anyhow_like::boxed;
+use crate::precision::CpuCaps;
 use crate::{Error, Precision};
 use savl_contract::keys;
 
@@ -286,7 +287,7 @@ impl LoadedModel {
             proto
         } else {
             let mut p = proto.clone();
-            crate::strength::apply_strength(&mut p, opts.strength)
+            crate::rewrites::strength::apply_strength(&mut p, opts.strength)
                 .map_err(|e| Error::Unsupported(format!("{}: {e}", label.display())))?;
             rewritten = p;
             &rewritten
@@ -365,21 +366,24 @@ impl LoadedModel {
 
         // Before reading outlet ids: the rewrite renumbers nodes.
         let fused = if opts.fuse_modulation {
-            crate::modulate::fuse_modulation(&mut typed)
+            crate::rewrites::modulation::fuse_modulation(&mut typed)
                 .map_err(|e| model_err(lbl, "fused-modulation rewrite failed", e))?
         } else {
             0
         };
         // f32 models only: the int8 and f16 files keep tract's convs.
         let f32_model = precision == Precision::F32 && input_dt == f32::datum_type();
-        let winograd = if f32_model && crate::winograd::enabled_by_env() {
-            crate::winograd::rewrite_convs(&mut typed, crate::winograd::tile_from_env())
-                .map_err(|e| model_err(lbl, "Winograd conv rewrite failed", e))?
+        let winograd = if f32_model && crate::rewrites::winograd::enabled_by_env() {
+            crate::rewrites::winograd::rewrite_convs(
+                &mut typed,
+                crate::rewrites::winograd::tile_from_env(),
+            )
+            .map_err(|e| model_err(lbl, "Winograd conv rewrite failed", e))?
         } else {
             0
         };
-        let pointwise = if f32_model && crate::pointwise::enabled_by_env() {
-            crate::pointwise::rewrite_pointwise(&mut typed)
+        let pointwise = if f32_model && crate::rewrites::pointwise::enabled_by_env() {
+            crate::rewrites::pointwise::rewrite_pointwise(&mut typed)
                 .map_err(|e| model_err(lbl, "pointwise conv rewrite failed", e))?
         } else {
             0
@@ -600,4 +604,82 @@ pub(crate) fn sibling(path: &Path, precision: Precision) -> Option<PathBuf> {
     };
     let p = path.with_file_name(file);
     (p != path && p.is_file()).then_some(p)
+}
+
+fn unsupported_precision(label: &Path, wanted: Precision, has: &[Precision]) -> Error {
+    let has: Vec<String> = has.iter().map(|p| p.to_string()).collect();
+    Error::Unsupported(format!(
+        "model {} has no {wanted} variant (available: {})",
+        label.display(),
+        has.join(", ")
+    ))
+}
+
+/// Pick and load the model file for `wanted`; returns the model and why its precision was chosen.
+pub(crate) fn load_for(
+    source: &Source,
+    wanted: Precision,
+    caps: &CpuCaps,
+    opts: LoadOptions,
+) -> Result<(LoadedModel, String), Error> {
+    match source {
+        Source::Embedded => {
+            let available = embedded_precisions();
+            if available.is_empty() {
+                return Err(Error::model(
+                    "<embedded>",
+                    "this build embeds no default model (models/savl-lite-x4.onnx was missing \
+                     at build time); give a model path",
+                    None,
+                ));
+            }
+            let (p, why) = match wanted {
+                Precision::Auto => {
+                    let (p, why) = caps.choose(&available);
+                    (p, format!("auto: {why}"))
+                }
+                p if available.contains(&p) => (p, "requested".to_string()),
+                p => {
+                    return Err(unsupported_precision(
+                        Path::new("<embedded>"),
+                        p,
+                        &available,
+                    ))
+                }
+            };
+            Ok((LoadedModel::load(source, p, opts)?, why))
+        }
+        Source::Path(path) => {
+            let proto = read_path(path)?;
+            let fp = precision_of(&proto);
+            if wanted == Precision::Auto || wanted == fp {
+                let why = if wanted == Precision::Auto {
+                    "auto: the model file as given".to_string()
+                } else {
+                    "requested".to_string()
+                };
+                return Ok((LoadedModel::from_proto(&proto, path.clone(), opts)?, why));
+            }
+            if let Some(sib) = sibling(path, wanted) {
+                let proto = read_path(&sib)?;
+                if precision_of(&proto) == wanted {
+                    let why = format!("requested; {} is the {wanted} variant", sib.display());
+                    return Ok((LoadedModel::from_proto(&proto, sib, opts)?, why));
+                }
+            }
+            Err(unsupported_precision(path, wanted, &[fp]))
+        }
+        Source::Bytes(bytes) => {
+            let label = PathBuf::from("<bytes>");
+            let proto = decode(bytes, &label)?;
+            let fp = precision_of(&proto);
+            if wanted != Precision::Auto && wanted != fp {
+                return Err(unsupported_precision(&label, wanted, &[fp]));
+            }
+            Ok((
+                LoadedModel::from_proto(&proto, label, opts)?,
+                "the model given as bytes".into(),
+            ))
+        }
+    }
 }

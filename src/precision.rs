@@ -88,7 +88,7 @@ impl CpuCaps {
         let fp16 = tract_linalg::has_fp16() && set.has(Isa::Aarch64Fp16);
         let fast_f32 = set.has(Isa::X86_64Avx2)
             && set.has(Isa::X86_64Fma)
-            && crate::winograd::enabled_by_env();
+            && crate::rewrites::winograd::enabled_by_env();
         CpuCaps {
             int8_dot,
             fp16,

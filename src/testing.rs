@@ -23,7 +23,7 @@ pub fn raw_sr(model: &[u8], img: &RgbImage, fused: bool) -> Result<Vec<f32>, Err
         .and_then(|m| m.into_decluttered())
         .map_err(Error::runtime)?;
     if fused {
-        crate::modulate::fuse_modulation(&mut typed).map_err(Error::runtime)?;
+        crate::rewrites::modulation::fuse_modulation(&mut typed).map_err(Error::runtime)?;
     }
     let x = planar(img);
     let out = typed

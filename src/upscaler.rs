@@ -1,300 +1,18 @@
-//! The public entry point: [`Upscaler`] and its builder.
+//! The public entry point: [`Upscaler`], a loaded model ready to upscale images.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Mutex;
 
 use image::RgbImage;
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
-use crate::model::{self, LoadOptions, LoadedModel, PlanKind, Source};
+use crate::builder::UpscalerBuilder;
+use crate::model::{self, LoadedModel, PlanKind};
 use crate::precision::CpuCaps;
-use crate::tiling::{Rect, Tile, TileConfig, TilePlan, MAX_TILE, MIN_TILE};
+use crate::tiling::executor::write_sr_crop;
+use crate::tiling::{Rect, TileConfig};
 use crate::{Error, Precision};
-
-/// Halo used for models without `savl.receptive_field` metadata.
-pub const DEFAULT_FOREIGN_HALO: usize = 16;
-/// Largest accepted thread count.
-pub const MAX_THREADS: usize = 256;
-/// The most threads an upscaler uses when none is asked for.
-pub const DEFAULT_MAX_THREADS: usize = 16;
-/// Default cap on input pixels (64 MP).
-pub const DEFAULT_MAX_INPUT_PIXELS: u64 = 64 * 1024 * 1024;
-
-/// Builds an [`Upscaler`]; every setting is validated once, in [`UpscalerBuilder::build`].
-#[derive(Debug, Clone)]
-pub struct UpscalerBuilder {
-    source: Source,
-    precision: Precision,
-    tiles: TileConfig,
-    threads: Option<usize>,
-    fuse_modulation: bool,
-    direct_spatial: bool,
-    max_input_pixels: u64,
-    strength: f32,
-}
-
-impl Default for UpscalerBuilder {
-    fn default() -> Self {
-        UpscalerBuilder {
-            source: Source::Embedded,
-            precision: Precision::Auto,
-            tiles: TileConfig::default(),
-            threads: None,
-            fuse_modulation: true,
-            direct_spatial: false,
-            max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
-            strength: 1.0,
-        }
-    }
-}
-
-impl UpscalerBuilder {
-    /// Use the model file at `path` (memory-mapped). With [`Precision::Auto`] the file is used as
-    /// is; an explicit precision the file lacks is looked for in `NAME.int8.onnx` /
-    /// `NAME.f16.onnx` / `NAME.onnx` beside it, else it is an [`Error::Unsupported`].
-    pub fn model_path(mut self, path: impl AsRef<Path>) -> Self {
-        self.source = Source::Path(path.as_ref().to_path_buf());
-        self
-    }
-
-    /// Use an ONNX model held in memory.
-    pub fn model_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.source = Source::Bytes(Arc::from(bytes.into()));
-        self
-    }
-
-    /// Use the default model embedded in the binary (the default).
-    pub fn embedded_model(mut self) -> Self {
-        self.source = Source::Embedded;
-        self
-    }
-
-    /// Numeric precision (default [`Precision::Auto`]).
-    pub fn precision(mut self, precision: Precision) -> Self {
-        self.precision = precision;
-        self
-    }
-
-    /// Tile side in LR pixels, halo included ([`MIN_TILE`]..=[`MAX_TILE`]; default
-    /// [`DEFAULT_TILE`](crate::DEFAULT_TILE)).
-    pub fn tile(mut self, tile: usize) -> Self {
-        self.tiles.tile = tile;
-        self
-    }
-
-    /// Tile overlap per side in LR pixels (default: the model's `savl.receptive_field`, or 16).
-    /// Must be < tile/2; smaller than the receptive field makes tile seams visible.
-    pub fn halo(mut self, halo: usize) -> Self {
-        self.tiles.halo = Some(halo);
-        self
-    }
-
-    /// Both tiling settings at once.
-    pub fn tiles(mut self, tiles: TileConfig) -> Self {
-        self.tiles = tiles;
-        self
-    }
-
-    /// Worker threads (1..=[`MAX_THREADS`]; default: the number of CPUs, at most
-    /// [`DEFAULT_MAX_THREADS`]).
-    pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = Some(threads);
-        self
-    }
-
-    /// Largest accepted input, in pixels (default 64 MP). Larger images are an
-    /// [`Error::Limits`].
-    pub fn max_input_pixels(mut self, pixels: u64) -> Self {
-        self.max_input_pixels = pixels;
-        self
-    }
-
-    /// Denoising strength in `0..=4` (default 1, the model as trained): how much of the
-    /// estimated degradation code the SR net is told about ([`crate::strength`]); the output
-    /// moves monotonically with it. Needs a savl model with `savl.clean_code` metadata; other
-    /// models are an [`Error::Unsupported`] for any value but 1.
-    pub fn strength(mut self, strength: f32) -> Self {
-        self.strength = strength;
-        self
-    }
-
-    /// Fuse `x · sigmoid(g)` modulation blocks into one pass (default on). For tests and benches.
-    #[doc(hidden)]
-    pub fn fused_modulation(mut self, on: bool) -> Self {
-        self.fuse_modulation = on;
-        self
-    }
-
-    /// Let tract pick its DirectSpatialConv path (default off: slower than im2col on x86,
-    /// `docs/PERF.md`).
-    #[doc(hidden)]
-    pub fn direct_spatial(mut self, on: bool) -> Self {
-        self.direct_spatial = on;
-        self
-    }
-
-    /// Load the model, resolve the precision, validate the settings.
-    pub fn build(self) -> Result<Upscaler, Error> {
-        // tract can panic on a malformed graph; that is the model's error, not a crash.
-        let label = match &self.source {
-            Source::Path(p) => p.clone(),
-            Source::Bytes(_) => PathBuf::from("<bytes>"),
-            Source::Embedded => PathBuf::from("<embedded>"),
-        };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.build_inner()))
-            .unwrap_or_else(|payload| {
-                let what = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".into());
-                Err(Error::model(
-                    label,
-                    format!("the engine failed on this model (an engine bug: {what})"),
-                    None,
-                ))
-            })
-    }
-
-    fn build_inner(self) -> Result<Upscaler, Error> {
-        let threads = match self.threads {
-            Some(t) if (1..=MAX_THREADS).contains(&t) => t,
-            Some(t) => return Err(Error::config("threads", t, format!("in 1..={MAX_THREADS}"))),
-            None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .min(DEFAULT_MAX_THREADS),
-        };
-        if !(MIN_TILE..=MAX_TILE).contains(&self.tiles.tile) {
-            return Err(Error::config(
-                "tile",
-                self.tiles.tile,
-                format!("in {MIN_TILE}..={MAX_TILE}"),
-            ));
-        }
-        if self.max_input_pixels == 0 {
-            return Err(Error::config("max_input_pixels", 0, "at least 1"));
-        }
-        if !(0.0..=crate::strength::MAX_STRENGTH).contains(&self.strength) {
-            return Err(Error::config(
-                "strength",
-                self.strength,
-                format!("in 0..={}", crate::strength::MAX_STRENGTH),
-            ));
-        }
-        let caps = CpuCaps::detect();
-        let opts = LoadOptions {
-            fuse_modulation: self.fuse_modulation,
-            strength: self.strength,
-        };
-        let (model, why) = load_for(&self.source, self.precision, &caps, opts)?;
-
-        let (halo, halo_src) = match (self.tiles.halo, model.meta.receptive_field) {
-            (Some(h), _) => (h, "set by caller"),
-            (None, Some(rf)) => (rf, "model savl.receptive_field"),
-            (None, None) => (
-                DEFAULT_FOREIGN_HALO,
-                "default for models without savl metadata",
-            ),
-        };
-        self.tiles.validate(halo)?;
-
-        let executor = (threads > 1).then(|| Executor::multithread_with_name(threads, "savl"));
-        Ok(Upscaler {
-            precision: model.precision,
-            model,
-            why,
-            caps,
-            tiles: self.tiles,
-            halo,
-            halo_src,
-            threads,
-            executor,
-            disable_direct_spatial: !self.direct_spatial,
-            max_input_pixels: self.max_input_pixels,
-        })
-    }
-}
-
-fn unsupported_precision(label: &Path, wanted: Precision, has: &[Precision]) -> Error {
-    let has: Vec<String> = has.iter().map(|p| p.to_string()).collect();
-    Error::Unsupported(format!(
-        "model {} has no {wanted} variant (available: {})",
-        label.display(),
-        has.join(", ")
-    ))
-}
-
-/// Pick and load the model file for `wanted`; returns the model and why its precision was chosen.
-fn load_for(
-    source: &Source,
-    wanted: Precision,
-    caps: &CpuCaps,
-    opts: LoadOptions,
-) -> Result<(LoadedModel, String), Error> {
-    match source {
-        Source::Embedded => {
-            let available = model::embedded_precisions();
-            if available.is_empty() {
-                return Err(Error::model(
-                    "<embedded>",
-                    "this build embeds no default model (models/savl-lite-x4.onnx was missing \
-                     at build time); give a model path",
-                    None,
-                ));
-            }
-            let (p, why) = match wanted {
-                Precision::Auto => {
-                    let (p, why) = caps.choose(&available);
-                    (p, format!("auto: {why}"))
-                }
-                p if available.contains(&p) => (p, "requested".to_string()),
-                p => {
-                    return Err(unsupported_precision(
-                        Path::new("<embedded>"),
-                        p,
-                        &available,
-                    ))
-                }
-            };
-            Ok((LoadedModel::load(source, p, opts)?, why))
-        }
-        Source::Path(path) => {
-            let proto = model::read_path(path)?;
-            let fp = model::precision_of(&proto);
-            if wanted == Precision::Auto || wanted == fp {
-                let why = if wanted == Precision::Auto {
-                    "auto: the model file as given".to_string()
-                } else {
-                    "requested".to_string()
-                };
-                return Ok((LoadedModel::from_proto(&proto, path.clone(), opts)?, why));
-            }
-            if let Some(sib) = model::sibling(path, wanted) {
-                let proto = model::read_path(&sib)?;
-                if model::precision_of(&proto) == wanted {
-                    let why = format!("requested; {} is the {wanted} variant", sib.display());
-                    return Ok((LoadedModel::from_proto(&proto, sib, opts)?, why));
-                }
-            }
-            Err(unsupported_precision(path, wanted, &[fp]))
-        }
-        Source::Bytes(bytes) => {
-            let label = PathBuf::from("<bytes>");
-            let proto = model::decode(bytes, &label)?;
-            let fp = model::precision_of(&proto);
-            if wanted != Precision::Auto && wanted != fp {
-                return Err(unsupported_precision(&label, wanted, &[fp]));
-            }
-            Ok((
-                LoadedModel::from_proto(&proto, label, opts)?,
-                "the model given as bytes".into(),
-            ))
-        }
-    }
-}
 
 /// Degradation maps at LR resolution, from the model's `mu` and `severity` outputs.
 #[derive(Debug, Clone, PartialEq)]
@@ -315,17 +33,17 @@ pub struct DegradationEstimate {
 /// A loaded model with its plans, ready to upscale images. `Send + Sync`; plans are cached per
 /// tile shape.
 pub struct Upscaler {
-    model: LoadedModel,
-    precision: Precision,
-    why: String,
-    caps: CpuCaps,
-    tiles: TileConfig,
-    halo: usize,
-    halo_src: &'static str,
-    threads: usize,
-    executor: Option<Executor>,
-    disable_direct_spatial: bool,
-    max_input_pixels: u64,
+    pub(crate) model: LoadedModel,
+    pub(crate) precision: Precision,
+    pub(crate) why: String,
+    pub(crate) caps: CpuCaps,
+    pub(crate) tiles: TileConfig,
+    pub(crate) halo: usize,
+    pub(crate) halo_src: &'static str,
+    pub(crate) threads: usize,
+    pub(crate) executor: Option<Executor>,
+    pub(crate) disable_direct_spatial: bool,
+    pub(crate) max_input_pixels: u64,
 }
 
 impl std::fmt::Debug for Upscaler {
@@ -338,15 +56,6 @@ impl std::fmt::Debug for Upscaler {
             .field("threads", &self.threads)
             .finish()
     }
-}
-
-/// How the threads are used for one image.
-#[derive(Debug, Clone, Copy)]
-struct Workers {
-    /// Tiles run concurrently, each by its own state over a shared single-thread plan.
-    tile_workers: usize,
-    /// Whether each plan runs its matmuls on the multithread executor.
-    intra_op: bool,
 }
 
 impl Upscaler {
@@ -476,20 +185,6 @@ impl Upscaler {
             ));
         }
         Ok((w, h))
-    }
-
-    fn workers(&self, plan: &TilePlan) -> Workers {
-        if self.threads > 1 && plan.cols() >= 2 {
-            Workers {
-                tile_workers: self.threads.min(plan.cols()),
-                intra_op: false,
-            }
-        } else {
-            Workers {
-                tile_workers: 1,
-                intra_op: self.threads > 1,
-            }
-        }
     }
 
     /// Upscale a whole image in memory.
@@ -712,166 +407,4 @@ impl Upscaler {
             severity,
         })
     }
-
-    /// Run every tile of band `b`, spreading them over the states, and call `done` per tile.
-    /// What every tiled run of a `w × h` input needs: the tile geometry, the optimised plan for
-    /// its tile shape (cached) and one tract state per tile worker.
-    fn tiled_run(
-        &self,
-        w: usize,
-        h: usize,
-        scale: usize,
-        kind: PlanKind,
-    ) -> Result<(TilePlan, Arc<TypedSimplePlan>, Vec<TypedSimpleState>), Error> {
-        let plan = TilePlan::new(w, h, scale, self.tiles, self.halo)?;
-        let workers = self.workers(&plan);
-        let (th, tw) = plan.tile_shape();
-        let exec = if workers.intra_op {
-            self.executor.as_ref()
-        } else {
-            None
-        };
-        let tplan = self
-            .model
-            .plan(th, tw, kind, exec, self.disable_direct_spatial)?;
-        let states = (0..workers.tile_workers)
-            .map(|_| TypedSimpleState::new(&tplan).map_err(Error::runtime))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((plan, tplan, states))
-    }
-
-    fn run_band<D>(
-        &self,
-        plan: &TilePlan,
-        b: usize,
-        img: &RgbImage,
-        states: &mut [TypedSimpleState],
-        done: D,
-    ) -> Result<(), Error>
-    where
-        D: Fn(&Tile, TVec<TValue>) -> Result<(), Error> + Sync,
-    {
-        let next = AtomicUsize::new(0);
-        let cols = plan.cols();
-        let work = |state: &mut TypedSimpleState| -> Result<(), Error> {
-            loop {
-                let c = next.fetch_add(1, Ordering::Relaxed);
-                if c >= cols {
-                    return Ok(());
-                }
-                let tile = plan
-                    .tile(b, c)
-                    .ok_or_else(|| Error::runtime("tile out of range"))?;
-                let input = self.tile_input(img, tile.src)?;
-                let outs = state.run(tvec!(input)).map_err(Error::runtime)?;
-                if let Err(e) = done(&tile, outs) {
-                    next.store(cols, Ordering::Relaxed);
-                    return Err(e);
-                }
-            }
-        };
-        match states {
-            [] => Err(Error::runtime("no worker state")),
-            [only] => work(only),
-            [first, rest @ ..] => std::thread::scope(|scope| {
-                let handles: Vec<_> = rest.iter_mut().map(|st| scope.spawn(|| work(st))).collect();
-                let mut result = work(first);
-                for h in handles {
-                    let r = h
-                        .join()
-                        .unwrap_or_else(|_| Err(Error::runtime("worker panicked")));
-                    if result.is_ok() {
-                        result = r;
-                    }
-                }
-                result
-            }),
-        }
-    }
-
-    /// The LR region `src` as a `[1, 3, h, w]` tensor in [0, 1].
-    fn tile_input(&self, img: &RgbImage, src: Rect) -> Result<TValue, Error> {
-        let (w, h) = (src.w, src.h);
-        let mut data = vec![0f32; 3 * w * h];
-        let iw = img.width() as usize;
-        let raw = img.as_raw();
-        let (r, rest) = data.split_at_mut(w * h);
-        let (g, bl) = rest.split_at_mut(w * h);
-        for y in 0..h {
-            let row = &raw[((src.y + y) * iw + src.x) * 3..((src.y + y) * iw + src.x + w) * 3];
-            let o = y * w;
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                r[o + x] = px[0] as f32 * (1.0 / 255.0);
-                g[o + x] = px[1] as f32 * (1.0 / 255.0);
-                bl[o + x] = px[2] as f32 * (1.0 / 255.0);
-            }
-        }
-        let t = tract_ndarray::Array4::from_shape_vec((1, 3, h, w), data)
-            .map_err(Error::runtime)?
-            .into_tensor();
-        let t = if self.model.input_dt == f16::datum_type() {
-            t.cast_to::<f16>().map_err(Error::runtime)?.into_owned()
-        } else {
-            t
-        };
-        Ok(t.into_tvalue())
-    }
-}
-
-/// Quantise the kept part of one SR tile output into the band buffer.
-fn write_sr_crop(
-    tile: &Tile,
-    outs: TVec<TValue>,
-    band_y0: usize,
-    out_w: usize,
-    band: &Mutex<&mut [u8]>,
-) -> Result<(), Error> {
-    let out = outs
-        .first()
-        .ok_or_else(|| Error::runtime("model produced no output"))?;
-    let out = out.cast_to::<f32>().map_err(Error::runtime)?;
-    let view = out.try_as_plain_ram().map_err(Error::runtime)?;
-    let shape = view.shape().to_vec();
-    let data = view.as_slice::<f32>().map_err(Error::runtime)?;
-    let (c, d) = (tile.crop, tile.dst);
-    if shape.len() != 4 || shape[1] != 3 || shape[2] < c.bottom() || shape[3] < c.right() {
-        return Err(Error::runtime(format!("unexpected output shape {shape:?}")));
-    }
-    let (oh, ow) = (shape[2], shape[3]);
-    let plane = oh * ow;
-    let mut rows = vec![0u8; c.w * c.h * 3];
-    for y in 0..c.h {
-        let src = (c.y + y) * ow + c.x;
-        let r = &data[src..src + c.w];
-        let g = &data[plane + src..plane + src + c.w];
-        let b = &data[2 * plane + src..2 * plane + src + c.w];
-        if !r.iter().chain(g).chain(b).all(|v| v.is_finite()) {
-            return Err(Error::Runtime(format!(
-                "the model produced NaN or infinite values (output rows {}–{}, columns {}–{})",
-                d.y,
-                d.y + c.h,
-                d.x,
-                d.x + c.w
-            )));
-        }
-        let dst = &mut rows[y * c.w * 3..(y + 1) * c.w * 3];
-        for (x, px) in dst.chunks_exact_mut(3).enumerate() {
-            px[0] = quantize(r[x]);
-            px[1] = quantize(g[x]);
-            px[2] = quantize(b[x]);
-        }
-    }
-    let mut band = band.lock().map_err(Error::runtime)?;
-    for y in 0..c.h {
-        let off = ((d.y - band_y0 + y) * out_w + d.x) * 3;
-        band[off..off + c.w * 3].copy_from_slice(&rows[y * c.w * 3..(y + 1) * c.w * 3]);
-    }
-    Ok(())
-}
-
-/// [0, 1] float to u8 with rounding; out-of-range values clamp (non-finite values are refused
-/// before this).
-#[inline]
-fn quantize(v: f32) -> u8 {
-    (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
 }

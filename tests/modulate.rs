@@ -28,7 +28,7 @@ fn rewrite_finds_every_gate() {
             .unwrap()
             .into_decluttered()
             .unwrap();
-        let n = savl::modulate::fuse_modulation(&mut typed).unwrap();
+        let n = savl::rewrites::modulation::fuse_modulation(&mut typed).unwrap();
         assert_eq!(n, body / 2, "body {body}");
         let names: Vec<String> = typed
             .nodes()

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use savl::pointwise::{pointwise, rewrite_pointwise};
+use savl::kernels::pointwise::pointwise;
+use savl::rewrites::pointwise::rewrite_pointwise;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
@@ -78,8 +79,9 @@ fn loaded(path: &std::path::Path) -> TypedModel {
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
         .expect("model loads");
-    savl::modulate::fuse_modulation(&mut m).expect("fuse");
-    savl::winograd::rewrite_convs(&mut m, savl::winograd::WinogradTile::F4).expect("winograd");
+    savl::rewrites::modulation::fuse_modulation(&mut m).expect("fuse");
+    savl::rewrites::winograd::rewrite_convs(&mut m, savl::kernels::winograd::WinogradTile::F4)
+        .expect("winograd");
     m
 }
 
@@ -104,7 +106,7 @@ fn rewritten_lite_model_matches_tract() {
     let gates = pw
         .nodes
         .iter()
-        .filter_map(|n| n.op_as::<savl::pointwise::PointwiseConv>())
+        .filter_map(|n| n.op_as::<savl::ops::PointwiseConv>())
         .filter(|op| op.cs == [16, 1] && op.k == 48)
         .count();
     assert_eq!(gates, 5, "gate convs rewritten");

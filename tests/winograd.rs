@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use savl::kernels::winograd::{conv3x3, WinogradTile, WinogradWeights};
+use savl::rewrites::winograd::rewrite_convs;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
-use savl::winograd::{conv3x3, rewrite_convs, WinogradTile, WinogradWeights};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 

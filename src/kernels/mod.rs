@@ -1,32 +1,19 @@
-//! What savl's own tract ops share: the load-time rewrite loop that inserts them
-//! ([`rewrite_until_done`]), and the way their kernels run blocks of work on tract's thread pool
-//! ([`for_each_block`], [`OutPtr`]). The ops are in `modulate`, `winograd` and `pointwise`.
+//! Kernels over plain slices: what savl computes faster than tract's generic ops. No tract
+//! graph types here (only tract's thread pool, [`Executor`], to run blocks on); the tract ops
+//! that call them are in [`crate::ops`], the load-time rewrites that insert those ops in
+//! [`crate::rewrites`].
+//!
+//! - [`winograd`]: 3×3 / stride 1 / pad 1 convolution by Winograd F(2×2) or F(4×4).
+//! - [`pointwise`]: 1×1 convolution over concatenated inputs.
+//! - [`sigmoid_mul`]: the gate `x · sigmoid(g)` in one pass.
+//! - blocks of work on the pool: `for_each_block` and `OutPtr` (crate-private).
 
 use tract_linalg::multithread::Executor;
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
 
-/// Applies the patch `one` finds until it finds none; returns how many were applied. After the
-/// first, the model is decluttered once more, which drops the nodes the patches left unused.
-/// `what` names the rewrite in the error when it does not converge.
-pub(crate) fn rewrite_until_done(
-    model: &mut TypedModel,
-    what: &str,
-    mut one: impl FnMut(&TypedModel) -> TractResult<Option<TypedModelPatch>>,
-) -> TractResult<usize> {
-    let mut n = 0;
-    while let Some(patch) = one(model)? {
-        patch.apply(model)?;
-        n += 1;
-        ensure!(n < 10_000, "{what} rewrite does not converge");
-    }
-    if n > 0 {
-        *model = std::mem::take(model).into_decluttered()?;
-    }
-    Ok(n)
-}
+pub mod pointwise;
+pub mod sigmoid_mul;
+pub mod winograd;
 
-/// The output buffer of a kernel whose blocks write disjoint parts of it from several threads.
 #[derive(Clone, Copy)]
 pub(crate) struct OutPtr(pub(crate) *mut f32);
 // SAFETY: every kernel that shares an `OutPtr` has its blocks write disjoint element ranges (see

@@ -1,4 +1,5 @@
-//! Tile geometry: pure numbers, no tensors.
+//! Tiling: the geometry here (pure numbers, no tensors) and the [`executor`] that runs a plan
+//! of tiles through a model.
 //!
 //! The image is cut into tiles of at most `tile × tile` LR pixels that overlap by `halo` pixels
 //! on every side that is not an image border. Tiles never hang over the image: a tile at the
@@ -7,6 +8,8 @@
 //! zero-pads at the tile border exactly as it does at the image border, and every kept output
 //! pixel is at least `halo ≥ receptive field` away from any other tile border, tiled output
 //! equals whole-image output.
+
+pub(crate) mod executor;
 
 use crate::Error;
 

@@ -1,0 +1,11 @@
+//! savl's own typed tract ops, each a thin wrapper that checks shapes and calls a kernel of
+//! [`crate::kernels`] on tract's current executor. They are inserted by [`crate::rewrites`] at
+//! model load and never appear in an ONNX file.
+
+mod pointwise_conv;
+mod sigmoid_mul;
+mod winograd_conv;
+
+pub use pointwise_conv::PointwiseConv;
+pub use sigmoid_mul::SigmoidMul;
+pub use winograd_conv::WinogradConv;
