@@ -20,6 +20,9 @@ pub const MAX_THREADS: usize = 256;
 pub const DEFAULT_MAX_THREADS: usize = 16;
 /// Default cap on input pixels (64 MP).
 pub const DEFAULT_MAX_INPUT_PIXELS: u64 = 64 * 1024 * 1024;
+/// Default memory budget for the tiles' working set and one band of output rows, in bytes
+/// ([`UpscalerBuilder::max_memory`]).
+pub const DEFAULT_MAX_MEMORY: u64 = 200_000_000;
 
 /// Builds an [`Upscaler`]; every setting is validated once, in [`UpscalerBuilder::build`].
 #[derive(Debug, Clone)]
@@ -27,6 +30,8 @@ pub struct UpscalerBuilder {
     source: Source,
     precision: Precision,
     tiles: TileConfig,
+    tile_auto: bool,
+    max_memory: u64,
     threads: Option<usize>,
     fuse_modulation: bool,
     direct_spatial: bool,
@@ -40,6 +45,8 @@ impl Default for UpscalerBuilder {
             source: Source::Embedded,
             precision: Precision::Auto,
             tiles: TileConfig::default(),
+            tile_auto: true,
+            max_memory: DEFAULT_MAX_MEMORY,
             threads: None,
             fuse_modulation: true,
             direct_spatial: false,
@@ -76,10 +83,22 @@ impl UpscalerBuilder {
         self
     }
 
-    /// Tile side in LR pixels, halo included ([`MIN_TILE`]..=[`MAX_TILE`]; default
-    /// [`DEFAULT_TILE`](crate::DEFAULT_TILE)).
+    /// A fixed tile side in LR pixels, halo included ([`MIN_TILE`]..=[`MAX_TILE`]). Without it
+    /// the side is chosen per image from [`UpscalerBuilder::max_memory`]
+    /// ([`Upscaler::tile_for`]).
     pub fn tile(mut self, tile: usize) -> Self {
         self.tiles.tile = tile;
+        self.tile_auto = false;
+        self
+    }
+
+    /// Memory budget in bytes for what a run holds besides the model and the caller's images:
+    /// the tiles' working sets (one per concurrent tile worker, estimated from the graph) and
+    /// one band of output rows. Default [`DEFAULT_MAX_MEMORY`]. Without a fixed
+    /// [`UpscalerBuilder::tile`], each image gets the largest tile (the fewest tiles, one when
+    /// the image fits) within it; with a fixed tile it is not used.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
         self
     }
 
@@ -90,9 +109,10 @@ impl UpscalerBuilder {
         self
     }
 
-    /// Both tiling settings at once.
+    /// Both tiling settings at once (a fixed tile side, as [`UpscalerBuilder::tile`]).
     pub fn tiles(mut self, tiles: TileConfig) -> Self {
         self.tiles = tiles;
+        self.tile_auto = false;
         self
     }
 
@@ -173,6 +193,9 @@ impl UpscalerBuilder {
                 format!("in {MIN_TILE}..={MAX_TILE}"),
             ));
         }
+        if self.max_memory == 0 {
+            return Err(Error::config("max_memory", 0, "at least 1 byte"));
+        }
         if self.max_input_pixels == 0 {
             return Err(Error::config("max_input_pixels", 0, "at least 1"));
         }
@@ -207,6 +230,9 @@ impl UpscalerBuilder {
             why,
             caps,
             tiles: self.tiles,
+            tile_auto: self.tile_auto,
+            max_memory: self.max_memory,
+            tile_cache: Default::default(),
             halo,
             halo_src,
             threads,

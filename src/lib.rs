@@ -49,13 +49,16 @@ pub mod photo;
 pub mod yuv;
 
 pub use builder::{
-    UpscalerBuilder, DEFAULT_FOREIGN_HALO, DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_THREADS,
-    MAX_THREADS,
+    UpscalerBuilder, DEFAULT_FOREIGN_HALO, DEFAULT_MAX_INPUT_PIXELS, DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_THREADS, MAX_THREADS,
 };
 pub use error::{Error, Result};
 pub use precision::{CpuCaps, Precision};
 pub use rewrites::strength;
-pub use tiling::{Rect, Tile, TileConfig, TileIter, TilePlan, DEFAULT_TILE, MAX_TILE, MIN_TILE};
+pub use tiling::{
+    tile_for_budget, tile_workers, Rect, Tile, TileConfig, TileIter, TilePlan, DEFAULT_TILE,
+    MAX_TILE, MIN_TILE,
+};
 pub use upscaler::{DegradationEstimate, Upscaler};
 
 /// Keep freed tensor memory in the process instead of handing it back to the kernel after

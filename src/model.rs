@@ -580,6 +580,55 @@ impl LoadedModel {
             .map_err(|e| model_err(lbl, format!("cannot build a plan for a {w}×{h} tile"), e))
     }
 
+    /// Peak bytes of activations one run of an `h × w` tile holds at once: the graph walked in
+    /// evaluation order, each tensor alive from the node that makes it to its last consumer
+    /// (model outputs to the end), constants left out (they are shared by every tile). An
+    /// estimate of the plan's working set from the decluttered graph; tract's optimised plan
+    /// fuses some of these tensors away.
+    pub(crate) fn activation_bytes(&self, h: usize, w: usize) -> Result<u64, Error> {
+        let model = &self.typed;
+        let values = SymbolValues::default()
+            .with(&self.h_sym, h as i64)
+            .with(&self.w_sym, w as i64);
+        let order = model.eval_order().map_err(Error::runtime)?;
+        let pos: HashMap<usize, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let outputs = model.output_outlets().map_err(Error::runtime)?;
+        let mut frees: Vec<u64> = vec![0; order.len() + 1];
+        let mut live = 0u64;
+        let mut peak = 0u64;
+        for (i, &id) in order.iter().enumerate() {
+            let node = model.node(id);
+            for (slot, out) in node.outputs.iter().enumerate() {
+                if out.fact.konst.is_some() {
+                    continue;
+                }
+                let elems = out
+                    .fact
+                    .shape
+                    .iter()
+                    .map(|d| d.eval(&values).to_i64().map(|v| v.max(0) as u64))
+                    .try_fold(1u64, |acc, d| d.map(|d| acc.saturating_mul(d)))
+                    .map_err(Error::runtime)?;
+                let bytes = elems.saturating_mul(out.fact.datum_type.size_of() as u64);
+                live = live.saturating_add(bytes);
+                let outlet = OutletId::new(id, slot);
+                let last = if outputs.contains(&outlet) {
+                    order.len()
+                } else {
+                    out.successors
+                        .iter()
+                        .filter_map(|s| pos.get(&s.node).copied())
+                        .max()
+                        .unwrap_or(i)
+                };
+                frees[last] = frees[last].saturating_add(bytes);
+            }
+            peak = peak.max(live);
+            live = live.saturating_sub(frees[i]);
+        }
+        Ok(peak)
+    }
+
     pub(crate) fn no_estimate(&self) -> Error {
         Error::Unsupported(format!(
             "model {} has no degradation outputs (`mu`, `severity`)",

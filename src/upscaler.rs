@@ -1,5 +1,6 @@
 //! The public entry point: [`Upscaler`], a loaded model ready to upscale images.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -11,7 +12,7 @@ use crate::builder::UpscalerBuilder;
 use crate::model::{self, LoadedModel, PlanKind};
 use crate::precision::CpuCaps;
 use crate::tiling::executor::write_sr_crop;
-use crate::tiling::{Rect, TileConfig};
+use crate::tiling::{tile_for_budget, Rect, TileConfig};
 use crate::{Error, Precision};
 
 /// Degradation maps at LR resolution, from the model's `mu` and `severity` outputs.
@@ -30,6 +31,16 @@ pub struct DegradationEstimate {
     pub severity: Vec<f32>,
 }
 
+/// What a tile's run holds, as a multiple of the graph's activation estimate
+/// ([`Upscaler::tile_working_set`]): tract's per-op scratch, packed inputs and the allocator's
+/// slack come on top of the tensors themselves.
+const WORKING_SET_FACTOR: (u64, u64) = (3, 2);
+
+/// `bytes` × [`WORKING_SET_FACTOR`], saturating.
+fn working_set(bytes: u64) -> u64 {
+    bytes.saturating_mul(WORKING_SET_FACTOR.0) / WORKING_SET_FACTOR.1
+}
+
 /// A loaded model with its plans, ready to upscale images. `Send + Sync`; plans are cached per
 /// tile shape.
 pub struct Upscaler {
@@ -38,6 +49,11 @@ pub struct Upscaler {
     pub(crate) why: String,
     pub(crate) caps: CpuCaps,
     pub(crate) tiles: TileConfig,
+    /// The tile side is chosen per image from `max_memory` (no fixed tile was set).
+    pub(crate) tile_auto: bool,
+    pub(crate) max_memory: u64,
+    /// Chosen tile sides per input size (`tile_auto` only).
+    pub(crate) tile_cache: Mutex<HashMap<(usize, usize), usize>>,
     pub(crate) halo: usize,
     pub(crate) halo_src: &'static str,
     pub(crate) threads: usize,
@@ -51,7 +67,7 @@ impl std::fmt::Debug for Upscaler {
         f.debug_struct("Upscaler")
             .field("model", &self.model.label)
             .field("precision", &self.precision)
-            .field("tile", &self.tiles.tile)
+            .field("tile", &self.tile())
             .field("halo", &self.halo)
             .field("threads", &self.threads)
             .finish()
@@ -80,7 +96,8 @@ impl Upscaler {
     /// depends on the tile size and threads only.
     pub fn band_bytes(&self, width: u32, height: u32) -> u64 {
         let s = self.model.scale as u64;
-        let rows = (self.tiles.tile as u64).min(u64::from(height)) * s;
+        let tile = self.tile_for(width as usize, height as usize);
+        let rows = (tile as u64).min(u64::from(height)) * s;
         rows.saturating_mul(u64::from(width) * s * 3)
     }
 
@@ -96,8 +113,52 @@ impl Upscaler {
     }
 
     /// Tile side in LR pixels.
-    pub fn tile(&self) -> usize {
-        self.tiles.tile
+    pub fn tile(&self) -> Option<usize> {
+        (!self.tile_auto).then_some(self.tiles.tile)
+    }
+
+    /// The memory budget the tile side is chosen under ([`UpscalerBuilder::max_memory`]).
+    pub fn max_memory(&self) -> u64 {
+        self.max_memory
+    }
+
+    /// The tile side used for a `width × height` input: the fixed one, or the largest whose
+    /// working set (times the concurrent tile workers) plus one band of output rows fits
+    /// [`Upscaler::max_memory`] ([`crate::tile_for_budget`]).
+    pub fn tile_for(&self, width: usize, height: usize) -> usize {
+        if !self.tile_auto {
+            return self.tiles.tile;
+        }
+        let key = (width, height);
+        if let Some(&t) = self
+            .tile_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).copied())
+            .as_ref()
+        {
+            return t;
+        }
+        let t = tile_for_budget(
+            width,
+            height,
+            self.model.scale,
+            self.halo,
+            self.threads,
+            self.max_memory,
+            |th, tw| {
+                self.model
+                    .activation_bytes(th, tw)
+                    .map_or(u64::MAX, working_set)
+            },
+        );
+        if let Ok(mut c) = self.tile_cache.lock() {
+            if c.len() >= 64 {
+                c.clear();
+            }
+            c.insert(key, t);
+        }
+        t
     }
 
     /// Tile overlap per side in LR pixels.
@@ -140,9 +201,19 @@ impl Upscaler {
             if self.caps.fp16 { "yes" } else { "no" },
             if self.caps.fast_f32 { "yes" } else { "no" },
         ));
+        let tiles = match self.tile() {
+            Some(t) => format!("{t}×{t} LR px (fixed)"),
+            None => format!(
+                "per image, the largest within {:.0} MB of working set and output band \
+                 (estimated {:.1} MB per 256×256 tile)",
+                self.max_memory as f64 / 1e6,
+                self.tile_working_set(256, 256)
+                    .map_or(f64::NAN, |b| working_set(b) as f64 / 1e6)
+            ),
+        };
         s.push_str(&format!(
-            "tiles: {}×{} LR px, halo {} ({})\n",
-            self.tiles.tile, self.tiles.tile, self.halo, self.halo_src
+            "tiles: {tiles}, halo {} ({})\n",
+            self.halo, self.halo_src
         ));
         s.push_str(&format!(
             "threads: {} (tiles in parallel when a band has ≥ 2 tiles, else multithreaded matmuls)\n",
@@ -250,6 +321,12 @@ impl Upscaler {
             sink((r0 * s) as u32, &band)?;
         }
         Ok(())
+    }
+
+    /// Estimated peak bytes of the activations one `h × w` LR tile holds while it runs (see
+    /// [`UpscalerBuilder::max_memory`]); each concurrent tile worker holds its own.
+    pub fn tile_working_set(&self, h: usize, w: usize) -> Result<u64, Error> {
+        self.model.activation_bytes(h, w)
     }
 
     /// Per-op time of one `h × w` tile (SR plan), one line per op kind, slowest first.

@@ -127,3 +127,73 @@ fn non_rgb_peer_is_a_model_error() {
         "{msg}"
     );
 }
+
+/// The working-set estimate: at least the tile's ×4 output, and exactly proportional to the tile
+/// area (every activation of a fully convolutional net is).
+#[test]
+fn working_set_estimate_grows_with_the_tile_area() {
+    let m = TestModel::default();
+    let up = Upscaler::builder()
+        .model_bytes(m.onnx_bytes())
+        .threads(1)
+        .build()
+        .unwrap();
+    let a = up.tile_working_set(32, 32).unwrap();
+    let b = up.tile_working_set(64, 64).unwrap();
+    let c = up.tile_working_set(64, 128).unwrap();
+    // At least the ×4 output of the tile (3 channels, f32) is alive at the end.
+    assert!(a >= 3 * 128 * 128 * 4, "{a}");
+    // Every activation is proportional to the tile area: 4× the pixels, 4× the bytes.
+    assert_eq!(b, 4 * a, "{a} {b}");
+    assert_eq!(c, 2 * b, "{b} {c}");
+}
+
+#[test]
+fn auto_tile_fits_the_budget_and_stays_seamless() {
+    let m = TestModel {
+        channels: 8,
+        body: 6,
+        ..Default::default()
+    };
+    let bytes = m.onnx_bytes();
+    let (w, h) = (150, 90);
+    let img = test_image(w as u32, h as u32, 5);
+    let roomy = Upscaler::builder()
+        .model_bytes(bytes.clone())
+        .threads(2)
+        .build()
+        .unwrap();
+    assert_eq!(roomy.tile(), None);
+    // The default budget holds this small picture as one tile.
+    assert_eq!(roomy.tile_for(w, h), w);
+    let ws = roomy.tile_working_set(64, 64).unwrap();
+    let tight = Upscaler::builder()
+        .model_bytes(bytes.clone())
+        .threads(2)
+        .max_memory(3 * ws)
+        .build()
+        .unwrap();
+    let t = tight.tile_for(w, h);
+    assert!(
+        t < w && t > 2 * tight.halo(),
+        "tile {t} halo {} ws {ws}",
+        tight.halo()
+    );
+    let whole = roomy.upscale_planar_f32(&img).unwrap();
+    let tiled = tight.upscale_planar_f32(&img).unwrap();
+    let diff = whole
+        .iter()
+        .zip(&tiled)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff <= 1e-4, "auto tile {t}: max diff {diff}");
+    // After quantisation a value that close can only move by one level.
+    let (a, b) = (roomy.upscale(&img).unwrap(), tight.upscale(&img).unwrap());
+    let worst = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y))
+        .max();
+    assert!(worst <= Some(1), "u8 outputs differ by {worst:?}");
+}

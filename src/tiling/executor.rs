@@ -8,35 +8,12 @@ use std::sync::{Arc, Mutex};
 use image::RgbImage;
 use tract_onnx::prelude::*;
 
-use super::{Rect, Tile, TilePlan};
+use super::{tile_workers, Rect, Tile, TileConfig, TilePlan};
 use crate::model::PlanKind;
 use crate::upscaler::Upscaler;
 use crate::Error;
 
-/// How the threads are used for one image.
-#[derive(Debug, Clone, Copy)]
-struct Workers {
-    /// Tiles run concurrently, each by its own state over a shared single-thread plan.
-    tile_workers: usize,
-    /// Whether each plan runs its matmuls on the multithread executor.
-    intra_op: bool,
-}
-
 impl Upscaler {
-    fn workers(&self, plan: &TilePlan) -> Workers {
-        if self.threads > 1 && plan.cols() >= 2 {
-            Workers {
-                tile_workers: self.threads.min(plan.cols()),
-                intra_op: false,
-            }
-        } else {
-            Workers {
-                tile_workers: 1,
-                intra_op: self.threads > 1,
-            }
-        }
-    }
-
     /// What every tiled run of a `w × h` input needs: the tile geometry, the optimised plan for
     /// its tile shape (cached) and one tract state per tile worker.
     pub(crate) fn tiled_run(
@@ -46,10 +23,14 @@ impl Upscaler {
         scale: usize,
         kind: PlanKind,
     ) -> Result<(TilePlan, Arc<TypedSimplePlan>, Vec<TypedSimpleState>), Error> {
-        let plan = TilePlan::new(w, h, scale, self.tiles, self.halo)?;
-        let workers = self.workers(&plan);
+        let tiles = TileConfig {
+            tile: self.tile_for(w, h),
+            ..self.tiles
+        };
+        let plan = TilePlan::new(w, h, scale, tiles, self.halo)?;
+        let (tile_workers, intra_op) = tile_workers(self.threads, plan.cols());
         let (th, tw) = plan.tile_shape();
-        let exec = if workers.intra_op {
+        let exec = if intra_op {
             self.executor.as_ref()
         } else {
             None
@@ -57,7 +38,7 @@ impl Upscaler {
         let tplan = self
             .model
             .plan(th, tw, kind, exec, self.disable_direct_spatial)?;
-        let states = (0..workers.tile_workers)
+        let states = (0..tile_workers)
             .map(|_| TypedSimpleState::new(&tplan).map_err(Error::runtime))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((plan, tplan, states))

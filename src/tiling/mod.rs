@@ -75,6 +75,58 @@ impl TileConfig {
     }
 }
 
+/// How the threads are used for a plan with `cols` tiles per band: `(tile workers, intra-op)`.
+/// With ≥ 2 tiles in a band and ≥ 2 threads, tiles run concurrently, each on one thread with its
+/// own working set; otherwise one tile at a time, its matmuls on all the threads.
+pub fn tile_workers(threads: usize, cols: usize) -> (usize, bool) {
+    if threads > 1 && cols >= 2 {
+        (threads.min(cols), false)
+    } else {
+        (1, threads > 1)
+    }
+}
+
+/// The tile side for a `w × h` image under a memory budget: the largest side (the fewest tiles;
+/// one tile when the image fits) for which
+/// `tile workers × working_set(tile height, tile width) + one band of output rows`
+/// (`min(tile, h)·scale` rows of `3·w·scale` bytes) is at most `budget` bytes. Sides are tried
+/// from the image's longer side (at most [`MAX_TILE`]) down in steps of 16; when none fits, the
+/// smallest valid side (above `2·halo`, at least [`MIN_TILE`]) is returned: the budget steers the
+/// choice, it does not refuse work.
+pub fn tile_for_budget(
+    w: usize,
+    h: usize,
+    scale: usize,
+    halo: usize,
+    threads: usize,
+    budget: u64,
+    mut working_set: impl FnMut(usize, usize) -> u64,
+) -> usize {
+    let floor = MIN_TILE.max(2 * halo + 1);
+    let top = w.max(h).clamp(floor, MAX_TILE);
+    let mut t = top;
+    loop {
+        if let Ok(plan) = TilePlan::new(w.max(1), h.max(1), scale, TileConfig::new(t), halo) {
+            let (th, tw) = plan.tile_shape();
+            let (workers, _) = tile_workers(threads, plan.cols());
+            let band = (t.min(h) as u64)
+                .saturating_mul(scale as u64)
+                .saturating_mul(w as u64 * scale as u64 * 3);
+            let cost = (workers as u64)
+                .saturating_mul(working_set(th, tw))
+                .saturating_add(band);
+            if cost <= budget {
+                return t;
+            }
+        }
+        if t <= floor {
+            return floor;
+        }
+        // Next candidate: the multiple of 16 below t (so 1000 → 992 → 976 …), not below floor.
+        t = ((t - 1) / 16 * 16).max(floor);
+    }
+}
+
 /// A rectangle `[x, x+w) × [y, y+h)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Rect {
@@ -337,6 +389,78 @@ impl IntoIterator for TilePlan {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The cost `tile_for_budget` is documented to bound, computed here from the plan.
+    fn budget_cost(
+        w: usize,
+        h: usize,
+        scale: usize,
+        halo: usize,
+        threads: usize,
+        t: usize,
+        per_px: u64,
+    ) -> u64 {
+        let plan = TilePlan::new(w, h, scale, TileConfig::new(t), halo).unwrap();
+        let (th, tw) = plan.tile_shape();
+        let workers = if threads > 1 && plan.cols() >= 2 {
+            threads.min(plan.cols())
+        } else {
+            1
+        };
+        workers as u64 * per_px * (th * tw) as u64 + (t.min(h) * scale * w * scale * 3) as u64
+    }
+
+    proptest! {
+        #[test]
+        fn tile_for_budget_is_the_largest_side_that_fits(
+            w in 1usize..2500, h in 1usize..2500, halo in 0usize..20, threads in 1usize..5,
+            per_px in 100u64..2000, budget in 1u64..400_000_000,
+        ) {
+            let scale = 4;
+            let t = tile_for_budget(w, h, scale, halo, threads, budget, |th, tw| per_px * (th * tw) as u64);
+            let floor = MIN_TILE.max(2 * halo + 1);
+            prop_assert!((floor..=MAX_TILE).contains(&t));
+            let fits = |t: usize| budget_cost(w, h, scale, halo, threads, t, per_px) <= budget;
+            // Either it fits, or nothing does and it is the floor.
+            prop_assert!(fits(t) || t == floor);
+            // Every larger candidate (the longer side, then multiples of 16 down) does not fit.
+            let top = w.max(h).clamp(floor, MAX_TILE);
+            let mut c = top;
+            while c > t {
+                prop_assert!(!fits(c), "side {c} > chosen {t} fits the budget");
+                c = ((c - 1) / 16 * 16).max(floor);
+            }
+        }
+
+        #[test]
+        fn tile_for_budget_gives_one_tile_when_the_image_fits(
+            w in 1usize..1000, h in 1usize..1000, threads in 1usize..5,
+        ) {
+            let t = tile_for_budget(w, h, 4, 8, threads, u64::MAX, |th, tw| 1000 * (th * tw) as u64);
+            let plan = TilePlan::new(w, h, 4, TileConfig::new(t), 8).unwrap();
+            prop_assert_eq!(plan.len(), 1);
+        }
+    }
+
+    #[test]
+    fn tile_for_budget_shrinks_with_the_budget() {
+        let side = |budget| {
+            tile_for_budget(4000, 3000, 4, 12, 2, budget, |th, tw| {
+                1300 * (th * tw) as u64
+            })
+        };
+        let (a, b, c) = (side(100_000_000), side(200_000_000), side(400_000_000));
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert_eq!(side(1), MIN_TILE.max(25));
+    }
+
+    #[test]
+    fn tile_workers_use_tiles_only_with_two_columns() {
+        assert_eq!(tile_workers(1, 5), (1, false));
+        assert_eq!(tile_workers(4, 1), (1, true));
+        assert_eq!(tile_workers(4, 2), (2, false));
+        assert_eq!(tile_workers(2, 9), (2, false));
+    }
 
     fn check(w: usize, h: usize, tile: usize, halo: usize, scale: usize) {
         let plan = TilePlan::new(w, h, scale, TileConfig::new(tile), halo).unwrap();

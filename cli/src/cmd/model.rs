@@ -21,9 +21,17 @@ pub struct ModelArgs {
     #[arg(short, long, value_name = "P", default_value = "auto")]
     pub precision: String,
 
-    /// Tile side in input pixels (default: the runtime's; smaller tiles use less memory).
+    /// A fixed tile side in input pixels. By default each picture gets the largest tile (the
+    /// fewest tiles, one when it fits) within --max-memory; -v prints the estimate.
     #[arg(long, value_name = "N")]
     pub tile: Option<usize>,
+
+    /// Memory budget in MB for the tiles' working sets (one per thread running a tile) and one
+    /// band of output rows; it sets the tile size when --tile is not given. The decoded picture
+    /// counts against --limit-mem instead.
+    #[arg(long, value_name = "MB", default_value_t = savl::DEFAULT_MAX_MEMORY as f64 / 1e6,
+          value_parser = super::upscale::parse_megabytes)]
+    pub max_memory: f64,
 
     /// Worker threads (default: the available cores).
     #[arg(short = 'j', long, value_name = "N")]
@@ -47,7 +55,8 @@ impl ModelArgs {
         let mut builder = Upscaler::builder()
             .precision(precision)
             .strength(self.strength)
-            .max_input_pixels(max_pixels);
+            .max_input_pixels(max_pixels)
+            .max_memory(super::upscale::megabytes(self.max_memory));
         if let Some(path) = &self.model {
             if !path.is_file() {
                 // A clearer message than the loader's for the commonest mistake.

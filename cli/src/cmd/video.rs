@@ -482,7 +482,7 @@ fn fingerprint(
         probe.frames,
         upscaler.model_name().display(),
         upscaler.precision(),
-        upscaler.tile(),
+        upscaler.tile_for(probe.width as usize, probe.height as usize),
         args.model.strength,
         args.segment,
         encoder.join(" ")
