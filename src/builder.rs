@@ -57,9 +57,11 @@ impl Default for UpscalerBuilder {
 }
 
 impl UpscalerBuilder {
-    /// Use the model file at `path` (memory-mapped). With [`Precision::Auto`] the file is used as
-    /// is; an explicit precision the file lacks is looked for in `NAME.int8.onnx` /
-    /// `NAME.f16.onnx` / `NAME.onnx` beside it, else it is an [`Error::Unsupported`].
+    /// Use the model file at `path`. Its precision variants are `NAME.onnx`, `NAME.f16.onnx` and
+    /// `NAME.int8.onnx` beside each other: with [`Precision::Auto`] the one that runs fastest on
+    /// this CPU ([`crate::CpuCaps::choose`]) among the named file and its readable siblings is
+    /// used, whichever was named; an explicit precision the file lacks is taken from its
+    /// sibling, else it is an [`Error::Unsupported`].
     pub fn model_path(mut self, path: impl AsRef<Path>) -> Self {
         self.source = Source::Path(path.as_ref().to_path_buf());
         self

@@ -701,13 +701,40 @@ pub(crate) fn load_for(
         Source::Path(path) => {
             let proto = read_path(path)?;
             let fp = precision_of(&proto);
-            if wanted == Precision::Auto || wanted == fp {
-                let why = if wanted == Precision::Auto {
-                    "auto: the model file as given".to_string()
+            if wanted == Precision::Auto {
+                // Whichever file was named, auto picks among it and its readable siblings.
+                let mut files = vec![(fp, path.clone(), proto)];
+                for p in [Precision::F32, Precision::F16, Precision::Int8] {
+                    if files.iter().any(|(q, _, _)| *q == p) {
+                        continue;
+                    }
+                    let Some(sib) = sibling(path, p).filter(|s| s != path && s.is_file()) else {
+                        continue;
+                    };
+                    if let Ok(sp) = read_path(&sib) {
+                        if precision_of(&sp) == p {
+                            files.push((p, sib, sp));
+                        }
+                    }
+                }
+                let available: Vec<Precision> = files.iter().map(|(p, _, _)| *p).collect();
+                let (p, why) = caps.choose(&available);
+                let (_, file, proto) = files
+                    .into_iter()
+                    .find(|(q, _, _)| *q == p)
+                    .ok_or_else(|| Error::runtime("auto chose a precision with no file"))?;
+                let why = if file == *path {
+                    format!("auto: {why}")
                 } else {
-                    "requested".to_string()
+                    format!("auto: {why}; {} is the {p} variant", file.display())
                 };
-                return Ok((LoadedModel::from_proto(&proto, path.clone(), opts)?, why));
+                return Ok((LoadedModel::from_proto(&proto, file, opts)?, why));
+            }
+            if wanted == fp {
+                return Ok((
+                    LoadedModel::from_proto(&proto, path.clone(), opts)?,
+                    "requested".to_string(),
+                ));
             }
             if let Some(sib) = sibling(path, wanted) {
                 let proto = read_path(&sib)?;

@@ -68,14 +68,20 @@ pub struct CpuCaps {
     pub int8_dot: bool,
     /// Native fp16 arithmetic (aarch64 FEAT_FP16).
     pub fp16: bool,
-    /// f32 runs savl's Winograd 3×3 convs with AVX2 + FMA (x86-64; not turned off by
-    /// `SAVL_DISABLE_WINOGRAD`), which makes f32 faster than tract's int8 convs there.
-    pub fast_f32: bool,
+    /// f32 files run savl's Winograd 3×3 convs (on unless `SAVL_DISABLE_WINOGRAD` is set).
+    pub winograd: bool,
+    /// x86-64 with AVX2 + FMA (the Winograd and GEMM kernels' fast path there).
+    pub avx2_fma: bool,
     /// Short name of the instruction set tract dispatches on (for `describe`).
     pub isa: &'static str,
     /// Human-readable feature list.
     pub features: String,
 }
+
+/// Multiply-adds per output value per input channel of a 3×3 conv: 9 as tract runs it
+/// (im2col + GEMM), 2.25 by savl's Winograd F(4×4, 3×3) (36 products for 16 outputs).
+const DIRECT_MACS: f64 = 9.0;
+const WINOGRAD_MACS: f64 = 2.25;
 
 impl CpuCaps {
     /// Probe the running CPU (through tract-linalg, honouring `TRACT_CPU_ISA`).
@@ -86,54 +92,82 @@ impl CpuCaps {
             || set.has(Isa::X86_64AvxVnni)
             || set.has(Isa::Aarch64DotProd);
         let fp16 = tract_linalg::has_fp16() && set.has(Isa::Aarch64Fp16);
-        let fast_f32 = set.has(Isa::X86_64Avx2)
-            && set.has(Isa::X86_64Fma)
-            && crate::rewrites::winograd::enabled_by_env();
         CpuCaps {
             int8_dot,
             fp16,
-            fast_f32,
+            winograd: crate::rewrites::winograd::enabled_by_env(),
+            avx2_fma: set.has(Isa::X86_64Avx2) && set.has(Isa::X86_64Fma),
             isa: set.nickname(),
             features: format!("{set:?}"),
         }
     }
 
-    /// The precision `auto` resolves to among `available`, with the reason.
-    ///
-    /// Order of preference: f32 where it runs savl's Winograd convs with AVX2 + FMA (x86-64:
-    /// faster than int8 there, even with VNNI), int8 where the CPU has fast int8 dot products,
-    /// f16 where it has native fp16 arithmetic, f32 otherwise. Falls back to whatever the model
-    /// has when f32 is missing.
+    /// Relative time of the 3×3 convs (which are almost all of a savl model's work) in
+    /// `precision` on this CPU: multiply-adds per output (Winograd or direct) over the
+    /// multiply-add throughput relative to f32. Throughputs are per 128-bit SIMD instruction:
+    /// f32 FMA 4 lanes; fp16 FMA 8 lanes (native fp16 only, else tract converts in software, far
+    /// slower); int8 dot product 16 products (SDOT / VNNI), or 8 widening multiply-adds
+    /// without (the peaks in `docs/PERF.md`, "Precision choice"). f32 on x86-64 without
+    /// AVX2 + FMA counts as half speed. A cost proxy, not a measurement: it ranks, it does
+    /// not time.
+    pub fn conv_cost(&self, precision: Precision) -> f64 {
+        match precision {
+            Precision::F32 | Precision::Auto => {
+                let macs = if self.winograd {
+                    WINOGRAD_MACS
+                } else {
+                    DIRECT_MACS
+                };
+                let x86_slow = cfg!(target_arch = "x86_64") && !self.avx2_fma;
+                macs * if x86_slow { 2.0 } else { 1.0 }
+            }
+            Precision::F16 if self.fp16 => DIRECT_MACS / 2.0,
+            Precision::F16 => DIRECT_MACS * 16.0,
+            Precision::Int8 if self.int8_dot => DIRECT_MACS / 4.0,
+            Precision::Int8 => DIRECT_MACS / 2.0,
+        }
+    }
+
+    /// The precision `auto` resolves to among `available`, with the reason: the lowest
+    /// [`CpuCaps::conv_cost`]; on a tie the more exact one (f32, then f16, then int8).
     pub fn choose(&self, available: &[Precision]) -> (Precision, String) {
-        let has = |p: Precision| available.contains(&p);
-        if self.fast_f32 && has(Precision::F32) {
-            return (
-                Precision::F32,
-                format!(
-                    "f32 runs savl's Winograd convs with AVX2 + FMA, faster than int8 here ({})",
-                    self.isa
-                ),
-            );
+        let order = [Precision::F32, Precision::F16, Precision::Int8];
+        let mut best: Option<(Precision, f64)> = None;
+        for p in order.into_iter().filter(|p| available.contains(p)) {
+            let c = self.conv_cost(p);
+            if best.is_none_or(|(_, b)| c < b) {
+                best = Some((p, c));
+            }
         }
-        if self.int8_dot && has(Precision::Int8) {
-            return (
-                Precision::Int8,
-                format!("CPU has fast int8 dot products ({})", self.isa),
-            );
-        }
-        if self.fp16 && has(Precision::F16) {
-            return (Precision::F16, "CPU has native fp16 arithmetic".into());
-        }
-        if has(Precision::F32) {
-            let why = match (self.int8_dot, self.fp16) {
-                (false, false) => "no fast int8 dot products and no native fp16 on this CPU",
-                (true, _) => "CPU has fast int8 but the model has no int8 variant",
-                (false, true) => "CPU has native fp16 but the model has no f16 variant",
-            };
-            return (Precision::F32, why.into());
-        }
-        let p = available.first().copied().unwrap_or(Precision::F32);
-        (p, format!("the only precision the model has is {p}"))
+        let Some((p, cost)) = best else {
+            return (Precision::F32, "the model lists no precision; f32".into());
+        };
+        let others: Vec<String> = order
+            .into_iter()
+            .filter(|q| *q != p && available.contains(q))
+            .map(|q| format!("{q} {:.2}", self.conv_cost(q)))
+            .collect();
+        let how = match p {
+            Precision::F32 if self.winograd => "f32 runs savl's Winograd 3×3 convs",
+            Precision::F32 => "f32 runs tract's im2col convs",
+            Precision::F16 if self.fp16 => "native fp16 arithmetic",
+            Precision::F16 => "fp16 in software (the only variant)",
+            Precision::Int8 if self.int8_dot => "int8 dot products",
+            _ => "int8 widening multiply-adds",
+        };
+        let why = if others.is_empty() {
+            format!(
+                "{how}; the only precision the model has is {p} ({})",
+                self.isa
+            )
+        } else {
+            format!(
+                "{how}: conv cost {cost:.2} per output and channel vs {} ({})",
+                others.join(", "),
+                self.isa
+            )
+        };
+        (p, why)
     }
 }
 
@@ -157,29 +191,44 @@ mod tests {
     #[test]
     fn auto_choice() {
         let all = [Precision::F32, Precision::F16, Precision::Int8];
-        let caps = |int8_dot, fp16| CpuCaps {
+        let caps = |int8_dot, fp16, winograd, avx2_fma| CpuCaps {
             int8_dot,
             fp16,
-            fast_f32: false,
+            winograd,
+            avx2_fma,
             isa: "x",
             features: String::new(),
         };
-        let x86 = CpuCaps {
-            fast_f32: true,
-            ..caps(true, false)
-        };
-        assert_eq!(x86.choose(&all).0, Precision::F32);
-        assert_eq!(x86.choose(&[Precision::Int8]).0, Precision::Int8);
-        assert_eq!(caps(true, true).choose(&all).0, Precision::Int8);
-        assert_eq!(caps(false, true).choose(&all).0, Precision::F16);
-        assert_eq!(caps(false, false).choose(&all).0, Precision::F32);
+        // Winograd f32 (2.25 MACs at f32 rate) is never slower than int8 dot (9 at 4×) or
+        // native fp16 (9 at 2×); on a tie the exact one wins.
+        for (dot, fp16) in [(false, false), (true, false), (false, true), (true, true)] {
+            assert_eq!(caps(dot, fp16, true, true).choose(&all).0, Precision::F32);
+        }
+        // Without Winograd: int8 dot beats fp16, fp16 beats f32, widening int8 beats f32.
         assert_eq!(
-            caps(true, false).choose(&[Precision::F32]).0,
-            Precision::F32
-        );
-        assert_eq!(
-            caps(false, false).choose(&[Precision::Int8]).0,
+            caps(true, true, false, true).choose(&all).0,
             Precision::Int8
         );
+        assert_eq!(
+            caps(false, true, false, true)
+                .choose(&[Precision::F32, Precision::F16])
+                .0,
+            Precision::F16
+        );
+        assert_eq!(
+            caps(false, false, false, true)
+                .choose(&[Precision::F32, Precision::F16])
+                .0,
+            Precision::F32
+        );
+        // Software fp16 is never chosen over anything else.
+        let no_fp16 = caps(false, false, true, true);
+        assert_eq!(
+            no_fp16.choose(&[Precision::F16, Precision::Int8]).0,
+            Precision::Int8
+        );
+        assert_eq!(no_fp16.choose(&[Precision::F16]).0, Precision::F16);
+        assert!(no_fp16.conv_cost(Precision::F16) > 10.0 * no_fp16.conv_cost(Precision::F32));
+        assert_eq!(no_fp16.choose(&[Precision::Int8]).0, Precision::Int8);
     }
 }

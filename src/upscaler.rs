@@ -194,12 +194,13 @@ impl Upscaler {
         ));
         s.push_str(&format!("precision: {} ({})\n", self.precision, self.why));
         s.push_str(&format!(
-            "cpu: {} [{}]; fast int8 dot: {}; native fp16: {}; Winograd f32 (AVX2+FMA): {}\n",
+            "cpu: {} [{}]; fast int8 dot: {}; native fp16: {}; Winograd f32: {}; AVX2+FMA: {}\n",
             self.caps.isa,
             self.caps.features,
             if self.caps.int8_dot { "yes" } else { "no" },
             if self.caps.fp16 { "yes" } else { "no" },
-            if self.caps.fast_f32 { "yes" } else { "no" },
+            if self.caps.winograd { "yes" } else { "no" },
+            if self.caps.avx2_fma { "yes" } else { "no" },
         ));
         let tiles = match self.tile() {
             Some(t) => format!("{t}×{t} LR px (fixed)"),

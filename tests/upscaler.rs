@@ -220,3 +220,39 @@ fn estimate_matches_whole_image_and_peers_are_unsupported() {
     assert!(matches!(up.estimate(&src), Err(Error::Unsupported(_))));
     assert_eq!(up.upscale(&src).unwrap().dimensions(), (200, 164));
 }
+
+#[test]
+fn auto_picks_among_the_named_file_and_its_siblings() {
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let dir = tempfile::tempdir().unwrap();
+    let (f32_file, f16_file) = (dir.path().join("m.onnx"), dir.path().join("m.f16.onnx"));
+    std::fs::copy(models.join("savl-lite-x4.f16.onnx"), &f16_file).unwrap();
+    // Alone, the f16 file is what auto runs.
+    let up = Upscaler::builder().model_path(&f16_file).build().unwrap();
+    assert_eq!(
+        (up.precision(), up.model_name()),
+        (Precision::F16, f16_file.as_path())
+    );
+    // With its f32 sibling beside it, auto runs whichever this CPU runs faster, whichever
+    // file was named, and says so.
+    std::fs::copy(models.join("savl-lite-x4.onnx"), &f32_file).unwrap();
+    let (best, _) = savl::CpuCaps::detect().choose(&[Precision::F32, Precision::F16]);
+    let best_file = if best == Precision::F32 {
+        &f32_file
+    } else {
+        &f16_file
+    };
+    for named in [&f16_file, &f32_file] {
+        let up = Upscaler::builder().model_path(named).build().unwrap();
+        assert_eq!(up.precision(), best, "named {}", named.display());
+        assert_eq!(up.model_name(), best_file.as_path());
+        assert!(up.describe().contains("auto:"), "{}", up.describe());
+    }
+    // An explicit precision is honoured.
+    let up = Upscaler::builder()
+        .model_path(&f32_file)
+        .precision(Precision::F16)
+        .build()
+        .unwrap();
+    assert_eq!(up.model_name(), f16_file.as_path());
+}

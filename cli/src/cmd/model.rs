@@ -14,10 +14,11 @@ pub struct ModelArgs {
     #[arg(short, long, value_name = "FILE")]
     pub model: Option<PathBuf>,
 
-    /// Numeric precision: auto, f32, f16 or int8. `auto` picks the fastest one this CPU runs
-    /// natively among those the model has (the choice and why are printed with -v). With
-    /// `-m NAME.onnx`, a precision that file lacks is taken from its sibling `NAME.int8.onnx`,
-    /// `NAME.f16.onnx` or `NAME.onnx`, and a note names the file used.
+    /// Numeric precision: auto, f32, f16 or int8. `auto` picks the one expected to run fastest
+    /// on this CPU among those the model has (with `-m`, the named file and its siblings
+    /// `NAME.onnx`, `NAME.f16.onnx`, `NAME.int8.onnx`, whichever was named); -v prints the
+    /// choice and why. A precision the named file lacks is taken from its sibling, and a note
+    /// names the file used.
     #[arg(short, long, value_name = "P", default_value = "auto")]
     pub precision: String,
 
@@ -79,12 +80,22 @@ impl ModelArgs {
         let upscaler = builder.build()?;
         if let Some(path) = &self.model {
             if upscaler.model_name() != path.as_path() && verbosity > Verbosity::Quiet {
-                note!(
-                    "savl: note: {} has no {} weights; using {}",
-                    path.display(),
-                    upscaler.precision(),
-                    upscaler.model_name().display()
-                );
+                if precision == Precision::Auto {
+                    note!(
+                        "savl: note: precision auto runs {} (the {} variant of {}: faster on \
+                         this CPU; -v says why, --precision picks one)",
+                        upscaler.model_name().display(),
+                        upscaler.precision(),
+                        path.display()
+                    );
+                } else {
+                    note!(
+                        "savl: note: {} has no {} weights; using {}",
+                        path.display(),
+                        upscaler.precision(),
+                        upscaler.model_name().display()
+                    );
+                }
             }
         }
         if verbosity >= Verbosity::Verbose {
