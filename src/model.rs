@@ -533,7 +533,7 @@ impl LoadedModel {
         if let Some(p) = self.plans.lock().map_err(Error::runtime)?.get(&key) {
             return Ok(p.clone());
         }
-        let plan = self.build_plan(h, w, kind, executor, disable_direct_spatial)?;
+        let plan = self.build_plan(&key, executor, disable_direct_spatial)?;
         let mut cache = self.plans.lock().map_err(Error::runtime)?;
         if cache.len() >= MAX_CACHED_PLANS {
             cache.clear();
@@ -544,12 +544,11 @@ impl LoadedModel {
 
     fn build_plan(
         &self,
-        h: usize,
-        w: usize,
-        kind: PlanKind,
+        key: &PlanKey,
         executor: Option<&tract_linalg::multithread::Executor>,
         disable_direct_spatial: bool,
     ) -> Result<Arc<TypedSimplePlan>, Error> {
+        let PlanKey { h, w, kind, .. } = *key;
         let lbl = self.label.as_path();
         let mut model = self.typed.clone();
         let outputs = match kind {

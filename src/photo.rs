@@ -363,47 +363,19 @@ pub fn fill_transparent(img: &Rgba32FImage) -> ImageBuffer<Rgb<f32>, Vec<f32>> {
         })
         .collect();
     levels.push((w, h, base));
-    while {
-        let (lw, lh, _) = levels.last().expect("level 0");
-        *lw > 1 || *lh > 1
-    } {
-        let (lw, lh, prev) = levels.last().expect("level 0");
-        let next = pull_level(*lw, *lh, prev);
-        levels.push(next);
-    }
-    // Push: from the coarsest level down, a level's pixels without full weight take the rest
-    // of their colour from the (bilinearly sampled) level above.
-    for l in (0..levels.len() - 1).rev() {
-        let (cw, ch, coarse) = {
-            let (cw, ch, c) = &levels[l + 1];
-            (*cw, *ch, c.clone())
-        };
-        let (fw, fh, fine) = &mut levels[l];
-        for y in 0..*fh {
-            for x in 0..*fw {
-                let p = &mut fine[y * *fw + x];
-                let wgt = p[3];
-                if wgt >= 1.0 {
-                    continue;
-                }
-                let c = sample_normalised(
-                    &coarse,
-                    cw,
-                    ch,
-                    (x as f32 + 0.5) / 2.0,
-                    (y as f32 + 0.5) / 2.0,
-                );
-                let k = if wgt > 0.0 { 1.0 / wgt } else { 0.0 };
-                let rest = 1.0 - wgt.min(1.0);
-                // Normalise what the level has, then blend in the coarse colour for the rest.
-                for i in 0..3 {
-                    let own = p[i] * k;
-                    p[i] = own * wgt.min(1.0) + c[i] * rest;
-                }
-                p[3] = 1.0;
-            }
+    pull_to_one_pixel(&mut levels);
+    // Push: a level's pixels without full weight take the rest of their colour from the level
+    // above: what the level has is normalised, then the coarse colour blended in for the rest.
+    push_down(&mut levels, |p, c| {
+        let wgt = p[3];
+        let k = if wgt > 0.0 { 1.0 / wgt } else { 0.0 };
+        let rest = 1.0 - wgt.min(1.0);
+        for i in 0..3 {
+            let own = p[i] * k;
+            p[i] = own * wgt.min(1.0) + c[i] * rest;
         }
-    }
+        p[3] = 1.0;
+    });
     let (_, _, top) = &levels[0];
     let mut out = ImageBuffer::<Rgb<f32>, Vec<f32>>::new(w as u32, h as u32);
     for (i, (px, src)) in out.pixels_mut().zip(img.pixels()).enumerate() {
@@ -415,6 +387,42 @@ pub fn fill_transparent(img: &Rgba32FImage) -> ImageBuffer<Rgb<f32>, Vec<f32>> {
         };
     }
     out
+}
+
+/// Pull levels of a push-pull pyramid: appends [`pull_level`]s until the last is one pixel.
+fn pull_to_one_pixel(levels: &mut Vec<(usize, usize, Vec<[f32; 4]>)>) {
+    while let Some((lw, lh, prev)) = levels.last().filter(|(lw, lh, _)| *lw > 1 || *lh > 1) {
+        let next = pull_level(*lw, *lh, prev);
+        levels.push(next);
+    }
+}
+
+/// Push from the coarsest level down: each pixel of a level without full weight (`p[3] < 1`)
+/// gets `fill(p, c)` with `c` the level above's normalised colour, bilinearly sampled there.
+fn push_down(levels: &mut [(usize, usize, Vec<[f32; 4]>)], fill: impl Fn(&mut [f32; 4], [f32; 3])) {
+    for l in (0..levels.len().saturating_sub(1)).rev() {
+        let (cw, ch, coarse) = {
+            let (cw, ch, c) = &levels[l + 1];
+            (*cw, *ch, c.clone())
+        };
+        let (fw, fh, fine) = &mut levels[l];
+        for y in 0..*fh {
+            for x in 0..*fw {
+                let p = &mut fine[y * *fw + x];
+                if p[3] >= 1.0 {
+                    continue;
+                }
+                let c = sample_normalised(
+                    &coarse,
+                    cw,
+                    ch,
+                    (x as f32 + 0.5) / 2.0,
+                    (y as f32 + 0.5) / 2.0,
+                );
+                fill(p, [c[0], c[1], c[2]]);
+            }
+        }
+    }
 }
 
 /// [`fill_transparent`] on an 8-bit picture, straight to the RGB8 picture the model takes, in
@@ -452,34 +460,8 @@ pub fn fill_transparent_rgba8(img: &image::RgbaImage) -> RgbImage {
         }
         levels.push((nw, nh, next));
     }
-    while levels.last().is_some_and(|(lw, lh, _)| *lw > 1 || *lh > 1) {
-        let (lw, lh, prev) = levels.last().expect("a level");
-        let next = pull_level(*lw, *lh, prev);
-        levels.push(next);
-    }
-    for l in (0..levels.len().saturating_sub(1)).rev() {
-        let (cw, ch, coarse) = {
-            let (cw, ch, c) = &levels[l + 1];
-            (*cw, *ch, c.clone())
-        };
-        let (fw, fh, fine) = &mut levels[l];
-        for y in 0..*fh {
-            for x in 0..*fw {
-                let p = &mut fine[y * *fw + x];
-                if p[3] >= 1.0 {
-                    continue;
-                }
-                let c = sample_normalised(
-                    &coarse,
-                    cw,
-                    ch,
-                    (x as f32 + 0.5) / 2.0,
-                    (y as f32 + 0.5) / 2.0,
-                );
-                *p = [c[0], c[1], c[2], 1.0];
-            }
-        }
-    }
+    pull_to_one_pixel(&mut levels);
+    push_down(&mut levels, |p, c| *p = [c[0], c[1], c[2], 1.0]);
     let q = |v: f32| (v * 255.0).round().clamp(0.0, 255.0) as u8;
     RgbImage::from_fn(w as u32, h as u32, |x, y| {
         let (x, y) = (x as usize, y as usize);
