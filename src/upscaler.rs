@@ -31,14 +31,16 @@ pub struct DegradationEstimate {
     pub severity: Vec<f32>,
 }
 
-/// What a tile's run holds, as a multiple of the graph's activation estimate
-/// ([`Upscaler::tile_working_set`]): tract's per-op scratch, packed inputs and the allocator's
-/// slack come on top of the tensors themselves.
-const WORKING_SET_FACTOR: (u64, u64) = (3, 2);
-
-/// `bytes` × [`WORKING_SET_FACTOR`], saturating.
-fn working_set(bytes: u64) -> u64 {
-    bytes.saturating_mul(WORKING_SET_FACTOR.0) / WORKING_SET_FACTOR.1
+/// What the tile workers of a run hold, from the graph's activation estimate for one tile
+/// ([`Upscaler::tile_working_set`]): × 1.5 for one worker (tract's scratch and the allocator's
+/// slack), × 3 per worker when several run at once (their allocations interleave in the heap).
+/// Both factors are measured peak RSS over the estimate (`docs/PERF.md`, "Tiles").
+fn working_set(per_tile: u64, workers: usize) -> u64 {
+    if workers <= 1 {
+        per_tile.saturating_mul(3) / 2
+    } else {
+        per_tile.saturating_mul(3).saturating_mul(workers as u64)
+    }
 }
 
 /// A loaded model with its plans, ready to upscale images. `Send + Sync`; plans are cached per
@@ -146,10 +148,10 @@ impl Upscaler {
             self.halo,
             self.threads,
             self.max_memory,
-            |th, tw| {
+            |th, tw, workers| {
                 self.model
                     .activation_bytes(th, tw)
-                    .map_or(u64::MAX, working_set)
+                    .map_or(u64::MAX, |b| working_set(b, workers))
             },
         );
         if let Ok(mut c) = self.tile_cache.lock() {
@@ -206,10 +208,10 @@ impl Upscaler {
             Some(t) => format!("{t}×{t} LR px (fixed)"),
             None => format!(
                 "per image, the largest within {:.0} MB of working set and output band \
-                 (estimated {:.1} MB per 256×256 tile)",
+                 (estimated {:.1} MB for one 256×256 tile, 3× the graph's estimate per tile when tiles run in parallel)",
                 self.max_memory as f64 / 1e6,
                 self.tile_working_set(256, 256)
-                    .map_or(f64::NAN, |b| working_set(b) as f64 / 1e6)
+                    .map_or(f64::NAN, |b| working_set(b, 1) as f64 / 1e6)
             ),
         };
         s.push_str(&format!(

@@ -88,8 +88,9 @@ pub fn tile_workers(threads: usize, cols: usize) -> (usize, bool) {
 
 /// The tile side for a `w × h` image under a memory budget: the largest side (the fewest tiles;
 /// one tile when the image fits) for which
-/// `tile workers × working_set(tile height, tile width) + one band of output rows`
-/// (`min(tile, h)·scale` rows of `3·w·scale` bytes) is at most `budget` bytes. Sides are tried
+/// `working_set(tile height, tile width, tile workers) + one band of output rows`
+/// (`min(tile, h)·scale` rows of `3·w·scale` bytes) is at most `budget` bytes, where
+/// `working_set` gives what all the concurrent tile workers ([`tile_workers`]) hold together. Sides are tried
 /// from the image's longer side (at most [`MAX_TILE`]) down in steps of 16; when none fits, the
 /// smallest valid side (above `2·halo`, at least [`MIN_TILE`]) is returned: the budget steers the
 /// choice, it does not refuse work.
@@ -100,7 +101,7 @@ pub fn tile_for_budget(
     halo: usize,
     threads: usize,
     budget: u64,
-    mut working_set: impl FnMut(usize, usize) -> u64,
+    mut working_set: impl FnMut(usize, usize, usize) -> u64,
 ) -> usize {
     let floor = MIN_TILE.max(2 * halo + 1);
     let top = w.max(h).clamp(floor, MAX_TILE);
@@ -112,9 +113,7 @@ pub fn tile_for_budget(
             let band = (t.min(h) as u64)
                 .saturating_mul(scale as u64)
                 .saturating_mul(w as u64 * scale as u64 * 3);
-            let cost = (workers as u64)
-                .saturating_mul(working_set(th, tw))
-                .saturating_add(band);
+            let cost = working_set(th, tw, workers).saturating_add(band);
             if cost <= budget {
                 return t;
             }
@@ -417,7 +416,7 @@ mod tests {
             per_px in 100u64..2000, budget in 1u64..400_000_000,
         ) {
             let scale = 4;
-            let t = tile_for_budget(w, h, scale, halo, threads, budget, |th, tw| per_px * (th * tw) as u64);
+            let t = tile_for_budget(w, h, scale, halo, threads, budget, |th, tw, n| n as u64 * per_px * (th * tw) as u64);
             let floor = MIN_TILE.max(2 * halo + 1);
             prop_assert!((floor..=MAX_TILE).contains(&t));
             let fits = |t: usize| budget_cost(w, h, scale, halo, threads, t, per_px) <= budget;
@@ -436,7 +435,7 @@ mod tests {
         fn tile_for_budget_gives_one_tile_when_the_image_fits(
             w in 1usize..1000, h in 1usize..1000, threads in 1usize..5,
         ) {
-            let t = tile_for_budget(w, h, 4, 8, threads, u64::MAX, |th, tw| 1000 * (th * tw) as u64);
+            let t = tile_for_budget(w, h, 4, 8, threads, u64::MAX, |th, tw, n| n as u64 * 1000 * (th * tw) as u64);
             let plan = TilePlan::new(w, h, 4, TileConfig::new(t), 8).unwrap();
             prop_assert_eq!(plan.len(), 1);
         }
@@ -445,8 +444,8 @@ mod tests {
     #[test]
     fn tile_for_budget_shrinks_with_the_budget() {
         let side = |budget| {
-            tile_for_budget(4000, 3000, 4, 12, 2, budget, |th, tw| {
-                1300 * (th * tw) as u64
+            tile_for_budget(4000, 3000, 4, 12, 2, budget, |th, tw, n| {
+                n as u64 * 1300 * (th * tw) as u64
             })
         };
         let (a, b, c) = (side(100_000_000), side(200_000_000), side(400_000_000));
