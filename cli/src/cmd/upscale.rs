@@ -767,6 +767,17 @@ fn upscale_one(
     };
     let img = pic.image;
     let (w, h) = (img.width(), img.height());
+    if plan.verbosity >= Verbosity::Verbose && upscaler.tile().is_none() {
+        let t = upscaler.tile_for(w as usize, h as usize);
+        say(
+            pb,
+            &format!(
+                "{}: {w}×{h}, tile {t} (the largest within --max-memory {:.0} MB)",
+                input.display(),
+                upscaler.max_memory() as f64 / 1e6
+            ),
+        );
+    }
     let ((ow, oh), _) = plan
         .resize
         .output_size(w, h, upscaler.scale())
