@@ -3,111 +3,48 @@
 //! (CI installs it: `.ci/run`).
 #![cfg(unix)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use savl::yuv::{self, Colour, Matrix, Range, Subsampling, YuvImage, YuvImageMut};
 
-const BIN: &str = env!("CARGO_BIN_EXE_savl");
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
+mod support;
+use support::{ok, stderr, Fixture};
 
 impl Fixture {
-    fn new() -> Fixture {
-        let found = Command::new("ffmpeg")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(found, "ffmpeg is not on PATH (CI installs it, see .ci/run)");
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = savl_contract::testmodel::TestModel::default().onnx_bytes();
-        std::fs::write(dir.path().join("tiny.onnx"), bytes).unwrap();
-        Fixture { dir }
-    }
-
-    /// Runs `program ARGS` in the folder with `input` on stdin.
-    fn run(&self, program: &str, args: &[&str], input: &[u8]) -> Output {
-        let mut child = Command::new(program)
-            .current_dir(self.dir.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let bytes = input.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&bytes);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        out
-    }
-
-    fn ffmpeg(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
-        let full = [
-            &["-nostdin", "-hide_banner", "-loglevel", "error"][..],
-            args,
-        ]
-        .concat();
-        // -nostdin does not stop `-i -` from reading stdin.
-        let out = self.run("ffmpeg", &full, input);
-        assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
-        out.stdout
-    }
-
-    /// `savl ARGS --model tiny.onnx --tile 32 -j 1` with `input` on stdin.
-    fn savl(&self, args: &[&str], input: &[u8]) -> Output {
-        let full = [args, &["--model", "tiny.onnx", "--tile", "32", "-j", "1"]].concat();
-        self.run(BIN, &full, input)
-    }
-
     /// A 32×24, 6-frame testsrc2 clip, lossless (ffv1) in `pix_fmt`.
     fn clip(&self, name: &str, pix_fmt: &str) {
-        self.ffmpeg(
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=32x24:rate=12",
-                "-frames:v",
-                "6",
-                "-c:v",
-                "ffv1",
-                "-pix_fmt",
-                pix_fmt,
-                "-y",
-                name,
-            ],
-            b"",
-        );
+        self.ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=32x24:rate=12",
+            "-frames:v",
+            "6",
+            "-c:v",
+            "ffv1",
+            "-pix_fmt",
+            pix_fmt,
+            "-y",
+            name,
+        ]);
     }
 
     /// The ×4 rgb24 frames of `clip` through `--raw`.
     fn raw_path(&self, clip: &str) -> Vec<u8> {
-        let rgb = self.ffmpeg(
-            &["-i", clip, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-            b"",
-        );
-        let out = self.savl(&["upscale", "--raw", "32x24"], &rgb);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let rgb = self.ffmpeg(&["-i", clip, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+        let out = self.savl_with_stdin(&["upscale", "--raw", "32x24"], &rgb);
+        ok(&out);
         out.stdout
     }
 
     /// The ×4 frames of `clip` through `--y4m` (`extra` flags), decoded to rgb24 by ffmpeg;
     /// with the y4m header savl wrote.
     fn y4m_path(&self, y4m_in: &[u8], extra: &[&str]) -> (Vec<u8>, String) {
-        let out = self.savl(&[&["upscale", "--y4m"][..], extra].concat(), y4m_in);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = self.savl_with_stdin(&[&["upscale", "--y4m"][..], extra].concat(), y4m_in);
+        ok(&out);
         let header = String::from_utf8_lossy(
             &out.stdout[..out.stdout.iter().position(|&b| b == b'\n').unwrap()],
         )
         .into_owned();
-        let rgb = self.ffmpeg(
+        let rgb = self.ffmpeg_with_stdin(
             &[
                 "-f",
                 "yuv4mpegpipe",
@@ -125,10 +62,6 @@ impl Fixture {
     }
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// (largest, mean) absolute difference.
 fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
     assert_eq!(a.len(), b.len());
@@ -144,10 +77,10 @@ fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
 
 #[test]
 fn y4m_444_round_trip_equals_the_raw_path_within_the_conversion_tolerance() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     f.clip("clip.mkv", "yuv444p");
     let raw = f.raw_path("clip.mkv");
-    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"], b"");
+    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"]);
     let (ours, header) = f.y4m_path(&y4m, &[]);
     assert!(header.starts_with("YUV4MPEG2 W128 H96 F12:1 "), "{header}");
     assert!(header.contains(" C444"), "{header}");
@@ -161,15 +94,15 @@ fn y4m_444_round_trip_equals_the_raw_path_within_the_conversion_tolerance() {
 
 #[test]
 fn y4m_420_round_trip_equals_the_raw_path_within_the_chroma_tolerance() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     f.clip("clip.mkv", "yuv420p");
     let raw = f.raw_path("clip.mkv");
-    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"], b"");
+    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"]);
     let (ours, header) = f.y4m_path(&y4m, &[]);
     assert!(header.contains(" C420jpeg"), "{header}");
     // The raw path's frames with their chroma halved by ffmpeg (rgb24 → yuv420p → rgb24), as
     // the 4:2:0 output's is.
-    let raw420 = f.ffmpeg(
+    let raw420 = f.ffmpeg_with_stdin(
         &[
             "-f",
             "rawvideo",
@@ -187,7 +120,7 @@ fn y4m_420_round_trip_equals_the_raw_path_within_the_chroma_tolerance() {
         ],
         &raw,
     );
-    let raw420 = f.ffmpeg(
+    let raw420 = f.ffmpeg_with_stdin(
         &[
             "-f",
             "yuv4mpegpipe",
@@ -220,25 +153,22 @@ fn y4m_420_round_trip_equals_the_raw_path_within_the_chroma_tolerance() {
 
 #[test]
 fn the_header_range_is_honoured_and_passed_on() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     f.clip("clip.mkv", "yuv444p");
     let raw = f.raw_path("clip.mkv");
-    let full = f.ffmpeg(
-        &[
-            "-i",
-            "clip.mkv",
-            "-vf",
-            "scale=out_range=pc",
-            "-color_range",
-            "pc",
-            "-pix_fmt",
-            "yuv444p",
-            "-f",
-            "yuv4mpegpipe",
-            "-",
-        ],
-        b"",
-    );
+    let full = f.ffmpeg(&[
+        "-i",
+        "clip.mkv",
+        "-vf",
+        "scale=out_range=pc",
+        "-color_range",
+        "pc",
+        "-pix_fmt",
+        "yuv444p",
+        "-f",
+        "yuv4mpegpipe",
+        "-",
+    ]);
     let first_line = String::from_utf8_lossy(&full[..80]).into_owned();
     assert!(first_line.contains("XCOLORRANGE=FULL"), "{first_line}");
     let (ours, header) = f.y4m_path(&full, &[]);
@@ -277,7 +207,7 @@ fn ffmpeg_convert(
     let matrix = m.to_string();
     let range = if r == Range::Full { "pc" } else { "tv" };
     let flags = "accurate_rnd+bitexact+full_chroma_int";
-    let to_yuv = f.ffmpeg(
+    let to_yuv = f.ffmpeg_with_stdin(
         &[
             "-f",
             "rawvideo",
@@ -299,7 +229,7 @@ fn ffmpeg_convert(
         ],
         rgb,
     );
-    let to_rgb = f.ffmpeg(
+    let to_rgb = f.ffmpeg_with_stdin(
         &[
             "-f",
             "rawvideo",
@@ -326,7 +256,7 @@ fn ffmpeg_convert(
 
 #[test]
 fn conversions_agree_with_ffmpeg_for_both_matrices_and_ranges() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     let (w, h) = (64u32, 48u32);
     // Every byte value in every channel, in a scrambled order.
     let rgb: Vec<u8> = (0..w * h * 3)
@@ -363,7 +293,7 @@ fn conversions_agree_with_ffmpeg_for_both_matrices_and_ranges() {
 
 #[test]
 fn bad_y4m_input_is_a_clear_error() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     let cases: [(&[u8], &str); 4] = [
         (b"not a stream\n", "stdin: not a YUV4MPEG2 stream"),
         (
@@ -377,12 +307,12 @@ fn bad_y4m_input_is_a_clear_error() {
         (b"", "stdin: empty input"),
     ];
     for (input, want) in cases {
-        let out = f.savl(&["upscale", "--y4m"], input);
+        let out = f.savl_with_stdin(&["upscale", "--y4m"], input);
         assert_eq!(out.status.code(), Some(2), "{want}");
         assert!(stderr(&out).contains(want), "{}", stderr(&out));
     }
     // Flags that only make sense with --y4m need it.
-    let out = f.savl(&["upscale", "x.png", "--y4m-out", "444"], b"");
+    let out = f.savl_with_stdin(&["upscale", "x.png", "--y4m-out", "444"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--y4m"), "{}", stderr(&out));
 }
