@@ -36,8 +36,8 @@ fn int8_within_budget_on_unseen_images() {
     )
     .unwrap();
     eprintln!(
-        "int8 {:?} psnr {:.2} (calib {:.2})",
-        s.kept_f32, r.psnr_vs_f32, s.calib_psnr
+        "int8 {:?} psnr {:.2} (calib {:.2}), weight rel. RMSE {:.4}",
+        s.kept_f32, r.psnr_vs_f32, s.calib_psnr, s.weight_rel_rmse
     );
     assert!(
         r.check(&budget::INT8).is_empty(),
@@ -68,6 +68,7 @@ fn int8_integer_form_within_budget() {
         &eval(2, 24),
     )
     .unwrap();
+    eprintln!("int8 integer form psnr {:.2}", r.psnr_vs_f32);
     assert!(
         r.check(&budget::INT8).is_empty(),
         "{:?}",
@@ -100,9 +101,10 @@ fn int8_all_policies_and_methods_run() {
             "{policy:?} {method:?}: {:.2} dB, kept {:?}",
             r.psnr_vs_f32, s.kept_f32
         );
-        // Even with everything quantized, the output stays close to f32.
+        // Even with everything quantized, the output stays close to f32 (measured: 53.9 dB for
+        // MinMax on everything, 58.6 dB keeping the ends).
         assert!(
-            r.psnr_vs_f32 > 30.0,
+            r.psnr_vs_f32 > 45.0,
             "{policy:?} {method:?}: {}",
             r.psnr_vs_f32
         );
