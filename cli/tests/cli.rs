@@ -9,8 +9,7 @@ use support::{bin, dims, exits, stderr, Fixture};
 
 #[test]
 fn upscale_writes_name_x4_png_beside_the_input() {
-    let f = Fixture::new();
-    f.picture("photo.png", 20, 12);
+    let f = Fixture::with_picture("photo.png", 20, 12);
     let o = f.savl(&["upscale", "photo.png"]);
     exits(&o, 0);
     assert_eq!(dims(&f.path("photo_x4.png")), (80, 48));
@@ -18,8 +17,7 @@ fn upscale_writes_name_x4_png_beside_the_input() {
 
 #[test]
 fn upscale_output_format_from_extension_or_flag() {
-    let f = Fixture::new();
-    f.picture("in.jpg", 10, 8);
+    let f = Fixture::with_picture("in.jpg", 10, 8);
     let o = f.savl(&["upscale", "in.jpg", "-o", "out.webp"]);
     exits(&o, 0);
     assert_eq!(
@@ -39,8 +37,7 @@ fn upscale_output_format_from_extension_or_flag() {
 
 #[test]
 fn batch_goes_on_past_a_corrupt_file_and_lists_it() {
-    let f = Fixture::new();
-    f.picture("frames/a.png", 9, 7);
+    let f = Fixture::with_picture("frames/a.png", 9, 7);
     std::fs::write(f.path("frames/b.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
     let c = f.picture("frames/c.png", 9, 7);
     // A truncated PNG too.
@@ -48,8 +45,7 @@ fn batch_goes_on_past_a_corrupt_file_and_lists_it() {
     std::fs::write(f.path("frames/d.png"), &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(f.path("frames/notes.txt"), b"not a picture").unwrap();
 
-    let o = f.savl(&["upscale", "frames", "--out-dir", "out"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "frames", "--out-dir", "out"], 1);
     assert!(err.contains("2 of 4 inputs failed"), "{err}");
     assert!(err.contains("b.png") && err.contains("d.png"), "{err}");
     assert_eq!(dims(&f.path("out/a_x4.png")), (36, 28));
@@ -62,8 +58,7 @@ fn batch_goes_on_past_a_corrupt_file_and_lists_it() {
 
 #[test]
 fn existing_output_is_kept_without_force() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     std::fs::write(f.path("p_x4.png"), b"precious").unwrap();
     let o = f.savl(&["upscale", "p.png"]);
     exits(&o, 1);
@@ -96,8 +91,7 @@ fn an_input_is_never_overwritten_even_with_force() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
+    let f = Fixture::with_picture("a.png", 8, 8);
     f.picture("b.png", 8, 8);
     let o = f.savl(&["upscale", "a.png", "b.png", "-o", "x.png"]);
     exits(&o, 2);
@@ -110,17 +104,14 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn decoded_size_limit_names_the_file() {
-    let f = Fixture::new();
-    f.picture("big.png", 40, 30);
-    let o = f.savl(&["upscale", "big.png", "--limit-mp", "0.001"]);
-    let err = exits(&o, 1);
+    let f = Fixture::with_picture("big.png", 40, 30);
+    let err = f.fails(&["upscale", "big.png", "--limit-mp", "0.001"], 1);
     assert!(err.contains("big.png") && err.contains("limit"), "{err}");
 }
 
 #[test]
 fn missing_or_corrupt_model_names_the_file() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
+    let f = Fixture::with_picture("a.png", 8, 8);
     std::fs::write(f.path("bad.onnx"), b"this is not onnx").unwrap();
     for model in ["nope.onnx", "bad.onnx"] {
         let o = Command::new(bin())
@@ -136,17 +127,14 @@ fn missing_or_corrupt_model_names_the_file() {
 
 #[test]
 fn a_precision_the_model_lacks_is_fatal() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
-    let o = f.savl(&["upscale", "a.png", "--precision", "int8"]);
-    let err = exits(&o, 2);
+    let f = Fixture::with_picture("a.png", 8, 8);
+    let err = f.fails(&["upscale", "a.png", "--precision", "int8"], 2);
     assert!(err.contains("tiny.onnx") && err.contains("int8"), "{err}");
 }
 
 #[test]
 fn verbose_prints_the_precision_choice() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
+    let f = Fixture::with_picture("a.png", 8, 8);
     let o = f.savl(&["-v", "upscale", "a.png"]);
     exits(&o, 0);
     assert!(stderr(&o).contains("precision: f32"), "{}", stderr(&o));
@@ -170,8 +158,7 @@ fn raw_frames_round_trip_sizes() {
 
 #[test]
 fn inspect_writes_a_three_panel_map() {
-    let f = Fixture::new();
-    f.picture("a.png", 20, 10);
+    let f = Fixture::with_picture("a.png", 20, 10);
     let o = f.savl(&["inspect", "a.png", "--map", "map.png"]);
     exits(&o, 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("severity"));

@@ -27,8 +27,7 @@ fn metadata(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 
 #[test]
 fn scale_2_on_100x80_gives_200x160_named_x2() {
-    let f = Fixture::new();
-    f.picture("p.png", 100, 80);
+    let f = Fixture::with_picture("p.png", 100, 80);
     ok(&f.savl(&["upscale", "p.png", "--scale", "2"]));
     assert_eq!(dims(&f.path("p_x2.png")), (200, 160));
     ok(&f.savl(&["upscale", "p.png", "-s", "1.5", "--format", "jpg"]));
@@ -39,8 +38,7 @@ fn scale_2_on_100x80_gives_200x160_named_x2() {
 
 #[test]
 fn width_1000_keeps_the_aspect_and_names_the_real_factor() {
-    let f = Fixture::new();
-    f.picture("w.png", 300, 200);
+    let f = Fixture::with_picture("w.png", 300, 200);
     ok(&f.savl(&["upscale", "w.png", "--width", "1000"]));
     // 200 · 1000/300 = 666.7
     assert_eq!(dims(&f.path("w_x3.33.png")), (1000, 667));
@@ -55,8 +53,7 @@ fn width_1000_keeps_the_aspect_and_names_the_real_factor() {
 
 #[test]
 fn a_factor_over_the_models_is_refused() {
-    let f = Fixture::new();
-    f.picture("p.png", 100, 80);
+    let f = Fixture::with_picture("p.png", 100, 80);
     let o = f.savl(&["upscale", "p.png", "--scale", "5"]);
     exits(&o, 2);
     assert!(stderr(&o).contains("×4"), "{}", stderr(&o));
@@ -72,8 +69,7 @@ fn a_factor_over_the_models_is_refused() {
 
 #[test]
 fn recursive_mirrors_the_tree_under_out_dir() {
-    let f = Fixture::new();
-    f.picture("in/a.png", 20, 16);
+    let f = Fixture::with_picture("in/a.png", 20, 16);
     f.picture("in/sub/b.jpg", 20, 16);
     f.picture("in/sub/deeper/c.webp", 20, 16);
     let o = f.savl(&["upscale", "-r", "in", "--out-dir", "out"]);
@@ -192,8 +188,7 @@ fn three_shards_write_every_output_exactly_once() {
 
 #[test]
 fn the_summary_counts_done_skipped_and_failed_with_reasons() {
-    let f = Fixture::new();
-    f.picture("in/a.png", 8, 8);
+    let f = Fixture::with_picture("in/a.png", 8, 8);
     f.picture("in/b.png", 8, 8);
     std::fs::write(f.path("in/c.png"), b"not a png").unwrap();
     std::fs::create_dir_all(f.path("out")).unwrap();

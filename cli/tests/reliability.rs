@@ -35,8 +35,7 @@ fn mkfifo(path: &Path) {
 
 #[test]
 fn force_writes_into_a_fifo_and_keeps_it_a_fifo() {
-    let f = Fixture::new();
-    f.picture("in.png", 10, 6);
+    let f = Fixture::with_picture("in.png", 10, 6);
     let fifo = f.path("pipe.png");
     mkfifo(&fifo);
     let reader = {
@@ -62,12 +61,10 @@ fn force_writes_into_a_fifo_and_keeps_it_a_fifo() {
 
 #[test]
 fn force_refuses_a_symlink_and_says_so() {
-    let f = Fixture::new();
-    f.picture("in.png", 8, 8);
+    let f = Fixture::with_picture("in.png", 8, 8);
     std::fs::write(f.path("target.png"), b"precious").unwrap();
     std::os::unix::fs::symlink("target.png", f.path("link.png")).unwrap();
-    let o = f.savl(&["upscale", "in.png", "-o", "link.png", "--force"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "in.png", "-o", "link.png", "--force"], 1);
     assert!(
         err.contains("link.png") && err.contains("symbolic link") && err.contains("not follow"),
         "{err}"
@@ -86,8 +83,7 @@ fn force_refuses_a_symlink_and_says_so() {
 /// so that a regression can only damage a file of its own.
 #[test]
 fn force_to_a_device_node_writes_into_it_and_never_replaces_it() {
-    let f = Fixture::new();
-    f.picture("in.png", 8, 8);
+    let f = Fixture::with_picture("in.png", 8, 8);
     let dev = f.path("null.png");
     let made = Command::new("mknod")
         .arg(&dev)
@@ -149,8 +145,7 @@ fn a_small_jpeg_claiming_100_megapixels_is_refused_before_any_work() {
     bytes[sof + 7..sof + 9].copy_from_slice(&9999u16.to_be_bytes());
     std::fs::write(f.path("forged.jpg"), &bytes).unwrap();
     let t = Instant::now();
-    let o = f.savl(&["upscale", "forged.jpg"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "forged.jpg"], 1);
     assert!(
         err.contains("forged.jpg") && err.contains("9999×10000"),
         "{err}"
@@ -164,8 +159,7 @@ fn a_small_jpeg_claiming_100_megapixels_is_refused_before_any_work() {
 
 #[test]
 fn inspect_into_a_closed_stdout_ends_quietly_with_status_0() {
-    let f = Fixture::new();
-    f.picture("in.png", 16, 16);
+    let f = Fixture::with_picture("in.png", 16, 16);
     let mut child = f.command(&["inspect", "in.png"]).spawn().unwrap();
     drop(child.stdout.take());
     let o = child.wait_with_output().unwrap();
@@ -174,8 +168,7 @@ fn inspect_into_a_closed_stdout_ends_quietly_with_status_0() {
 }
 
 fn batch_fixture() -> Fixture {
-    let f = Fixture::new();
-    f.picture("a.png", 9, 7);
+    let f = Fixture::with_picture("a.png", 9, 7);
     std::fs::write(f.path("b.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
     f.picture("c.png", 9, 7);
     f
@@ -302,8 +295,7 @@ fn a_x2_model_names_its_outputs_x2() {
 
 #[test]
 fn webp_and_jpeg_size_limits_are_checked_before_upscaling() {
-    let f = Fixture::new();
-    f.picture("wide.png", 4100, 2);
+    let f = Fixture::with_picture("wide.png", 4100, 2);
     for (out, limit) in [("o.webp", "16383"), ("o.jpg", "65535")] {
         let args: &[&str] = if out == "o.jpg" {
             // 16400 × 4 = 65600 > 65535.
@@ -427,8 +419,7 @@ fn a_small_file_that_decodes_to_100_mp_is_refused_by_the_memory_limit() {
     let path = f.path("zeros.png");
     write_zero_png(&path, 10000, 10000, png::ColorType::Rgba);
     assert!(std::fs::metadata(&path).unwrap().len() < 2_000_000);
-    let o = f.savl(&["upscale", "zeros.png"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "zeros.png"], 1);
     assert!(
         err.contains("zeros.png")
             && err.contains("needs 700 MB")
@@ -437,8 +428,7 @@ fn a_small_file_that_decodes_to_100_mp_is_refused_by_the_memory_limit() {
     );
     // A wide picture's band of output rows counts too.
     f.picture("strip.png", 30000, 40);
-    let o = f.savl(&["upscale", "strip.png", "--limit-mem", "40"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "strip.png", "--limit-mem", "40"], 1);
     assert!(
         err.contains("strip.png") && err.contains("band of output rows"),
         "{err}"
@@ -465,8 +455,7 @@ fn set_meta(m: &mut pb::ModelProto, key: &str, value: &str) {
 
 #[test]
 fn invalid_model_metadata_is_refused_at_load() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     for (key, value) in [(keys::SCALE, "abc"), (keys::RECEPTIVE_FIELD, "-5")] {
         std::fs::write(f.path("bad.onnx"), model_with(|m| set_meta(m, key, value))).unwrap();
         let o = Command::new(bin())
@@ -504,8 +493,7 @@ fn rewire_sr(m: &mut pb::ModelProto, op: &str, extra_inputs: &[&str], inits: Vec
 
 #[test]
 fn a_model_without_three_output_channels_is_refused_at_load() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     let six = model_with(|m| {
         let g = m.graph.as_mut().unwrap();
         let orig = g.node.iter().find(|n| n.output == ["sr"]).unwrap().input[0].clone();
@@ -523,8 +511,7 @@ fn a_model_without_three_output_channels_is_refused_at_load() {
 
 #[test]
 fn a_model_that_outputs_nan_fails_instead_of_writing_black() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     let nan = model_with(|m| {
         let t = savl_contract::onnx_proto::tensor_f32("nan", &[], &[f32::NAN]);
         rewire_sr(m, "Mul", &["nan"], vec![t]);
@@ -542,8 +529,7 @@ fn a_model_that_outputs_nan_fails_instead_of_writing_black() {
 
 #[test]
 fn a_precision_taken_from_a_sibling_file_is_announced() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     let int8_labelled = model_with(|m| set_meta(m, keys::PRECISION, "int8"));
     std::fs::write(f.path("m.int8.onnx"), int8_labelled).unwrap();
     std::fs::copy(f.path("tiny.onnx"), f.path("m.onnx")).unwrap();
@@ -570,11 +556,9 @@ fn a_precision_taken_from_a_sibling_file_is_announced() {
 
 #[test]
 fn a_batch_collision_names_the_input_that_was_skipped() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
+    let f = Fixture::with_picture("a.png", 8, 8);
     f.picture("a.jpg", 8, 8);
-    let o = f.savl(&["upscale", "a.jpg", "a.png"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "a.jpg", "a.png"], 1);
     assert!(
         err.contains("a.png: skipped") && err.contains("already written by a.jpg"),
         "{err}"
@@ -588,8 +572,7 @@ fn dangling_links_and_fifos_in_a_folder_are_listed() {
     f.picture("in/good.png", 8, 8);
     std::os::unix::fs::symlink("nowhere.png", f.path("in/dangling.png")).unwrap();
     mkfifo(&f.path("in/pipe.png"));
-    let o = f.savl(&["upscale", "in", "--out-dir", "out"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "in", "--out-dir", "out"], 1);
     assert!(err.contains("2 of 3 inputs failed"), "{err}");
     assert!(
         err.contains("dangling.png") && err.contains("dangling symbolic link"),
@@ -617,8 +600,7 @@ fn an_animated_png_is_announced() {
         }
         w.finish().unwrap();
     }
-    let o = f.savl(&["upscale", "anim.png"]);
-    let err = exits(&o, 0);
+    let err = f.fails(&["upscale", "anim.png"], 0);
     assert!(
         err.contains("anim.png") && err.contains("animated"),
         "{err}"
@@ -627,10 +609,8 @@ fn an_animated_png_is_announced() {
 
 #[test]
 fn a_negative_limit_gets_the_real_message() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
-    let o = f.savl(&["upscale", "p.png", "--limit-mp", "-5"]);
-    let err = exits(&o, 2);
+    let f = Fixture::with_picture("p.png", 8, 8);
+    let err = f.fails(&["upscale", "p.png", "--limit-mp", "-5"], 2);
     assert!(err.contains("positive number of megapixels"), "{err}");
 }
 
@@ -643,8 +623,7 @@ fn a_decoder_panic_fails_only_that_file() {
         .join("fuzz/corpus/decode_image/zune_idct_panic_0.jpg");
     std::fs::copy(seed, f.path("bad.jpg")).unwrap();
     f.picture("good.png", 8, 8);
-    let o = f.savl(&["upscale", "bad.jpg", "good.png"]);
-    let err = exits(&o, 1);
+    let err = f.fails(&["upscale", "bad.jpg", "good.png"], 1);
     assert!(err.contains("bad.jpg") && err.contains("decoder"), "{err}");
     assert!(f.path("good_x4.png").is_file());
 }

@@ -49,6 +49,19 @@ impl Fixture {
         self.path(name)
     }
 
+    /// `savl video clip.mp4` with the `common` flags into `full.mkv`, and into `out.mkv` killed
+    /// (SIGKILL, no clean-up) by the test hook once `segments` segments are finished.
+    fn full_and_killed(&self, common: &[&str], segments: u32) {
+        let full = self.savl(&[&["video", "clip.mp4", "full.mkv"][..], common].concat());
+        ok(&full);
+        let killed = self
+            .command(&[&["video", "clip.mp4", "out.mkv"][..], common].concat())
+            .env("SAVL_VIDEO_TEST_KILL_AFTER_SEGMENTS", segments.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+    }
+
     /// One line per video frame: its timestamp.
     fn frame_times(&self, file: &str) -> Vec<String> {
         self.ffprobe(&[
@@ -141,22 +154,7 @@ fn a_clip_without_audio_works_and_gets_none() {
     let raw_in = f.rgb_frames("clip.mp4");
     let raw_out = f.savl_with_stdin(&["upscale", "--raw", "32x24"], &raw_in);
     ok(&raw_out);
-    std::fs::write(f.path("raw_x4.rgb"), &raw_out.stdout).unwrap();
-    let via_yuv = f.ffmpeg(&[
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        "128x96",
-        "-i",
-        "raw_x4.rgb",
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "rawvideo",
-        "-",
-    ]);
+    let via_yuv = f.from_rgb24(&raw_out.stdout, "128x96", "yuv420p", "rawvideo");
     let ours = f.ffmpeg(&[
         "-i", "out.mkv", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-",
     ]);
@@ -169,16 +167,8 @@ fn a_killed_run_resumes_and_equals_an_uninterrupted_one() {
     let f = fixture();
     f.clip("clip.mp4", true);
     let common = ["--codec", "ffv1", "--segment", "4"];
-    let full = f.savl(&[&["video", "clip.mp4", "full.mkv"][..], &common].concat());
-    ok(&full);
-
     // Killed (SIGKILL, no clean-up) once its first segment of 4 frames is finished.
-    let killed = f
-        .command(&[&["video", "clip.mp4", "out.mkv"][..], &common].concat())
-        .env("SAVL_VIDEO_TEST_KILL_AFTER_SEGMENTS", "1")
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+    f.full_and_killed(&common, 1);
     assert!(!f.path("out.mkv").exists());
     let work = f.path(".out.mkv.savl-video");
     assert!(work.join("seg_000000.nut").is_file());
@@ -426,14 +416,7 @@ fn a_run_killed_after_its_last_segment_resumes_with_the_join_only() {
     f.clip("clip.mp4", true);
     // 12 frames in segments of 5: 5, 5 and a short last one of 2.
     let common = ["--codec", "ffv1", "--segment", "5"];
-    let full = f.savl(&[&["video", "clip.mp4", "full.mkv"][..], &common].concat());
-    ok(&full);
-    let killed = f
-        .command(&[&["video", "clip.mp4", "out.mkv"][..], &common].concat())
-        .env("SAVL_VIDEO_TEST_KILL_AFTER_SEGMENTS", "3")
-        .output()
-        .unwrap();
-    assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+    f.full_and_killed(&common, 3);
     assert!(f.path(".out.mkv.savl-video/seg_000002.nut").is_file());
     let resumed = f.savl(&[&["video", "clip.mp4", "out.mkv", "--resume"][..], &common].concat());
     ok(&resumed);

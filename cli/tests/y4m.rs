@@ -44,21 +44,33 @@ impl Fixture {
             &out.stdout[..out.stdout.iter().position(|&b| b == b'\n').unwrap()],
         )
         .into_owned();
-        let rgb = self.ffmpeg_with_stdin(
-            &[
-                "-f",
-                "yuv4mpegpipe",
-                "-i",
-                "-",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "-",
-            ],
-            &out.stdout,
-        );
-        (rgb, header)
+        (self.y4m_to_rgb24(&out.stdout), header)
+    }
+
+    /// A 6-frame `pix_fmt` clip through the `--raw` path and, as YUV4MPEG2, through `--y4m`:
+    /// (the raw path's frames, the clip as y4m, the y4m path's frames, its header).
+    fn both_paths(&self, pix_fmt: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>, String) {
+        self.clip("clip.mkv", pix_fmt);
+        let raw = self.raw_path("clip.mkv");
+        let y4m = self.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"]);
+        let (ours, header) = self.y4m_path(&y4m, &[]);
+        (raw, y4m, ours, header)
+    }
+
+    /// A YUV4MPEG2 stream decoded to packed rgb24 frames by ffmpeg.
+    fn y4m_to_rgb24(&self, y4m: &[u8]) -> Vec<u8> {
+        let args = [
+            "-f",
+            "yuv4mpegpipe",
+            "-i",
+            "-",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ];
+        self.ffmpeg_with_stdin(&args, y4m)
     }
 }
 
@@ -78,10 +90,7 @@ fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
 #[test]
 fn y4m_444_round_trip_equals_the_raw_path_within_the_conversion_tolerance() {
     let f = Fixture::needing(&["ffmpeg"]);
-    f.clip("clip.mkv", "yuv444p");
-    let raw = f.raw_path("clip.mkv");
-    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"]);
-    let (ours, header) = f.y4m_path(&y4m, &[]);
+    let (raw, _, ours, header) = f.both_paths("yuv444p");
     assert!(header.starts_with("YUV4MPEG2 W128 H96 F12:1 "), "{header}");
     assert!(header.contains(" C444"), "{header}");
     assert_eq!(ours.len(), 128 * 96 * 3 * 6);
@@ -95,45 +104,12 @@ fn y4m_444_round_trip_equals_the_raw_path_within_the_conversion_tolerance() {
 #[test]
 fn y4m_420_round_trip_equals_the_raw_path_within_the_chroma_tolerance() {
     let f = Fixture::needing(&["ffmpeg"]);
-    f.clip("clip.mkv", "yuv420p");
-    let raw = f.raw_path("clip.mkv");
-    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"]);
-    let (ours, header) = f.y4m_path(&y4m, &[]);
+    let (raw, y4m, ours, header) = f.both_paths("yuv420p");
     assert!(header.contains(" C420jpeg"), "{header}");
     // The raw path's frames with their chroma halved by ffmpeg (rgb24 → yuv420p → rgb24), as
     // the 4:2:0 output's is.
-    let raw420 = f.ffmpeg_with_stdin(
-        &[
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            "128x96",
-            "-i",
-            "-",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "yuv4mpegpipe",
-            "-",
-        ],
-        &raw,
-    );
-    let raw420 = f.ffmpeg_with_stdin(
-        &[
-            "-f",
-            "yuv4mpegpipe",
-            "-i",
-            "-",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ],
-        &raw420,
-    );
+    let raw420 = f.from_rgb24(&raw, "128x96", "yuv420p", "yuv4mpegpipe");
+    let raw420 = f.y4m_to_rgb24(&raw420);
     let (worst, mean) = diff(&ours, &raw420);
     eprintln!("4:2:0 y4m vs raw then 4:2:0: max {worst}, mean {mean:.3}");
     assert!(mean <= 2.5, "max {worst}, mean {mean}");

@@ -53,6 +53,13 @@ impl Fixture {
         Fixture::new()
     }
 
+    /// With the default test model and a `w × h` [`gradient`] picture `name`.
+    pub fn with_picture(name: &str, w: u32, h: u32) -> Fixture {
+        let f = Fixture::new();
+        f.picture(name, w, h);
+        f
+    }
+
     /// `name` in the folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -89,6 +96,12 @@ impl Fixture {
         self.command(args).output().unwrap()
     }
 
+    /// Runs [`Fixture::command`], asserting it exits with `code`; its stderr.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        exits(&self.savl(args), code)
+    }
+
     /// Runs [`Fixture::command`] with `input` on stdin.
     pub fn savl_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         with_stdin(self.command(args), input)
@@ -120,6 +133,16 @@ impl Fixture {
         let out = with_stdin(cmd, input);
         assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
         out.stdout
+    }
+}
+
+impl Fixture {
+    /// Packed rgb24 frames of `size` (`WxH`) through ffmpeg into `pix_fmt`, as `format`
+    /// (`rawvideo`, `yuv4mpegpipe`).
+    pub fn from_rgb24(&self, rgb: &[u8], size: &str, pix_fmt: &str, format: &str) -> Vec<u8> {
+        let input = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-i", "-"];
+        let output = ["-pix_fmt", pix_fmt, "-f", format, "-"];
+        self.ffmpeg_with_stdin(&[&input[..], &output[..]].concat(), rgb)
     }
 }
 
