@@ -154,7 +154,7 @@ fn a_clip_without_audio_works_and_gets_none() {
     let raw_in = f.rgb_frames("clip.mp4");
     let raw_out = f.savl_with_stdin(&["upscale", "--raw", "32x24"], &raw_in);
     ok(&raw_out);
-    let via_yuv = f.from_rgb24(&raw_out.stdout, "128x96", "yuv420p", "rawvideo");
+    let via_yuv = f.convert_rgb24(&raw_out.stdout, "128x96", "yuv420p", "rawvideo");
     let ours = f.ffmpeg(&[
         "-i", "out.mkv", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-",
     ]);

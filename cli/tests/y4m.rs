@@ -108,7 +108,7 @@ fn y4m_420_round_trip_equals_the_raw_path_within_the_chroma_tolerance() {
     assert!(header.contains(" C420jpeg"), "{header}");
     // The raw path's frames with their chroma halved by ffmpeg (rgb24 → yuv420p → rgb24), as
     // the 4:2:0 output's is.
-    let raw420 = f.from_rgb24(&raw, "128x96", "yuv420p", "yuv4mpegpipe");
+    let raw420 = f.convert_rgb24(&raw, "128x96", "yuv420p", "yuv4mpegpipe");
     let raw420 = f.y4m_to_rgb24(&raw420);
     let (worst, mean) = diff(&ours, &raw420);
     eprintln!("4:2:0 y4m vs raw then 4:2:0: max {worst}, mean {mean:.3}");

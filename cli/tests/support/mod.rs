@@ -139,7 +139,7 @@ impl Fixture {
 impl Fixture {
     /// Packed rgb24 frames of `size` (`WxH`) through ffmpeg into `pix_fmt`, as `format`
     /// (`rawvideo`, `yuv4mpegpipe`).
-    pub fn from_rgb24(&self, rgb: &[u8], size: &str, pix_fmt: &str, format: &str) -> Vec<u8> {
+    pub fn convert_rgb24(&self, rgb: &[u8], size: &str, pix_fmt: &str, format: &str) -> Vec<u8> {
         let input = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", size, "-i", "-"];
         let output = ["-pix_fmt", pix_fmt, "-f", format, "-"];
         self.ffmpeg_with_stdin(&[&input[..], &output[..]].concat(), rgb)
