@@ -10,14 +10,13 @@
 //! complete, so memory is one input frame plus one band. The input must end on a frame boundary.
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use savl_cli::io::{DecodeLimits, RawFrameReader};
 
 use super::model::ModelArgs;
-use super::progress::{self, say};
+use super::progress;
 use super::{Outcome, Verbosity};
 
 /// Runs raw mode on stdin/stdout.
@@ -58,10 +57,8 @@ pub fn run(
     }
     let mut input = RawFrameReader::new(std::io::stdin().lock(), w, h)?;
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    let pb = progress::spinner(verbosity);
-    let start = Instant::now();
+    let mut count = progress::FrameCount::start(verbosity);
     let mut buf = Vec::new();
-    let mut frames: u64 = 0;
     loop {
         let more = input.read_frame(&mut buf).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -81,21 +78,11 @@ pub fn run(
                     source,
                 })
             })
-            .with_context(|| format!("frame {frames}"))?;
+            .with_context(|| format!("frame {}", count.frames))?;
         out.flush().context("cannot write stdout")?;
         buf = img.into_raw();
-        frames += 1;
-        pb.inc(1);
+        count.inc();
     }
-    pb.finish_and_clear();
-    if verbosity >= Verbosity::Verbose {
-        say(
-            &pb,
-            &format!(
-                "raw: {frames} frames in {:.1} s",
-                start.elapsed().as_secs_f64()
-            ),
-        );
-    }
+    count.finish("raw");
     Ok(Outcome::Ok)
 }
