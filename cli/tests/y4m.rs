@@ -182,51 +182,24 @@ fn ffmpeg_convert(
     let size = format!("{w}x{h}");
     let matrix = m.to_string();
     let range = if r == Range::Full { "pc" } else { "tv" };
-    let flags = "accurate_rnd+bitexact+full_chroma_int";
-    let to_yuv = f.ffmpeg_with_stdin(
-        &[
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            &size,
-            "-i",
-            "-",
-            "-sws_flags",
-            flags,
-            "-vf",
-            &format!("scale=out_color_matrix={matrix}:out_range={range}"),
-            "-pix_fmt",
-            "yuv444p",
-            "-f",
-            "rawvideo",
-            "-",
-        ],
-        rgb,
-    );
-    let to_rgb = f.ffmpeg_with_stdin(
-        &[
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv444p",
-            "-s",
-            &size,
-            "-i",
-            "-",
-            "-sws_flags",
-            flags,
-            "-vf",
-            &format!("scale=in_color_matrix={matrix}:in_range={range}"),
-            "-pix_fmt",
-            "rgb24",
-            "-f",
-            "rawvideo",
-            "-",
-        ],
-        &to_yuv,
-    );
+    // One exact swscale conversion of packed frames, `from` → `to`, with `scale` filter options.
+    let convert = |from: &str, to: &str, scale: &str, input: &[u8]| {
+        let flags = "accurate_rnd+bitexact+full_chroma_int";
+        let filter = format!("scale={scale}");
+        let input_args = ["-f", "rawvideo", "-pix_fmt", from, "-s", &size, "-i", "-"];
+        let output_args = ["-pix_fmt", to, "-f", "rawvideo", "-"];
+        let args = [
+            &input_args[..],
+            &["-sws_flags", flags, "-vf", &filter],
+            &output_args,
+        ]
+        .concat();
+        f.ffmpeg_with_stdin(&args, input)
+    };
+    let out_opts = format!("out_color_matrix={matrix}:out_range={range}");
+    let to_yuv = convert("rgb24", "yuv444p", &out_opts, rgb);
+    let in_opts = format!("in_color_matrix={matrix}:in_range={range}");
+    let to_rgb = convert("yuv444p", "rgb24", &in_opts, &to_yuv);
     (to_yuv, to_rgb)
 }
 

@@ -39,14 +39,7 @@ pub fn run(
     }
     let upscaler = model.build(limits.max_pixels, verbosity)?;
     let need = (u64::from(w) * u64::from(h) * 3).saturating_add(upscaler.band_bytes(w, h));
-    if need > limit_mem {
-        bail!(
-            "--raw {w}x{h} needs {:.0} MB for a frame and one band of output rows, over \
-             --limit-mem {:.0} MB",
-            need as f64 / 1e6,
-            limit_mem as f64 / 1e6
-        );
-    }
+    check_memory("--raw", (w, h), "a frame", need, limit_mem)?;
     let s = upscaler.scale() as u32;
     if verbosity >= Verbosity::Verbose {
         note!(
@@ -85,4 +78,24 @@ pub fn run(
     }
     count.finish("raw");
     Ok(Outcome::Ok)
+}
+
+/// Refuses a frame pipe (`flag` `--raw` or `--y4m`, frames of `w × h`) whose memory `need` in
+/// bytes, for `what` and one band of output rows, is over `--limit-mem`.
+pub(super) fn check_memory(
+    flag: &str,
+    (w, h): (u32, u32),
+    what: &str,
+    need: u64,
+    limit_mem: u64,
+) -> Result<()> {
+    if need > limit_mem {
+        bail!(
+            "{flag} {w}x{h} needs {:.0} MB for {what} and one band of output rows, over \
+             --limit-mem {:.0} MB",
+            need as f64 / 1e6,
+            limit_mem as f64 / 1e6
+        );
+    }
+    Ok(())
 }

@@ -341,14 +341,7 @@ pub fn run(
         .saturating_add(3 * u64::from(ow) * u64::from(oh))
         .saturating_add(out_chroma.frame_len(ow, oh) as u64)
         .saturating_add(upscaler.band_bytes(w, h));
-    if need > limit_mem {
-        bail!(
-            "--y4m {w}x{h} needs {:.0} MB for the frames and one band of output rows, over \
-             --limit-mem {:.0} MB",
-            need as f64 / 1e6,
-            limit_mem as f64 / 1e6
-        );
-    }
+    super::raw::check_memory("--y4m", (w, h), "the frames", need, limit_mem)?;
     let colour = Colour {
         matrix: args.matrix.unwrap_or_default(),
         range: header.range.or(args.range).unwrap_or_default(),
