@@ -29,23 +29,26 @@ fn compile(source: &Path, dir: &Path) -> Option<PathBuf> {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let exe = dir.join(source.file_stem().unwrap());
-    let out = Command::new(&cc)
+    let mut cc_cmd = Command::new(&cc);
+    cc_cmd
         .arg(source)
         .arg("-I")
         .arg(root.join("include"))
         .args(["-std=c11", "-Wall", "-Werror", "-o"])
         .arg(&exe)
         .arg(&lib)
-        .args(["-lpthread", "-ldl", "-lm"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cc {} failed:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .args(["-lpthread", "-ldl", "-lm"]);
+    run_ok(&mut cc_cmd, &format!("cc {}", source.display()));
     Some(exe)
+}
+
+/// Runs `cmd`, asserting that it succeeds (with its output in the message otherwise); its stdout.
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    stdout
 }
 
 #[test]
@@ -55,13 +58,7 @@ fn c_test_program_passes_against_libsavl_a() {
     let Some(exe) = compile(&root.join("tests/c/capi_test.c"), dir.path()) else {
         return;
     };
-    let run = Command::new(&exe).output().unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "C checks failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = run_ok(&mut Command::new(&exe), "C checks");
     assert!(stdout.contains("0 failed"), "{stdout}");
 }
 
@@ -94,17 +91,11 @@ fn camera_nv12_example_matches_the_rust_path() {
     };
     let (w, h, frames) = (26u32, 18u32, 3u32);
     let out_path = dir.path().join("out.nv12");
-    let run = Command::new(&exe)
+    let mut camera = Command::new(&exe);
+    camera
         .args([w.to_string(), h.to_string(), frames.to_string()])
-        .arg(&out_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "camera_nv12 failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .arg(&out_path);
+    let stdout = run_ok(&mut camera, "camera_nv12");
     for n in 0..frames {
         let line = stdout
             .lines()
