@@ -15,15 +15,11 @@
 # cost. Wall time on a loaded machine is noisy; the CPU ratio is the steadier figure there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${1:-}
-if [ -z "$bin" ]; then
-  bin=target/release/savl
-  [ -x "$bin" ] || bin=target/debug/savl
-fi
+. scripts/savl_bin.sh
+bin=$(savl_bin "${1:-}")
 frames=${2:-24} rounds=${3:-3}
 shift $(( $# >= 3 ? 3 : $# ))
 [ "${1:-}" = "--" ] && shift
-bin=$(realpath "$bin")
 for tool in ffmpeg ffprobe bc /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench_video.sh: $tool is not on PATH" >&2; exit 2; }
 done

@@ -12,15 +12,11 @@
 # luma levels (tblend difference, signalstats YAVG), input (160x90) and output (640x360).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=${1:-}
-if [ -z "$bin" ]; then
-  bin=target/release/savl
-  [ -x "$bin" ] || bin=target/debug/savl
-fi
+. scripts/savl_bin.sh
+bin=$(savl_bin "${1:-}")
 frames=${2:-12}
 shift $(( $# >= 2 ? 2 : $# ))
 [ "${1:-}" = "--" ] && shift
-bin=$(realpath "$bin")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ff() { ffmpeg -nostdin -hide_banner -v error "$@"; }

@@ -13,6 +13,55 @@ fn last_error() -> String {
         .into_owned()
 }
 
+/// Asserts an `Ok` status, with the last error in the message otherwise.
+#[track_caller]
+fn expect_ok(st: SavlStatus) {
+    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+}
+
+/// A handle on the embedded model, one thread, 32-pixel tiles.
+fn tiny_upscaler() -> *mut SavlUpscaler {
+    let mut opts = savl_options_default();
+    opts.threads = 1;
+    opts.tile = 32;
+    let mut up: *mut SavlUpscaler = ptr::null_mut();
+    // SAFETY: valid options and out-pointer.
+    expect_ok(unsafe { savl_upscaler_new(&opts, &mut up) });
+    up
+}
+
+/// Frees a live handle with no call running on it; the free nulls the pointer.
+fn free(mut up: *mut SavlUpscaler) {
+    // SAFETY: callers pass a live handle that nothing else uses any more.
+    unsafe { savl_upscaler_free(&mut up) };
+    assert!(up.is_null());
+}
+
+/// `savl_upscaler_run` with the buffers' lengths taken from the slices.
+fn run_packed(
+    up: *const SavlUpscaler,
+    src: &[u8],
+    (w, h, src_stride): (u32, u32, usize),
+    dst: &mut [u8],
+    dst_stride: usize,
+) -> SavlStatus {
+    // SAFETY: the slices are valid for the lengths passed and cannot overlap (one is borrowed
+    // mutably); `up` is live or NULL, which the function refuses.
+    unsafe {
+        savl_upscaler_run(
+            up,
+            src.as_ptr(),
+            src.len(),
+            w,
+            h,
+            src_stride,
+            dst.as_mut_ptr(),
+            dst_stride,
+            dst.len(),
+        )
+    }
+}
+
 #[test]
 fn a_panic_inside_the_library_comes_back_as_a_status() {
     let st = savl_debug_trigger_panic();
@@ -27,64 +76,16 @@ fn null_pointers_and_short_buffers_are_rejected() {
     assert_eq!(st, SavlStatus::InvalidArgument);
     assert!(last_error().contains("NULL"));
 
-    let mut opts = savl_options_default();
-    opts.threads = 1;
-    opts.tile = 32;
-    let mut up: *mut SavlUpscaler = ptr::null_mut();
-    // SAFETY: valid options and out-pointer.
-    assert_eq!(unsafe { savl_upscaler_new(&opts, &mut up) }, SavlStatus::Ok);
+    let up = tiny_upscaler();
     let src = [128u8; 8 * 6 * 3];
     let mut dst = vec![0u8; 10];
-    // SAFETY: the buffers are valid for the lengths passed.
-    let st = unsafe {
-        savl_upscaler_run(
-            up,
-            src.as_ptr(),
-            src.len(),
-            8,
-            6,
-            24,
-            dst.as_mut_ptr(),
-            96,
-            dst.len(),
-        )
-    };
+    let st = run_packed(up, &src, (8, 6, 24), &mut dst, 96);
     assert_eq!(st, SavlStatus::InvalidArgument);
     assert!(last_error().contains("dst_len"), "{}", last_error());
-    // SAFETY: as above; a stride shorter than a row.
-    let st = unsafe {
-        savl_upscaler_run(
-            up,
-            src.as_ptr(),
-            src.len(),
-            8,
-            6,
-            10,
-            dst.as_mut_ptr(),
-            96,
-            dst.len(),
-        )
-    };
+    // A stride shorter than a row.
+    let st = run_packed(up, &src, (8, 6, 10), &mut dst, 96);
     assert_eq!(st, SavlStatus::InvalidArgument);
-    // SAFETY: `up` is live; free nulls it.
-    unsafe { savl_upscaler_free(&mut up) };
-    assert!(up.is_null());
-}
-
-#[test]
-fn a_missing_model_file_is_an_error_naming_it() {
-    let mut opts = savl_options_default();
-    opts.model_path = c"/nonexistent/model.onnx".as_ptr();
-    let mut up: *mut SavlUpscaler = ptr::null_mut();
-    // SAFETY: valid options and out-pointer.
-    let st = unsafe { savl_upscaler_new(&opts, &mut up) };
-    assert!(matches!(st, SavlStatus::Io | SavlStatus::Model), "{st:?}");
-    assert!(up.is_null());
-    assert!(
-        last_error().contains("/nonexistent/model.onnx"),
-        "{}",
-        last_error()
-    );
+    free(up);
 }
 
 #[test]
@@ -108,12 +109,7 @@ fn strided_run_equals_the_rust_api() {
         src[y * src_stride..y * src_stride + (w * 3) as usize]
             .copy_from_slice(&img.as_raw()[y * (w * 3) as usize..(y + 1) * (w * 3) as usize]);
     }
-    let mut opts = savl_options_default();
-    opts.threads = 1;
-    opts.tile = 32;
-    let mut up: *mut SavlUpscaler = ptr::null_mut();
-    // SAFETY: valid options and out-pointer.
-    assert_eq!(unsafe { savl_upscaler_new(&opts, &mut up) }, SavlStatus::Ok);
+    let up = tiny_upscaler();
     let (mut ow, mut oh) = (0u32, 0u32);
     assert_eq!(
         // SAFETY: live handle, valid out-pointers.
@@ -123,23 +119,14 @@ fn strided_run_equals_the_rust_api() {
     assert_eq!((ow, oh), (w * 4, h * 4));
     let dst_stride = (ow * 3 + 7) as usize;
     let mut dst = vec![0x55u8; dst_stride * oh as usize];
-    // SAFETY: the buffers are valid for the lengths passed and do not overlap.
-    let st = unsafe {
-        savl_upscaler_run(
-            up,
-            src.as_ptr(),
-            src.len(),
-            w,
-            h,
-            src_stride,
-            dst.as_mut_ptr(),
-            dst_stride,
-            dst.len(),
-        )
-    };
-    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    expect_ok(run_packed(
+        up,
+        &src,
+        (w, h, src_stride),
+        &mut dst,
+        dst_stride,
+    ));
+    free(up);
     for y in 0..oh as usize {
         let row = &dst[y * dst_stride..y * dst_stride + (ow * 3) as usize];
         assert_eq!(
@@ -152,16 +139,6 @@ fn strided_run_equals_the_rust_api() {
                 .all(|&b| b == 0x55)
         );
     }
-}
-
-fn tiny_upscaler() -> *mut SavlUpscaler {
-    let mut opts = savl_options_default();
-    opts.threads = 1;
-    opts.tile = 32;
-    let mut up: *mut SavlUpscaler = ptr::null_mut();
-    // SAFETY: valid options and out-pointer.
-    assert_eq!(unsafe { savl_upscaler_new(&opts, &mut up) }, SavlStatus::Ok);
-    up
 }
 
 /// Issue 16: an out-of-range status gave a wild pointer.
@@ -208,15 +185,14 @@ fn overflowing_stride_short_source_and_overlap_are_rejected() {
     assert_eq!(st, SavlStatus::InvalidArgument);
     assert!(last_error().contains("overlap"), "{}", last_error());
     let st = run(src.as_ptr(), src.len(), 24, dst.as_mut_ptr(), dst.len());
-    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
-    let mut up = up;
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    expect_ok(st);
+    free(up);
 }
 
-/// Issue 16: a missing model file gave `SAVL_STATUS_IO` where the header promises `MODEL`.
+/// Issue 16: a missing model file gave `SAVL_STATUS_IO` where the header promises `MODEL`; the
+/// message names the file.
 #[test]
-fn missing_model_is_status_model() {
+fn a_missing_model_file_is_status_model_naming_it() {
     let mut opts = savl_options_default();
     opts.model_path = c"/nonexistent/dir/model.onnx".as_ptr();
     let mut up: *mut SavlUpscaler = ptr::null_mut();
@@ -224,12 +200,17 @@ fn missing_model_is_status_model() {
     let st = unsafe { savl_upscaler_new(&opts, &mut up) };
     assert_eq!(st, SavlStatus::Model);
     assert!(up.is_null());
+    assert!(
+        last_error().contains("/nonexistent/dir/model.onnx"),
+        "{}",
+        last_error()
+    );
 }
 
 /// Issue 16: `output_size(0, 0)` succeeded while `run` refuses an empty image.
 #[test]
 fn output_size_of_an_empty_image_is_invalid() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     let (mut ow, mut oh) = (7u32, 7u32);
     for (w, h) in [(0, 0), (0, 5), (5, 0)] {
         // SAFETY: live handle, valid out-pointers.
@@ -237,39 +218,17 @@ fn output_size_of_an_empty_image_is_invalid() {
         assert_eq!(st, SavlStatus::InvalidArgument, "{w}x{h}");
     }
     assert_eq!((ow, oh), (7, 7));
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    free(up);
 }
 
-/// Issue 16: the header said "one thread at a time"; the contract now is that one handle may
-/// run on several threads at once. Four threads on one handle give the single-thread result.
-#[test]
-fn one_handle_runs_on_four_threads_at_once() {
-    let mut up = tiny_upscaler();
-    let (w, h) = (20u32, 13u32);
-    let src: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
-    let out_len = (w * h * 3 * 16) as usize;
-    let run_once = |up: usize| {
-        let mut dst = vec![0u8; out_len];
-        // SAFETY: the handle stays live until every thread is joined; buffers are valid.
-        let st = unsafe {
-            savl_upscaler_run(
-                up as *const SavlUpscaler,
-                src.as_ptr(),
-                src.len(),
-                w,
-                h,
-                (w * 3) as usize,
-                dst.as_mut_ptr(),
-                (w * 12) as usize,
-                dst.len(),
-            )
-        };
-        assert_eq!(st, SavlStatus::Ok, "{}", last_error());
-        dst
-    };
-    let expected = run_once(up as usize);
+/// Runs `run_once(handle)` here, then three times on each of four threads at once on the same
+/// handle (passed as an address), and asserts every result equals the first.
+fn same_on_four_threads<T: PartialEq + Send>(
+    up: *mut SavlUpscaler,
+    run_once: impl Fn(usize) -> T + Sync,
+) {
     let handle = up as usize;
+    let expected = run_once(handle);
     std::thread::scope(|s| {
         let threads: Vec<_> = (0..4)
             .map(|_| s.spawn(|| (0..3).map(|_| run_once(handle)).collect::<Vec<_>>()))
@@ -280,8 +239,31 @@ fn one_handle_runs_on_four_threads_at_once() {
             }
         }
     });
-    // SAFETY: live handle, no call running.
-    unsafe { savl_upscaler_free(&mut up) };
+}
+
+/// Issue 16: the header said "one thread at a time"; the contract now is that one handle may
+/// run on several threads at once. Four threads on one handle give the single-thread result.
+#[test]
+fn one_handle_runs_on_four_threads_at_once() {
+    let up = tiny_upscaler();
+    let (w, h) = (20u32, 13u32);
+    let src: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
+    let out_len = (w * h * 3 * 16) as usize;
+    let run_once = |up: usize| {
+        let mut dst = vec![0u8; out_len];
+        // The handle stays live until every thread is joined.
+        let st = run_packed(
+            up as *const _,
+            &src,
+            (w, h, 3 * w as usize),
+            &mut dst,
+            12 * w as usize,
+        );
+        expect_ok(st);
+        dst
+    };
+    same_on_four_threads(up, run_once);
+    free(up);
 }
 
 // ---- savl_upscaler_run_image ----------------------------------------------------------------
@@ -289,21 +271,13 @@ fn one_handle_runs_on_four_threads_at_once() {
 /// RGB8 through `savl_upscaler_run` (the reference path), packed rows.
 fn run_rgb(up: *const SavlUpscaler, rgb: &[u8], w: u32, h: u32) -> Vec<u8> {
     let mut dst = vec![0u8; rgb.len() * 16];
-    // SAFETY: buffers valid for the lengths passed; `up` is live.
-    let st = unsafe {
-        savl_upscaler_run(
-            up,
-            rgb.as_ptr(),
-            rgb.len(),
-            w,
-            h,
-            3 * w as usize,
-            dst.as_mut_ptr(),
-            12 * w as usize,
-            dst.len(),
-        )
-    };
-    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+    expect_ok(run_packed(
+        up,
+        rgb,
+        (w, h, 3 * w as usize),
+        &mut dst,
+        12 * w as usize,
+    ));
     dst
 }
 
@@ -323,6 +297,12 @@ fn packed_image(
     img.strides[0] = stride;
     img.lengths[0] = buf.len();
     img
+}
+
+/// A one-plane image over `buf` holding `h` packed rows (no padding).
+fn packed(format: SavlPixelFormat, w: usize, h: usize, buf: &mut [u8]) -> SavlImage {
+    let stride = buf.len() / h;
+    packed_image(format, w as u32, h as u32, buf, stride)
 }
 
 /// A YUV 4:2:0 image over separate plane buffers (one for NV12/NV21's UV, two for I420's U, V).
@@ -364,7 +344,7 @@ fn pattern(w: u32, h: u32) -> Vec<u8> {
 
 #[test]
 fn packed_formats_in_equal_converting_to_rgb8_first() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     let (w, h) = (14u32, 10u32);
     let rgb = pattern(w, h);
     let px = || rgb.chunks_exact(3);
@@ -421,12 +401,8 @@ fn packed_formats_in_equal_converting_to_rgb8_first() {
         let ostride = 12 * w as usize + 5;
         let mut out = vec![0x55u8; ostride * 4 * h as usize];
         let dst_img = packed_image(SavlPixelFormat::Rgb8, 4 * w, 4 * h, &mut out, ostride);
-        assert_eq!(
-            run_image(up, &src_img, &dst_img),
-            SavlStatus::Ok,
-            "{format:?}: {}",
-            last_error()
-        );
+        let st = run_image(up, &src_img, &dst_img);
+        assert_eq!(st, SavlStatus::Ok, "{format:?}: {}", last_error());
         let expected = run_rgb(up, &as_rgb, w, h);
         assert!(
             unpad(&out, ostride, 12 * w as usize, 4 * h as usize) == expected,
@@ -438,8 +414,7 @@ fn packed_formats_in_equal_converting_to_rgb8_first() {
                 .all(|&b| b == 0x55));
         }
     }
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    free(up);
 }
 
 /// BT.601/709, limited/full, Y′CbCr → RGB in closed form, in f64 (independent of `savl::yuv`).
@@ -465,7 +440,7 @@ fn closed_form_rgb(y: u8, cb: u8, cr: u8, bt709: bool, full: bool) -> [f64; 3] {
 
 #[test]
 fn yuv_formats_in_equal_converting_to_rgb8_first() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     for (w, h) in [(14u32, 10u32), (13, 9)] {
         let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
         let (wu, hu) = (w as usize, h as usize);
@@ -549,23 +524,17 @@ fn yuv_formats_in_equal_converting_to_rgb8_first() {
                 src.range = range;
                 let mut out = vec![0u8; expected.len()];
                 let dst = packed_image(SavlPixelFormat::Rgb8, 4 * w, 4 * h, &mut out, 12 * wu);
-                assert_eq!(
-                    run_image(up, &src, &dst),
-                    SavlStatus::Ok,
-                    "{}",
-                    last_error()
-                );
+                expect_ok(run_image(up, &src, &dst));
                 assert!(out == expected, "{format:?} {matrix:?} {range:?} {w}x{h}");
             }
         }
     }
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    free(up);
 }
 
 #[test]
 fn output_formats_follow_the_rgb8_output() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     for (w, h) in [(14u32, 10u32), (11, 9)] {
         let (ow, oh) = (4 * w as usize, 4 * h as usize);
         let mut rgb = pattern(w, h);
@@ -575,12 +544,7 @@ fn output_formats_follow_the_rgb8_output() {
         let one_plane = |format: SavlPixelFormat, bpp: usize| -> Vec<u8> {
             let mut out = vec![0u8; ow * oh * bpp];
             let dst = packed_image(format, ow as u32, oh as u32, &mut out, ow * bpp);
-            assert_eq!(
-                run_image(up, &src, &dst),
-                SavlStatus::Ok,
-                "{}",
-                last_error()
-            );
+            expect_ok(run_image(up, &src, &dst));
             out
         };
         let bgr: Vec<u8> = px().flat_map(|p| [p[2], p[1], p[0]]).collect();
@@ -611,12 +575,7 @@ fn output_formats_follow_the_rgb8_output() {
             (vec![0x55u8; (2 * cw + 5) * ch], 2 * cw + 5),
         ];
         let dst = yuv_image(SavlPixelFormat::Nv12, ow as u32, oh as u32, &mut planes);
-        assert_eq!(
-            run_image(up, &src, &dst),
-            SavlStatus::Ok,
-            "{}",
-            last_error()
-        );
+        expect_ok(run_image(up, &src, &dst));
         let y_plane = unpad(&planes[0].0, ow + 3, ow, oh);
         let uv_plane = unpad(&planes[1].0, 2 * cw + 5, 2 * cw, ch);
         let mut want = vec![0u8; ow * oh + 2 * cw * ch];
@@ -681,21 +640,15 @@ fn output_formats_follow_the_rgb8_output() {
             (vec![0u8; cw * ch], cw),
         ];
         let dst = yuv_image(SavlPixelFormat::I420, ow as u32, oh as u32, &mut i420);
-        assert_eq!(
-            run_image(up, &src, &dst),
-            SavlStatus::Ok,
-            "{}",
-            last_error()
-        );
+        expect_ok(run_image(up, &src, &dst));
         assert!(i420[0].0 == y_plane && i420[1].0 == u && i420[2].0 == v);
     }
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    free(up);
 }
 
 #[test]
 fn bgra_keeps_its_alpha_as_the_cli_does() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     let (w, h) = (24u32, 16u32);
     // Left third clear (with junk colour under it), a soft middle third, right third opaque.
     let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
@@ -715,19 +668,8 @@ fn bgra_keeps_its_alpha_as_the_cli_does() {
     let src = packed_image(SavlPixelFormat::Bgra8, w, h, &mut bgra, 4 * w as usize);
     let (ow, oh) = (4 * w as usize, 4 * h as usize);
     let mut out = vec![0u8; ow * oh * 4];
-    let dst = packed_image(
-        SavlPixelFormat::Rgba8,
-        ow as u32,
-        oh as u32,
-        &mut out,
-        4 * ow,
-    );
-    assert_eq!(
-        run_image(up, &src, &dst),
-        SavlStatus::Ok,
-        "{}",
-        last_error()
-    );
+    let dst = packed(SavlPixelFormat::Rgba8, ow, oh, &mut out);
+    expect_ok(run_image(up, &src, &dst));
     for oy in 0..oh {
         for ox in 0..ow {
             let a = out[(oy * ow + ox) * 4 + 3];
@@ -759,27 +701,15 @@ fn bgra_keeps_its_alpha_as_the_cli_does() {
     }
     // An output without alpha drops it (the filled colour).
     let mut rgb_out = vec![0u8; ow * oh * 3];
-    let dst = packed_image(
-        SavlPixelFormat::Rgb8,
-        ow as u32,
-        oh as u32,
-        &mut rgb_out,
-        3 * ow,
-    );
-    assert_eq!(
-        run_image(up, &src, &dst),
-        SavlStatus::Ok,
-        "{}",
-        last_error()
-    );
+    let dst = packed(SavlPixelFormat::Rgb8, ow, oh, &mut rgb_out);
+    expect_ok(run_image(up, &src, &dst));
     assert!(rgb_out == *colour.as_raw());
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    free(up);
 }
 
 #[test]
 fn every_descriptor_error_names_the_plane() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     let (w, h) = (8u32, 6u32);
     let mut planes = vec![(vec![100u8; 8 * 6], 8usize), (vec![128u8; 8 * 3], 8usize)];
     let good = yuv_image(SavlPixelFormat::Nv12, w, h, &mut planes);
@@ -871,14 +801,8 @@ fn every_descriptor_error_names_the_plane() {
     // SAFETY: null descriptors are refused before use.
     let st = unsafe { savl_upscaler_run_image(up, ptr::null(), &good_dst, None, ptr::null_mut()) };
     assert_eq!(st, SavlStatus::InvalidArgument);
-    assert_eq!(
-        run_image(up, &good, &good_dst),
-        SavlStatus::Ok,
-        "{}",
-        last_error()
-    );
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    expect_ok(run_image(up, &good, &good_dst));
+    free(up);
 }
 
 struct Progress {
@@ -922,21 +846,15 @@ fn run_with_progress(
 
 #[test]
 fn progress_counts_rows_and_cancel_stops_with_cancelled() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     let (w, h) = (16u32, 80u32);
     let (ow, oh) = (64usize, 320usize);
     let mut rgb = pattern(w, h);
     let src = packed_image(SavlPixelFormat::Rgb8, w, h, &mut rgb, 48);
     let mut out = vec![0x55u8; ow * oh * 3];
-    let dst = packed_image(
-        SavlPixelFormat::Rgb8,
-        ow as u32,
-        oh as u32,
-        &mut out,
-        3 * ow,
-    );
+    let dst = packed(SavlPixelFormat::Rgb8, ow, oh, &mut out);
     let (st, calls) = run_with_progress(up, &src, &dst, None);
-    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+    expect_ok(st);
     assert!(
         calls.len() >= 3,
         "one call to start and one a band: {calls:?}"
@@ -954,13 +872,7 @@ fn progress_counts_rows_and_cancel_stops_with_cancelled() {
     // Cancel after the first band: CANCELLED, the callback not called again, the rows after
     // that band untouched.
     out.fill(0x55);
-    let dst = packed_image(
-        SavlPixelFormat::Rgb8,
-        ow as u32,
-        oh as u32,
-        &mut out,
-        3 * ow,
-    );
+    let dst = packed(SavlPixelFormat::Rgb8, ow, oh, &mut out);
     let (st, cancelled) = run_with_progress(up, &src, &dst, Some(1));
     assert_eq!(st, SavlStatus::Cancelled);
     assert!(last_error().contains("cancelled"), "{}", last_error());
@@ -970,13 +882,7 @@ fn progress_counts_rows_and_cancel_stops_with_cancelled() {
     assert!(out[band * ow * 3..].iter().all(|&b| b == 0x55));
     // Cancel at the first call: nothing written.
     out.fill(0x55);
-    let dst = packed_image(
-        SavlPixelFormat::Rgb8,
-        ow as u32,
-        oh as u32,
-        &mut out,
-        3 * ow,
-    );
+    let dst = packed(SavlPixelFormat::Rgb8, ow, oh, &mut out);
     let (st, c) = run_with_progress(up, &src, &dst, Some(0));
     assert_eq!((st, c.len()), (SavlStatus::Cancelled, 1));
     assert!(out.iter().all(|&b| b == 0x55));
@@ -995,34 +901,21 @@ fn progress_counts_rows_and_cancel_stops_with_cancelled() {
         .collect();
     let src = packed_image(SavlPixelFormat::Rgba8, w, h, &mut rgba, 64);
     let mut out4 = vec![0x55u8; ow * oh * 4];
-    let dst = packed_image(
-        SavlPixelFormat::Rgba8,
-        ow as u32,
-        oh as u32,
-        &mut out4,
-        4 * ow,
-    );
+    let dst = packed(SavlPixelFormat::Rgba8, ow, oh, &mut out4);
     let (st, calls) = run_with_progress(up, &src, &dst, None);
-    assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+    expect_ok(st);
     assert_eq!(*calls.last().unwrap(), (2 * oh as u32, 2 * oh as u32));
     out4.fill(0x55);
-    let dst = packed_image(
-        SavlPixelFormat::Rgba8,
-        ow as u32,
-        oh as u32,
-        &mut out4,
-        4 * ow,
-    );
+    let dst = packed(SavlPixelFormat::Rgba8, ow, oh, &mut out4);
     let (st, _) = run_with_progress(up, &src, &dst, Some(1));
     assert_eq!(st, SavlStatus::Cancelled);
     assert!(out4.iter().all(|&b| b == 0x55));
-    // SAFETY: live handle.
-    unsafe { savl_upscaler_free(&mut up) };
+    free(up);
 }
 
 #[test]
 fn one_handle_runs_images_on_four_threads_at_once() {
-    let mut up = tiny_upscaler();
+    let up = tiny_upscaler();
     let (w, h) = (20u32, 14u32);
     let (ow, oh) = (80usize, 56usize);
     let yp: Vec<u8> = (0..w * h).map(|i| (i * 37 % 219 + 16) as u8).collect();
@@ -1031,34 +924,14 @@ fn one_handle_runs_images_on_four_threads_at_once() {
         let mut planes = vec![(yp.clone(), w as usize), (uv.clone(), w as usize)];
         let src = yuv_image(SavlPixelFormat::Nv12, w, h, &mut planes);
         let mut out = vec![0u8; ow * oh * 3];
-        let dst = packed_image(
-            SavlPixelFormat::Rgb8,
-            ow as u32,
-            oh as u32,
-            &mut out,
-            3 * ow,
-        );
+        let dst = packed(SavlPixelFormat::Rgb8, ow, oh, &mut out);
         let (st, calls) = run_with_progress(up as *const SavlUpscaler, &src, &dst, None);
-        assert_eq!(st, SavlStatus::Ok, "{}", last_error());
+        expect_ok(st);
         (out, calls.len())
     };
-    let expected = run_once(up as usize);
-    let handle = up as usize;
-    std::thread::scope(|s| {
-        let threads: Vec<_> = (0..4)
-            .map(|_| s.spawn(|| (0..3).map(|_| run_once(handle)).collect::<Vec<_>>()))
-            .collect();
-        for t in threads {
-            for out in t.join().unwrap() {
-                assert!(
-                    out == expected,
-                    "each call has its own progress and the same pixels"
-                );
-            }
-        }
-    });
-    // SAFETY: live handle, no call running.
-    unsafe { savl_upscaler_free(&mut up) };
+    // Each call has its own progress and the same pixels.
+    same_on_four_threads(up, run_once);
+    free(up);
 }
 
 #[test]

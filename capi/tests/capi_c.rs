@@ -14,8 +14,9 @@ fn libsavl_a() -> PathBuf {
     profile_dir.join("examples/libsavl_static.a")
 }
 
-/// Compiles `source` against `libsavl.a` into `dir`; `None` (skipped) without a C compiler.
-fn compile(source: &Path, dir: &Path) -> Option<PathBuf> {
+/// Compiles `source` (relative to this crate) against `libsavl.a` into a new temporary folder:
+/// the folder and the program; `None` (skipped) without a C compiler.
+fn compile(source: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     let lib = libsavl_a();
     assert!(
         lib.is_file(),
@@ -27,41 +28,37 @@ fn compile(source: &Path, dir: &Path) -> Option<PathBuf> {
         eprintln!("skipped: no C compiler ({cc})");
         return None;
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let exe = dir.join(source.file_stem().unwrap());
-    let out = Command::new(&cc)
-        .arg(source)
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join(source.file_stem().unwrap());
+    let mut cc_cmd = Command::new(&cc);
+    cc_cmd
+        .arg(&source)
         .arg("-I")
-        .arg(root.join("include"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("include"))
         .args(["-std=c11", "-Wall", "-Werror", "-o"])
         .arg(&exe)
         .arg(&lib)
-        .args(["-lpthread", "-ldl", "-lm"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cc {} failed:\n{}",
-        source.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(exe)
+        .args(["-lpthread", "-ldl", "-lm"]);
+    run_ok(&mut cc_cmd, &format!("cc {}", source.display()));
+    Some((dir, exe))
+}
+
+/// Runs `cmd`, asserting that it succeeds (with its output in the message otherwise); its stdout.
+fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{stderr}");
+    stdout
 }
 
 #[test]
 fn c_test_program_passes_against_libsavl_a() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let Some(exe) = compile(&root.join("tests/c/capi_test.c"), dir.path()) else {
+    let Some((_dir, exe)) = compile("tests/c/capi_test.c") else {
         return;
     };
-    let run = Command::new(&exe).output().unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "C checks failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let stdout = run_ok(&mut Command::new(&exe), "C checks");
     assert!(stdout.contains("0 failed"), "{stdout}");
 }
 
@@ -87,24 +84,16 @@ fn camera_frame(w: u32, h: u32, n: u32) -> Vec<u8> {
 /// limited), `Upscaler::upscale`, RGB8 → NV12; and it reports progress and a time per frame.
 #[test]
 fn camera_nv12_example_matches_the_rust_path() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let Some(exe) = compile(&root.join("../examples/c/camera_nv12.c"), dir.path()) else {
+    let Some((dir, exe)) = compile("../examples/c/camera_nv12.c") else {
         return;
     };
     let (w, h, frames) = (26u32, 18u32, 3u32);
     let out_path = dir.path().join("out.nv12");
-    let run = Command::new(&exe)
+    let mut camera = Command::new(&exe);
+    camera
         .args([w.to_string(), h.to_string(), frames.to_string()])
-        .arg(&out_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "camera_nv12 failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+        .arg(&out_path);
+    let stdout = run_ok(&mut camera, "camera_nv12");
     for n in 0..frames {
         let line = stdout
             .lines()

@@ -2,94 +2,24 @@
 //! (`savl_contract::testmodel`), so every test runs in well under a second.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_savl");
-
-/// A temporary folder with the tiny model in it.
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = savl_contract::testmodel::TestModel::default().onnx_bytes();
-        std::fs::write(dir.path().join("tiny.onnx"), bytes).unwrap();
-        Fixture { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a `w × h` gradient picture (format from the extension).
-    fn picture(&self, name: &str, w: u32, h: u32) -> PathBuf {
-        let path = self.path(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        image::RgbImage::from_fn(w, h, |x, y| {
-            image::Rgb([(x * 9) as u8, (y * 13) as u8, ((x + y) * 5) as u8])
-        })
-        .save(&path)
-        .unwrap();
-        path
-    }
-
-    /// Runs `savl ARGS… --model tiny.onnx --tile 32 -j 1` in the folder.
-    fn savl(&self, args: &[&str]) -> Output {
-        self.savl_with_stdin(args, None)
-    }
-
-    fn savl_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .args(["--model", "tiny.onnx", "--tile", "32", "-j", "1"])
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        if let Some(bytes) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let bytes = bytes.to_vec();
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&bytes);
-            });
-        }
-        child.wait_with_output().unwrap()
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn dims(path: &Path) -> (u32, u32) {
-    image::image_dimensions(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+mod support;
+use support::{bin, dims, exits, stderr, Fixture};
 
 #[test]
 fn upscale_writes_name_x4_png_beside_the_input() {
-    let f = Fixture::new();
-    f.picture("photo.png", 20, 12);
+    let f = Fixture::with_picture("photo.png", 20, 12);
     let o = f.savl(&["upscale", "photo.png"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert_eq!(dims(&f.path("photo_x4.png")), (80, 48));
 }
 
 #[test]
 fn upscale_output_format_from_extension_or_flag() {
-    let f = Fixture::new();
-    f.picture("in.jpg", 10, 8);
+    let f = Fixture::with_picture("in.jpg", 10, 8);
     let o = f.savl(&["upscale", "in.jpg", "-o", "out.webp"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert_eq!(
         image::ImageFormat::from_path(f.path("out.webp")).unwrap(),
         image::ImageFormat::WebP
@@ -97,18 +27,17 @@ fn upscale_output_format_from_extension_or_flag() {
     assert_eq!(dims(&f.path("out.webp")), (40, 32));
 
     let o = f.savl(&["upscale", "in.jpg", "--format", "jpg", "--out-dir", "o"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert_eq!(dims(&f.path("o/in_x4.jpg")), (40, 32));
 
     // A flag that contradicts -o's extension is a usage error.
     let o = f.savl(&["upscale", "in.jpg", "-o", "x.png", "--format", "jpg"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    exits(&o, 2);
 }
 
 #[test]
 fn batch_goes_on_past_a_corrupt_file_and_lists_it() {
-    let f = Fixture::new();
-    f.picture("frames/a.png", 9, 7);
+    let f = Fixture::with_picture("frames/a.png", 9, 7);
     std::fs::write(f.path("frames/b.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
     let c = f.picture("frames/c.png", 9, 7);
     // A truncated PNG too.
@@ -116,9 +45,7 @@ fn batch_goes_on_past_a_corrupt_file_and_lists_it() {
     std::fs::write(f.path("frames/d.png"), &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(f.path("frames/notes.txt"), b"not a picture").unwrap();
 
-    let o = f.savl(&["upscale", "frames", "--out-dir", "out"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "frames", "--out-dir", "out"], 1);
     assert!(err.contains("2 of 4 inputs failed"), "{err}");
     assert!(err.contains("b.png") && err.contains("d.png"), "{err}");
     assert_eq!(dims(&f.path("out/a_x4.png")), (36, 28));
@@ -131,16 +58,15 @@ fn batch_goes_on_past_a_corrupt_file_and_lists_it() {
 
 #[test]
 fn existing_output_is_kept_without_force() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     std::fs::write(f.path("p_x4.png"), b"precious").unwrap();
     let o = f.savl(&["upscale", "p.png"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    exits(&o, 1);
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     assert_eq!(std::fs::read(f.path("p_x4.png")).unwrap(), b"precious");
 
     let o = f.savl(&["upscale", "p.png", "--force"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert_eq!(dims(&f.path("p_x4.png")), (32, 32));
 }
 
@@ -153,7 +79,7 @@ fn an_input_is_never_overwritten_even_with_force() {
         let mut args = vec!["upscale", "p.png", "-o", "./p.png"];
         args.extend_from_slice(extra);
         let o = f.savl(&args);
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        exits(&o, 1);
         assert!(
             stderr(&o).contains("refusing to overwrite the input"),
             "{}",
@@ -165,67 +91,52 @@ fn an_input_is_never_overwritten_even_with_force() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
+    let f = Fixture::with_picture("a.png", 8, 8);
     f.picture("b.png", 8, 8);
     let o = f.savl(&["upscale", "a.png", "b.png", "-o", "x.png"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    exits(&o, 2);
     assert!(stderr(&o).contains("--out-dir"), "{}", stderr(&o));
     let o = f.savl(&["upscale", "a.png", "-o", "x.tiff"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    exits(&o, 2);
     let o = f.savl(&["upscale", "a.png", "--precision", "f64"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    exits(&o, 2);
 }
 
 #[test]
 fn decoded_size_limit_names_the_file() {
-    let f = Fixture::new();
-    f.picture("big.png", 40, 30);
-    let o = f.savl(&["upscale", "big.png", "--limit-mp", "0.001"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
+    let f = Fixture::with_picture("big.png", 40, 30);
+    let err = f.fails(&["upscale", "big.png", "--limit-mp", "0.001"], 1);
     assert!(err.contains("big.png") && err.contains("limit"), "{err}");
 }
 
 #[test]
 fn missing_or_corrupt_model_names_the_file() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
-    let o = Command::new(BIN)
-        .current_dir(f.dir.path())
-        .args(["upscale", "a.png", "--model", "nope.onnx"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("nope.onnx"), "{}", stderr(&o));
-
+    let f = Fixture::with_picture("a.png", 8, 8);
     std::fs::write(f.path("bad.onnx"), b"this is not onnx").unwrap();
-    let o = Command::new(BIN)
-        .current_dir(f.dir.path())
-        .args(["upscale", "a.png", "--model", "bad.onnx"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("bad.onnx"), "{}", stderr(&o));
+    for model in ["nope.onnx", "bad.onnx"] {
+        let o = Command::new(bin())
+            .current_dir(f.dir.path())
+            .args(["upscale", "a.png", "--model", model])
+            .output()
+            .unwrap();
+        let err = exits(&o, 2);
+        assert!(err.contains(model), "{err}");
+    }
     assert!(!f.path("a_x4.png").exists());
 }
 
 #[test]
 fn a_precision_the_model_lacks_is_fatal() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
-    let o = f.savl(&["upscale", "a.png", "--precision", "int8"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
+    let f = Fixture::with_picture("a.png", 8, 8);
+    let err = f.fails(&["upscale", "a.png", "--precision", "int8"], 2);
     assert!(err.contains("tiny.onnx") && err.contains("int8"), "{err}");
 }
 
 #[test]
 fn verbose_prints_the_precision_choice() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
+    let f = Fixture::with_picture("a.png", 8, 8);
     let o = f.savl(&["-v", "upscale", "a.png"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert!(stderr(&o).contains("precision: f32"), "{}", stderr(&o));
 }
 
@@ -234,26 +145,22 @@ fn raw_frames_round_trip_sizes() {
     let f = Fixture::new();
     let (w, h) = (12usize, 6usize);
     let frames: Vec<u8> = (0..3 * w * h * 3).map(|i| (i * 7) as u8).collect();
-    let o = f.savl_with_stdin(&["upscale", "--raw", "12x6"], Some(&frames));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = f.savl_with_stdin(&["upscale", "--raw", "12x6"], &frames);
+    exits(&o, 0);
     assert_eq!(o.stdout.len(), 3 * (4 * w) * (4 * h) * 3);
 
     // A frame cut short is an error that says so.
-    let o = f.savl_with_stdin(
-        &["upscale", "--raw", "12x6"],
-        Some(&frames[..w * h * 3 + 5]),
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = f.savl_with_stdin(&["upscale", "--raw", "12x6"], &frames[..w * h * 3 + 5]);
+    exits(&o, 2);
     assert!(stderr(&o).contains("frame 1"), "{}", stderr(&o));
     assert_eq!(o.stdout.len(), (4 * w) * (4 * h) * 3);
 }
 
 #[test]
 fn inspect_writes_a_three_panel_map() {
-    let f = Fixture::new();
-    f.picture("a.png", 20, 10);
+    let f = Fixture::with_picture("a.png", 20, 10);
     let o = f.savl(&["inspect", "a.png", "--map", "map.png"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("severity"));
     // Panels of 20×10 enlarged 8× (small inputs are enlarged for readability), 8-px gaps.
     let (w, h) = dims(&f.path("map.png"));
@@ -261,7 +168,7 @@ fn inspect_writes_a_three_panel_map() {
     assert!(h > 80);
     // The map never replaces its input.
     let o = f.savl(&["inspect", "a.png", "--map", "a.png", "--force"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    exits(&o, 2);
 }
 
 #[test]
@@ -271,20 +178,9 @@ fn raw_mode_treats_a_closed_stdout_as_success() {
     use std::io::Read;
     let f = Fixture::new();
     let frames = vec![128u8; 200 * 12 * 6 * 3];
-    let mut child = Command::new(BIN)
-        .current_dir(f.dir.path())
-        .args([
-            "upscale",
-            "--raw",
-            "12x6",
-            "--model",
-            "tiny.onnx",
-            "-j",
-            "1",
-        ])
+    let mut child = f
+        .command(&["upscale", "--raw", "12x6"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut pipe = child.stdin.take().unwrap();
@@ -295,6 +191,6 @@ fn raw_mode_treats_a_closed_stdout_as_success() {
     child.stdout.take().unwrap().read_exact(&mut head).unwrap();
     // stdout is dropped (closed) here.
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }

@@ -2,95 +2,14 @@
 //! sharded, summary, quality, stdin/stdout), grey and 16-bit, alpha, ICC profiles and EXIF. The
 //! binary end to end on the tiny synthetic model (`savl_contract::testmodel`).
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
 use image::{ColorType, DynamicImage, ImageDecoder, ImageReader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_savl");
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = savl_contract::testmodel::TestModel::default().onnx_bytes();
-        std::fs::write(dir.path().join("tiny.onnx"), bytes).unwrap();
-        Fixture { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn save(&self, name: &str, img: &DynamicImage) -> PathBuf {
-        let path = self.path(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        img.save(&path).unwrap();
-        path
-    }
-
-    fn picture(&self, name: &str, w: u32, h: u32) -> PathBuf {
-        self.save(name, &DynamicImage::ImageRgb8(gradient(w, h)))
-    }
-
-    fn savl(&self, args: &[&str]) -> Output {
-        self.savl_with_stdin(args, None)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .args(["--model", "tiny.onnx", "--tile", "32", "-j", "1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    fn savl_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut cmd = self.command(args);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
-        let mut child = cmd.spawn().unwrap();
-        if let Some(bytes) = stdin {
-            let mut pipe = child.stdin.take().unwrap();
-            let bytes = bytes.to_vec();
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&bytes);
-            });
-        }
-        child.wait_with_output().unwrap()
-    }
-}
-
-fn gradient(w: u32, h: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 9) as u8, (y * 13) as u8, ((x + y) * 5) as u8])
-    })
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{:?}\n{}", o.status, stderr(o));
-}
-
-fn dims(path: &Path) -> (u32, u32) {
-    image::image_dimensions(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn open(path: &Path) -> DynamicImage {
-    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+mod support;
+use support::{dims, exits, gradient, ok, open, stderr, Fixture};
 
 /// (ICC profile, EXIF) of a picture file, read back by `image`'s decoders.
 fn metadata(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
@@ -108,8 +27,7 @@ fn metadata(path: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 
 #[test]
 fn scale_2_on_100x80_gives_200x160_named_x2() {
-    let f = Fixture::new();
-    f.picture("p.png", 100, 80);
+    let f = Fixture::with_picture("p.png", 100, 80);
     ok(&f.savl(&["upscale", "p.png", "--scale", "2"]));
     assert_eq!(dims(&f.path("p_x2.png")), (200, 160));
     ok(&f.savl(&["upscale", "p.png", "-s", "1.5", "--format", "jpg"]));
@@ -120,8 +38,7 @@ fn scale_2_on_100x80_gives_200x160_named_x2() {
 
 #[test]
 fn width_1000_keeps_the_aspect_and_names_the_real_factor() {
-    let f = Fixture::new();
-    f.picture("w.png", 300, 200);
+    let f = Fixture::with_picture("w.png", 300, 200);
     ok(&f.savl(&["upscale", "w.png", "--width", "1000"]));
     // 200 · 1000/300 = 666.7
     assert_eq!(dims(&f.path("w_x3.33.png")), (1000, 667));
@@ -136,13 +53,12 @@ fn width_1000_keeps_the_aspect_and_names_the_real_factor() {
 
 #[test]
 fn a_factor_over_the_models_is_refused() {
-    let f = Fixture::new();
-    f.picture("p.png", 100, 80);
+    let f = Fixture::with_picture("p.png", 100, 80);
     let o = f.savl(&["upscale", "p.png", "--scale", "5"]);
-    assert_eq!(o.status.code(), Some(2));
+    exits(&o, 2);
     assert!(stderr(&o).contains("×4"), "{}", stderr(&o));
     let o = f.savl(&["upscale", "p.png", "--width", "1000"]);
-    assert_eq!(o.status.code(), Some(1));
+    exits(&o, 1);
     let err = stderr(&o);
     assert!(err.contains("p.png") && err.contains("×10"), "{err}");
     assert!(!f.path("p_x10.png").exists());
@@ -153,8 +69,7 @@ fn a_factor_over_the_models_is_refused() {
 
 #[test]
 fn recursive_mirrors_the_tree_under_out_dir() {
-    let f = Fixture::new();
-    f.picture("in/a.png", 20, 16);
+    let f = Fixture::with_picture("in/a.png", 20, 16);
     f.picture("in/sub/b.jpg", 20, 16);
     f.picture("in/sub/deeper/c.webp", 20, 16);
     let o = f.savl(&["upscale", "-r", "in", "--out-dir", "out"]);
@@ -268,19 +183,18 @@ fn three_shards_write_every_output_exactly_once() {
         assert!(f.path(e).is_file(), "{e}");
     }
     let o = f.savl(&["upscale", "-r", "in", "--out-dir", "out", "--shard", "4/3"]);
-    assert_eq!(o.status.code(), Some(2));
+    exits(&o, 2);
 }
 
 #[test]
 fn the_summary_counts_done_skipped_and_failed_with_reasons() {
-    let f = Fixture::new();
-    f.picture("in/a.png", 8, 8);
+    let f = Fixture::with_picture("in/a.png", 8, 8);
     f.picture("in/b.png", 8, 8);
     std::fs::write(f.path("in/c.png"), b"not a png").unwrap();
     std::fs::create_dir_all(f.path("out")).unwrap();
     std::fs::write(f.path("out/b_x4.png"), b"finished before").unwrap();
     let o = f.savl(&["upscale", "in", "--out-dir", "out", "--skip-existing"]);
-    assert_eq!(o.status.code(), Some(1));
+    exits(&o, 1);
     let err = stderr(&o);
     assert!(
         err.contains("1 done, 1 skipped (output exists), 1 failed, of 3 inputs in"),
@@ -314,10 +228,10 @@ fn quality_sets_the_jpeg_quality_and_webp_refuses_it() {
     );
     assert!(lo * 2 < hi, "q20 {lo} bytes, q98 {hi} bytes");
     let o = f.savl(&["upscale", "n.png", "-o", "x.webp", "--quality", "80"]);
-    assert_eq!(o.status.code(), Some(2));
+    exits(&o, 2);
     assert!(stderr(&o).contains("lossless"), "{}", stderr(&o));
     let o = f.savl(&["upscale", "n.png", "--quality", "0"]);
-    assert_eq!(o.status.code(), Some(2));
+    exits(&o, 2);
 }
 
 #[test]
@@ -327,25 +241,25 @@ fn stdin_to_stdout() {
     DynamicImage::ImageRgb8(gradient(20, 12))
         .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
-    let o = f.savl_with_stdin(&["upscale", "-", "-o", "-", "--scale", "2"], Some(&png));
+    let o = f.savl_with_stdin(&["upscale", "-", "-o", "-", "--scale", "2"], &png);
     ok(&o);
     let out = image::load_from_memory(&o.stdout).unwrap();
     assert_eq!((out.width(), out.height()), (40, 24));
-    let o = f.savl_with_stdin(&["upscale", "-", "-o", "-", "-f", "jpg"], Some(&png));
+    let o = f.savl_with_stdin(&["upscale", "-", "-o", "-", "-f", "jpg"], &png);
     ok(&o);
     assert_eq!(&o.stdout[..2], &[0xff, 0xd8]);
     // stdin into a file.
-    let o = f.savl_with_stdin(&["upscale", "-", "-o", "s.png"], Some(&png));
+    let o = f.savl_with_stdin(&["upscale", "-", "-o", "s.png"], &png);
     ok(&o);
     assert_eq!(dims(&f.path("s.png")), (80, 48));
     // Garbage on stdin: an error naming stdin.
-    let o = f.savl_with_stdin(&["upscale", "-", "-o", "-"], Some(b"garbage"));
-    assert_eq!(o.status.code(), Some(1));
+    let o = f.savl_with_stdin(&["upscale", "-", "-o", "-"], b"garbage");
+    exits(&o, 1);
     assert!(stderr(&o).contains("stdin"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
     // stdin needs -o.
-    let o = f.savl_with_stdin(&["upscale", "-"], Some(&png));
-    assert_eq!(o.status.code(), Some(2));
+    let o = f.savl_with_stdin(&["upscale", "-"], &png);
+    exits(&o, 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,7 +334,7 @@ fn sixteen_bit_in_sixteen_bit_out() {
     assert_eq!(open(&f.path("g16_x4.png")).color(), ColorType::L16);
     // 16 bits need PNG.
     let o = f.savl(&["upscale", "d.png", "--depth", "16", "-o", "d.jpg"]);
-    assert_eq!(o.status.code(), Some(2));
+    exits(&o, 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -844,7 +758,7 @@ fn every_frame_of_a_gif_is_upscaled_and_stills_cannot_hold_animations() {
     // JPEG and WebP hold no animation: a clear error naming the file, nothing written.
     for fmt in ["jpg", "webp"] {
         let o = f.savl(&["upscale", "g.gif", "-f", fmt]);
-        assert_eq!(o.status.code(), Some(1));
+        exits(&o, 1);
         let err = stderr(&o);
         assert!(
             err.contains("g.gif") && err.contains("animated") && err.contains("-f gif"),
@@ -919,7 +833,7 @@ fn every_frame_of_an_animated_webp_is_upscaled_into_an_apng() {
     assert_eq!((n, size), (3, (24, 16)));
     assert!(delays.iter().all(|(a, b)| a / b == 120), "{delays:?}");
     let o = f.savl(&["upscale", "w.webp", "-f", "webp"]);
-    assert_eq!(o.status.code(), Some(1));
+    exits(&o, 1);
     assert!(
         stderr(&o).contains("cannot hold an animation"),
         "{}",

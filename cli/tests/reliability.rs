@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,70 +14,16 @@ use savl_contract::keys;
 use savl_contract::onnx_proto::pb;
 use savl_contract::testmodel::TestModel;
 
-const BIN: &str = env!("CARGO_BIN_EXE_savl");
-
-/// The binary under test: `SAVL_TEST_BIN` if set (to run these tests against another build, such
-/// as the one before the fix), else the one cargo built.
-fn bin() -> String {
-    std::env::var("SAVL_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
-}
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
+mod support;
+use support::{bin, exits, stderr, Fixture};
 
 impl Fixture {
-    fn new() -> Fixture {
-        Fixture::with_model(TestModel::default())
-    }
-
-    fn with_model(m: TestModel) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("tiny.onnx"), m.onnx_bytes()).unwrap();
-        Fixture { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn picture(&self, name: &str, w: u32, h: u32) -> PathBuf {
-        let path = self.path(name);
-        image::RgbImage::from_fn(w, h, |x, y| {
-            image::Rgb([(x * 9) as u8, (y * 13) as u8, ((x * y) % 251) as u8])
-        })
-        .save(&path)
-        .unwrap();
-        path
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
-        cmd.current_dir(self.dir.path())
-            .args(args)
-            .args(["--model", "tiny.onnx", "--tile", "32", "-j", "1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
-    fn savl(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
     /// Hidden temporary files left in the folder.
     fn temps(&self) -> Vec<String> {
-        std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
-            .collect()
+        let mut names = self.hidden_files();
+        names.retain(|n| n.ends_with(".tmp"));
+        names
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn mkfifo(path: &Path) {
@@ -89,8 +35,7 @@ fn mkfifo(path: &Path) {
 
 #[test]
 fn force_writes_into_a_fifo_and_keeps_it_a_fifo() {
-    let f = Fixture::new();
-    f.picture("in.png", 10, 6);
+    let f = Fixture::with_picture("in.png", 10, 6);
     let fifo = f.path("pipe.png");
     mkfifo(&fifo);
     let reader = {
@@ -105,7 +50,7 @@ fn force_writes_into_a_fifo_and_keeps_it_a_fifo() {
         })
     };
     let o = f.savl(&["upscale", "in.png", "-o", "pipe.png", "--force"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     // Checked before joining: a replaced FIFO would leave the reader blocked for ever.
     assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
     let bytes = reader.join().unwrap();
@@ -116,13 +61,10 @@ fn force_writes_into_a_fifo_and_keeps_it_a_fifo() {
 
 #[test]
 fn force_refuses_a_symlink_and_says_so() {
-    let f = Fixture::new();
-    f.picture("in.png", 8, 8);
+    let f = Fixture::with_picture("in.png", 8, 8);
     std::fs::write(f.path("target.png"), b"precious").unwrap();
     std::os::unix::fs::symlink("target.png", f.path("link.png")).unwrap();
-    let o = f.savl(&["upscale", "in.png", "-o", "link.png", "--force"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "in.png", "-o", "link.png", "--force"], 1);
     assert!(
         err.contains("link.png") && err.contains("symbolic link") && err.contains("not follow"),
         "{err}"
@@ -141,8 +83,7 @@ fn force_refuses_a_symlink_and_says_so() {
 /// so that a regression can only damage a file of its own.
 #[test]
 fn force_to_a_device_node_writes_into_it_and_never_replaces_it() {
-    let f = Fixture::new();
-    f.picture("in.png", 8, 8);
+    let f = Fixture::with_picture("in.png", 8, 8);
     let dev = f.path("null.png");
     let made = Command::new("mknod")
         .arg(&dev)
@@ -154,7 +95,7 @@ fn force_to_a_device_node_writes_into_it_and_never_replaces_it() {
         return;
     }
     let o = f.savl(&["upscale", "in.png", "-o", "null.png", "--force"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert!(dev.symlink_metadata().unwrap().file_type().is_char_device());
     assert!(f.temps().is_empty());
 }
@@ -191,7 +132,7 @@ fn truncated_jpegs_fail_at_every_cut() {
     }
     std::fs::write(f.path("whole.jpg"), &full).unwrap();
     let o = f.savl(&["upscale", "whole.jpg"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
 }
 
 #[test]
@@ -204,9 +145,7 @@ fn a_small_jpeg_claiming_100_megapixels_is_refused_before_any_work() {
     bytes[sof + 7..sof + 9].copy_from_slice(&9999u16.to_be_bytes());
     std::fs::write(f.path("forged.jpg"), &bytes).unwrap();
     let t = Instant::now();
-    let o = f.savl(&["upscale", "forged.jpg"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "forged.jpg"], 1);
     assert!(
         err.contains("forged.jpg") && err.contains("9999×10000"),
         "{err}"
@@ -220,19 +159,16 @@ fn a_small_jpeg_claiming_100_megapixels_is_refused_before_any_work() {
 
 #[test]
 fn inspect_into_a_closed_stdout_ends_quietly_with_status_0() {
-    let f = Fixture::new();
-    f.picture("in.png", 16, 16);
+    let f = Fixture::with_picture("in.png", 16, 16);
     let mut child = f.command(&["inspect", "in.png"]).spawn().unwrap();
     drop(child.stdout.take());
     let o = child.wait_with_output().unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let err = exits(&o, 0);
     assert!(!err.contains("panicked"), "{err}");
 }
 
 fn batch_fixture() -> Fixture {
-    let f = Fixture::new();
-    f.picture("a.png", 9, 7);
+    let f = Fixture::with_picture("a.png", 9, 7);
     std::fs::write(f.path("b.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
     f.picture("c.png", 9, 7);
     f
@@ -315,10 +251,10 @@ fn the_next_run_sweeps_what_a_killed_run_left() {
     // Another output in the same folder does not touch it (not its own).
     f.picture("small.png", 8, 8);
     let o = f.savl(&["upscale", "small.png"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert_eq!(f.temps().len(), 1);
     let o = f.savl(&["upscale", "big.png"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert!(f.temps().is_empty(), "{:?}", f.temps());
 }
 
@@ -347,7 +283,7 @@ fn a_x2_model_names_its_outputs_x2() {
     });
     f.picture("p.png", 10, 6);
     let o = f.savl(&["upscale", "p.png"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    exits(&o, 0);
     assert_eq!(
         image::image_dimensions(f.path("p_x2.png")).unwrap(),
         (20, 12)
@@ -359,8 +295,7 @@ fn a_x2_model_names_its_outputs_x2() {
 
 #[test]
 fn webp_and_jpeg_size_limits_are_checked_before_upscaling() {
-    let f = Fixture::new();
-    f.picture("wide.png", 4100, 2);
+    let f = Fixture::with_picture("wide.png", 4100, 2);
     for (out, limit) in [("o.webp", "16383"), ("o.jpg", "65535")] {
         let args: &[&str] = if out == "o.jpg" {
             // 16400 × 4 = 65600 > 65535.
@@ -370,8 +305,7 @@ fn webp_and_jpeg_size_limits_are_checked_before_upscaling() {
             &["upscale", "wide.png", "-o", out]
         };
         let o = f.savl(args);
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(1), "{err}");
+        let err = exits(&o, 1);
         assert!(err.contains(out) && err.contains(limit), "{err}");
         assert!(!f.path(out).exists());
         assert!(f.temps().is_empty());
@@ -437,24 +371,27 @@ fn an_iccp_bomb_stays_within_the_memory_budget() {
     assert!(kb < 400_000, "peak RSS {kb} kB");
 }
 
+/// A PNG of `w × h` zero pixels, a small file that decodes to a lot.
+fn write_zero_png(path: &Path, w: u32, h: u32, color: png::ColorType) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut enc = png::Encoder::new(file, w, h);
+    enc.set_color(color);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Fast);
+    let mut writer = enc.write_header().unwrap().into_stream_writer().unwrap();
+    let row = vec![0u8; w as usize * color.samples()];
+    for _ in 0..h {
+        writer.write_all(&row).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
 #[test]
 fn a_failed_allocation_with_a_raised_limit_is_an_error_not_an_abort() {
     let f = Fixture::new();
     // 20000 × 20000 RGB: 1.2 GB decoded, from a PNG of about 1 MB.
     let path = f.path("huge.png");
-    {
-        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let mut enc = png::Encoder::new(file, 20000, 20000);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        let mut w = enc.write_header().unwrap().into_stream_writer().unwrap();
-        let row = vec![0u8; 20000 * 3];
-        for _ in 0..20000 {
-            w.write_all(&row).unwrap();
-        }
-        w.finish().unwrap();
-    }
+    write_zero_png(&path, 20000, 20000, png::ColorType::Rgb);
     let o = Command::new("sh")
         .current_dir(f.dir.path())
         .arg("-c")
@@ -465,8 +402,7 @@ fn a_failed_allocation_with_a_raised_limit_is_an_error_not_an_abort() {
         ))
         .output()
         .unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = exits(&o, 1);
     assert!(
         err.contains("huge.png") && err.contains("cannot allocate"),
         "{err}"
@@ -481,23 +417,9 @@ fn a_failed_allocation_with_a_raised_limit_is_an_error_not_an_abort() {
 fn a_small_file_that_decodes_to_100_mp_is_refused_by_the_memory_limit() {
     let f = Fixture::new();
     let path = f.path("zeros.png");
-    {
-        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let mut enc = png::Encoder::new(file, 10000, 10000);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        let mut w = enc.write_header().unwrap().into_stream_writer().unwrap();
-        let row = vec![0u8; 10000 * 4];
-        for _ in 0..10000 {
-            w.write_all(&row).unwrap();
-        }
-        w.finish().unwrap();
-    }
+    write_zero_png(&path, 10000, 10000, png::ColorType::Rgba);
     assert!(std::fs::metadata(&path).unwrap().len() < 2_000_000);
-    let o = f.savl(&["upscale", "zeros.png"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "zeros.png"], 1);
     assert!(
         err.contains("zeros.png")
             && err.contains("needs 700 MB")
@@ -506,9 +428,7 @@ fn a_small_file_that_decodes_to_100_mp_is_refused_by_the_memory_limit() {
     );
     // A wide picture's band of output rows counts too.
     f.picture("strip.png", 30000, 40);
-    let o = f.savl(&["upscale", "strip.png", "--limit-mem", "40"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "strip.png", "--limit-mem", "40"], 1);
     assert!(
         err.contains("strip.png") && err.contains("band of output rows"),
         "{err}"
@@ -535,8 +455,7 @@ fn set_meta(m: &mut pb::ModelProto, key: &str, value: &str) {
 
 #[test]
 fn invalid_model_metadata_is_refused_at_load() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     for (key, value) in [(keys::SCALE, "abc"), (keys::RECEPTIVE_FIELD, "-5")] {
         std::fs::write(f.path("bad.onnx"), model_with(|m| set_meta(m, key, value))).unwrap();
         let o = Command::new(bin())
@@ -544,8 +463,7 @@ fn invalid_model_metadata_is_refused_at_load() {
             .args(["upscale", "p.png", "--model", "bad.onnx"])
             .output()
             .unwrap();
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "{err}");
+        let err = exits(&o, 2);
         assert!(err.contains("bad.onnx") && err.contains(key), "{err}");
     }
 }
@@ -575,8 +493,7 @@ fn rewire_sr(m: &mut pb::ModelProto, op: &str, extra_inputs: &[&str], inits: Vec
 
 #[test]
 fn a_model_without_three_output_channels_is_refused_at_load() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     let six = model_with(|m| {
         let g = m.graph.as_mut().unwrap();
         let orig = g.node.iter().find(|n| n.output == ["sr"]).unwrap().input[0].clone();
@@ -588,15 +505,13 @@ fn a_model_without_three_output_channels_is_refused_at_load() {
         .args(["upscale", "p.png", "--model", "six.onnx"])
         .output()
         .unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let err = exits(&o, 2);
     assert!(err.contains("six.onnx") && err.contains("[1,3,"), "{err}");
 }
 
 #[test]
 fn a_model_that_outputs_nan_fails_instead_of_writing_black() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     let nan = model_with(|m| {
         let t = savl_contract::onnx_proto::tensor_f32("nan", &[], &[f32::NAN]);
         rewire_sr(m, "Mul", &["nan"], vec![t]);
@@ -607,16 +522,14 @@ fn a_model_that_outputs_nan_fails_instead_of_writing_black() {
         .args(["upscale", "p.png", "--model", "nan.onnx", "-j", "1"])
         .output()
         .unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = exits(&o, 1);
     assert!(err.contains("p.png") && err.contains("NaN"), "{err}");
     assert!(!f.path("p_x4.png").exists());
 }
 
 #[test]
 fn a_precision_taken_from_a_sibling_file_is_announced() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
+    let f = Fixture::with_picture("p.png", 8, 8);
     let int8_labelled = model_with(|m| set_meta(m, keys::PRECISION, "int8"));
     std::fs::write(f.path("m.int8.onnx"), int8_labelled).unwrap();
     std::fs::copy(f.path("tiny.onnx"), f.path("m.onnx")).unwrap();
@@ -634,8 +547,7 @@ fn a_precision_taken_from_a_sibling_file_is_announced() {
         ])
         .output()
         .unwrap();
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let err = exits(&o, 0);
     assert!(
         err.contains("m.int8.onnx") && err.contains("using m.onnx"),
         "{err}"
@@ -644,12 +556,9 @@ fn a_precision_taken_from_a_sibling_file_is_announced() {
 
 #[test]
 fn a_batch_collision_names_the_input_that_was_skipped() {
-    let f = Fixture::new();
-    f.picture("a.png", 8, 8);
+    let f = Fixture::with_picture("a.png", 8, 8);
     f.picture("a.jpg", 8, 8);
-    let o = f.savl(&["upscale", "a.jpg", "a.png"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "a.jpg", "a.png"], 1);
     assert!(
         err.contains("a.png: skipped") && err.contains("already written by a.jpg"),
         "{err}"
@@ -663,9 +572,7 @@ fn dangling_links_and_fifos_in_a_folder_are_listed() {
     f.picture("in/good.png", 8, 8);
     std::os::unix::fs::symlink("nowhere.png", f.path("in/dangling.png")).unwrap();
     mkfifo(&f.path("in/pipe.png"));
-    let o = f.savl(&["upscale", "in", "--out-dir", "out"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "in", "--out-dir", "out"], 1);
     assert!(err.contains("2 of 3 inputs failed"), "{err}");
     assert!(
         err.contains("dangling.png") && err.contains("dangling symbolic link"),
@@ -693,9 +600,7 @@ fn an_animated_png_is_announced() {
         }
         w.finish().unwrap();
     }
-    let o = f.savl(&["upscale", "anim.png"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let err = f.fails(&["upscale", "anim.png"], 0);
     assert!(
         err.contains("anim.png") && err.contains("animated"),
         "{err}"
@@ -704,11 +609,8 @@ fn an_animated_png_is_announced() {
 
 #[test]
 fn a_negative_limit_gets_the_real_message() {
-    let f = Fixture::new();
-    f.picture("p.png", 8, 8);
-    let o = f.savl(&["upscale", "p.png", "--limit-mp", "-5"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let f = Fixture::with_picture("p.png", 8, 8);
+    let err = f.fails(&["upscale", "p.png", "--limit-mp", "-5"], 2);
     assert!(err.contains("positive number of megapixels"), "{err}");
 }
 
@@ -721,9 +623,7 @@ fn a_decoder_panic_fails_only_that_file() {
         .join("fuzz/corpus/decode_image/zune_idct_panic_0.jpg");
     std::fs::copy(seed, f.path("bad.jpg")).unwrap();
     f.picture("good.png", 8, 8);
-    let o = f.savl(&["upscale", "bad.jpg", "good.png"]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = f.fails(&["upscale", "bad.jpg", "good.png"], 1);
     assert!(err.contains("bad.jpg") && err.contains("decoder"), "{err}");
     assert!(f.path("good_x4.png").is_file());
 }

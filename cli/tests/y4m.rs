@@ -3,130 +3,75 @@
 //! (CI installs it: `.ci/run`).
 #![cfg(unix)]
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use savl::yuv::{self, Colour, Matrix, Range, Subsampling, YuvImage, YuvImageMut};
 
-const BIN: &str = env!("CARGO_BIN_EXE_savl");
-
-struct Fixture {
-    dir: tempfile::TempDir,
-}
+mod support;
+use support::{ok, stderr, Fixture};
 
 impl Fixture {
-    fn new() -> Fixture {
-        let found = Command::new("ffmpeg")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(found, "ffmpeg is not on PATH (CI installs it, see .ci/run)");
-        let dir = tempfile::tempdir().unwrap();
-        let bytes = savl_contract::testmodel::TestModel::default().onnx_bytes();
-        std::fs::write(dir.path().join("tiny.onnx"), bytes).unwrap();
-        Fixture { dir }
-    }
-
-    /// Runs `program ARGS` in the folder with `input` on stdin.
-    fn run(&self, program: &str, args: &[&str], input: &[u8]) -> Output {
-        let mut child = Command::new(program)
-            .current_dir(self.dir.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let bytes = input.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&bytes);
-        });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        out
-    }
-
-    fn ffmpeg(&self, args: &[&str], input: &[u8]) -> Vec<u8> {
-        let full = [
-            &["-nostdin", "-hide_banner", "-loglevel", "error"][..],
-            args,
-        ]
-        .concat();
-        // -nostdin does not stop `-i -` from reading stdin.
-        let out = self.run("ffmpeg", &full, input);
-        assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
-        out.stdout
-    }
-
-    /// `savl ARGS --model tiny.onnx --tile 32 -j 1` with `input` on stdin.
-    fn savl(&self, args: &[&str], input: &[u8]) -> Output {
-        let full = [args, &["--model", "tiny.onnx", "--tile", "32", "-j", "1"]].concat();
-        self.run(BIN, &full, input)
-    }
-
     /// A 32×24, 6-frame testsrc2 clip, lossless (ffv1) in `pix_fmt`.
     fn clip(&self, name: &str, pix_fmt: &str) {
-        self.ffmpeg(
-            &[
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=32x24:rate=12",
-                "-frames:v",
-                "6",
-                "-c:v",
-                "ffv1",
-                "-pix_fmt",
-                pix_fmt,
-                "-y",
-                name,
-            ],
-            b"",
-        );
+        self.ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=32x24:rate=12",
+            "-frames:v",
+            "6",
+            "-c:v",
+            "ffv1",
+            "-pix_fmt",
+            pix_fmt,
+            "-y",
+            name,
+        ]);
     }
 
     /// The ×4 rgb24 frames of `clip` through `--raw`.
     fn raw_path(&self, clip: &str) -> Vec<u8> {
-        let rgb = self.ffmpeg(
-            &["-i", clip, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-            b"",
-        );
-        let out = self.savl(&["upscale", "--raw", "32x24"], &rgb);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let rgb = self.ffmpeg(&["-i", clip, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+        let out = self.savl_with_stdin(&["upscale", "--raw", "32x24"], &rgb);
+        ok(&out);
         out.stdout
     }
 
     /// The ×4 frames of `clip` through `--y4m` (`extra` flags), decoded to rgb24 by ffmpeg;
     /// with the y4m header savl wrote.
     fn y4m_path(&self, y4m_in: &[u8], extra: &[&str]) -> (Vec<u8>, String) {
-        let out = self.savl(&[&["upscale", "--y4m"][..], extra].concat(), y4m_in);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = self.savl_with_stdin(&[&["upscale", "--y4m"][..], extra].concat(), y4m_in);
+        ok(&out);
         let header = String::from_utf8_lossy(
             &out.stdout[..out.stdout.iter().position(|&b| b == b'\n').unwrap()],
         )
         .into_owned();
-        let rgb = self.ffmpeg(
-            &[
-                "-f",
-                "yuv4mpegpipe",
-                "-i",
-                "-",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "-",
-            ],
-            &out.stdout,
-        );
-        (rgb, header)
+        (self.y4m_to_rgb24(&out.stdout), header)
     }
-}
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    /// A 6-frame `pix_fmt` clip through the `--raw` path and, as YUV4MPEG2, through `--y4m`:
+    /// (the raw path's frames, the clip as y4m, the y4m path's frames, its header).
+    fn both_paths(&self, pix_fmt: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>, String) {
+        self.clip("clip.mkv", pix_fmt);
+        let raw = self.raw_path("clip.mkv");
+        let y4m = self.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"]);
+        let (ours, header) = self.y4m_path(&y4m, &[]);
+        (raw, y4m, ours, header)
+    }
+
+    /// A YUV4MPEG2 stream decoded to packed rgb24 frames by ffmpeg.
+    fn y4m_to_rgb24(&self, y4m: &[u8]) -> Vec<u8> {
+        let args = [
+            "-f",
+            "yuv4mpegpipe",
+            "-i",
+            "-",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ];
+        self.ffmpeg_with_stdin(&args, y4m)
+    }
 }
 
 /// (largest, mean) absolute difference.
@@ -144,11 +89,8 @@ fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
 
 #[test]
 fn y4m_444_round_trip_equals_the_raw_path_within_the_conversion_tolerance() {
-    let f = Fixture::new();
-    f.clip("clip.mkv", "yuv444p");
-    let raw = f.raw_path("clip.mkv");
-    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"], b"");
-    let (ours, header) = f.y4m_path(&y4m, &[]);
+    let f = Fixture::needing(&["ffmpeg"]);
+    let (raw, _, ours, header) = f.both_paths("yuv444p");
     assert!(header.starts_with("YUV4MPEG2 W128 H96 F12:1 "), "{header}");
     assert!(header.contains(" C444"), "{header}");
     assert_eq!(ours.len(), 128 * 96 * 3 * 6);
@@ -161,46 +103,13 @@ fn y4m_444_round_trip_equals_the_raw_path_within_the_conversion_tolerance() {
 
 #[test]
 fn y4m_420_round_trip_equals_the_raw_path_within_the_chroma_tolerance() {
-    let f = Fixture::new();
-    f.clip("clip.mkv", "yuv420p");
-    let raw = f.raw_path("clip.mkv");
-    let y4m = f.ffmpeg(&["-i", "clip.mkv", "-f", "yuv4mpegpipe", "-"], b"");
-    let (ours, header) = f.y4m_path(&y4m, &[]);
+    let f = Fixture::needing(&["ffmpeg"]);
+    let (raw, y4m, ours, header) = f.both_paths("yuv420p");
     assert!(header.contains(" C420jpeg"), "{header}");
     // The raw path's frames with their chroma halved by ffmpeg (rgb24 → yuv420p → rgb24), as
     // the 4:2:0 output's is.
-    let raw420 = f.ffmpeg(
-        &[
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            "128x96",
-            "-i",
-            "-",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "yuv4mpegpipe",
-            "-",
-        ],
-        &raw,
-    );
-    let raw420 = f.ffmpeg(
-        &[
-            "-f",
-            "yuv4mpegpipe",
-            "-i",
-            "-",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ],
-        &raw420,
-    );
+    let raw420 = f.convert_rgb24(&raw, "128x96", "yuv420p", "yuv4mpegpipe");
+    let raw420 = f.y4m_to_rgb24(&raw420);
     let (worst, mean) = diff(&ours, &raw420);
     eprintln!("4:2:0 y4m vs raw then 4:2:0: max {worst}, mean {mean:.3}");
     assert!(mean <= 2.5, "max {worst}, mean {mean}");
@@ -220,25 +129,22 @@ fn y4m_420_round_trip_equals_the_raw_path_within_the_chroma_tolerance() {
 
 #[test]
 fn the_header_range_is_honoured_and_passed_on() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     f.clip("clip.mkv", "yuv444p");
     let raw = f.raw_path("clip.mkv");
-    let full = f.ffmpeg(
-        &[
-            "-i",
-            "clip.mkv",
-            "-vf",
-            "scale=out_range=pc",
-            "-color_range",
-            "pc",
-            "-pix_fmt",
-            "yuv444p",
-            "-f",
-            "yuv4mpegpipe",
-            "-",
-        ],
-        b"",
-    );
+    let full = f.ffmpeg(&[
+        "-i",
+        "clip.mkv",
+        "-vf",
+        "scale=out_range=pc",
+        "-color_range",
+        "pc",
+        "-pix_fmt",
+        "yuv444p",
+        "-f",
+        "yuv4mpegpipe",
+        "-",
+    ]);
     let first_line = String::from_utf8_lossy(&full[..80]).into_owned();
     assert!(first_line.contains("XCOLORRANGE=FULL"), "{first_line}");
     let (ours, header) = f.y4m_path(&full, &[]);
@@ -276,57 +182,30 @@ fn ffmpeg_convert(
     let size = format!("{w}x{h}");
     let matrix = m.to_string();
     let range = if r == Range::Full { "pc" } else { "tv" };
-    let flags = "accurate_rnd+bitexact+full_chroma_int";
-    let to_yuv = f.ffmpeg(
-        &[
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            &size,
-            "-i",
-            "-",
-            "-sws_flags",
-            flags,
-            "-vf",
-            &format!("scale=out_color_matrix={matrix}:out_range={range}"),
-            "-pix_fmt",
-            "yuv444p",
-            "-f",
-            "rawvideo",
-            "-",
-        ],
-        rgb,
-    );
-    let to_rgb = f.ffmpeg(
-        &[
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv444p",
-            "-s",
-            &size,
-            "-i",
-            "-",
-            "-sws_flags",
-            flags,
-            "-vf",
-            &format!("scale=in_color_matrix={matrix}:in_range={range}"),
-            "-pix_fmt",
-            "rgb24",
-            "-f",
-            "rawvideo",
-            "-",
-        ],
-        &to_yuv,
-    );
+    // One exact swscale conversion of packed frames, `from` → `to`, with `scale` filter options.
+    let convert = |from: &str, to: &str, scale: &str, input: &[u8]| {
+        let flags = "accurate_rnd+bitexact+full_chroma_int";
+        let filter = format!("scale={scale}");
+        let input_args = ["-f", "rawvideo", "-pix_fmt", from, "-s", &size, "-i", "-"];
+        let output_args = ["-pix_fmt", to, "-f", "rawvideo", "-"];
+        let args = [
+            &input_args[..],
+            &["-sws_flags", flags, "-vf", &filter],
+            &output_args,
+        ]
+        .concat();
+        f.ffmpeg_with_stdin(&args, input)
+    };
+    let out_opts = format!("out_color_matrix={matrix}:out_range={range}");
+    let to_yuv = convert("rgb24", "yuv444p", &out_opts, rgb);
+    let in_opts = format!("in_color_matrix={matrix}:in_range={range}");
+    let to_rgb = convert("yuv444p", "rgb24", &in_opts, &to_yuv);
     (to_yuv, to_rgb)
 }
 
 #[test]
 fn conversions_agree_with_ffmpeg_for_both_matrices_and_ranges() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     let (w, h) = (64u32, 48u32);
     // Every byte value in every channel, in a scrambled order.
     let rgb: Vec<u8> = (0..w * h * 3)
@@ -363,7 +242,7 @@ fn conversions_agree_with_ffmpeg_for_both_matrices_and_ranges() {
 
 #[test]
 fn bad_y4m_input_is_a_clear_error() {
-    let f = Fixture::new();
+    let f = Fixture::needing(&["ffmpeg"]);
     let cases: [(&[u8], &str); 4] = [
         (b"not a stream\n", "stdin: not a YUV4MPEG2 stream"),
         (
@@ -377,12 +256,12 @@ fn bad_y4m_input_is_a_clear_error() {
         (b"", "stdin: empty input"),
     ];
     for (input, want) in cases {
-        let out = f.savl(&["upscale", "--y4m"], input);
+        let out = f.savl_with_stdin(&["upscale", "--y4m"], input);
         assert_eq!(out.status.code(), Some(2), "{want}");
         assert!(stderr(&out).contains(want), "{}", stderr(&out));
     }
     // Flags that only make sense with --y4m need it.
-    let out = f.savl(&["upscale", "x.png", "--y4m-out", "444"], b"");
+    let out = f.savl_with_stdin(&["upscale", "x.png", "--y4m-out", "444"], b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--y4m"), "{}", stderr(&out));
 }

@@ -2,7 +2,8 @@
 //!
 //! Same shape of graph as SAVL-lite (estimator → `mu`/`severity`, gates
 //! `sigmoid(conv1x1([μ‖s]))` split per block and multiplied after every 2nd body conv,
-//! tail conv → DepthToSpace(4, CRD) + nearest ×4 skip), with random weights.
+//! tail conv → DepthToSpace(4, CRD) + nearest ×4 skip), with random weights; with
+//! [`TestModel::product_ops`], every op family of the exported product graph too.
 
 use prost::Message;
 
@@ -27,6 +28,12 @@ pub struct TestModel {
     pub metadata: bool,
     /// Upscaling factor (2–4 in tests; savl models are ×4).
     pub scale: usize,
+    /// Build the estimator and the head as the exported SAVL nets do, so that every op family of
+    /// the product graph appears (the quantizer's tests need them): one estimator conv split into
+    /// `mu` and a severity standardised by Sub/Div/Clip (instead of two convs and Tanh·3), a head
+    /// on `[lr ‖ ReduceMean_c(lr)]` scaled by `Exp(Clip(conv1x1([μ ‖ s])))`, a long skip over
+    /// the body, and `sr` declared `[1, 3, H4, W4]` (instead of without a shape).
+    pub product_ops: bool,
 }
 
 impl Default for TestModel {
@@ -39,6 +46,7 @@ impl Default for TestModel {
             degradation_outputs: true,
             metadata: true,
             scale: 4,
+            product_ops: false,
         }
     }
 }
@@ -87,8 +95,12 @@ impl G {
         outs
     }
     fn conv(&mut self, x: &str, cin: usize, cout: usize, k: usize) -> String {
+        self.conv_gain(x, cin, cout, k, 1.0)
+    }
+    /// A conv with weights `gain` times the usual size.
+    fn conv_gain(&mut self, x: &str, cin: usize, cout: usize, k: usize, gain: f32) -> String {
         let fan = (cin * k * k) as f32;
-        let scale = 1.5 / fan.sqrt();
+        let scale = 1.5 * gain / fan.sqrt();
         let w: Vec<f32> = (0..cout * cin * k * k)
             .map(|_| self.uniform() * scale)
             .collect();
@@ -110,6 +122,14 @@ impl G {
     fn lrelu(&mut self, x: &str) -> String {
         self.node("LeakyRelu", &[x], vec![attr_f("alpha", 0.1)], 1)
             .remove(0)
+    }
+    /// A one-output node.
+    fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<pb::AttributeProto>) -> String {
+        self.node(op, inputs, attrs, 1).remove(0)
+    }
+    /// A scalar FLOAT constant.
+    fn scalar(&mut self, v: f32) -> String {
+        self.init_f32(&[], vec![v])
     }
 }
 
@@ -137,11 +157,22 @@ impl TestModel {
         // Estimator.
         let e = g.conv("lr", 3, 8, 3);
         let e = g.lrelu(&e);
-        let mu = g.conv(&e, 8, d, 1);
-        let sv = g.conv(&e, 8, 1, 1);
-        let sv = g.node("Tanh", &[&sv], vec![], 1).remove(0);
-        let three = g.init_f32(&[], vec![3.0]);
-        let sev = g.node("Mul", &[&sv, &three], vec![], 1).remove(0);
+        let (mu, sev) = if self.product_ops {
+            // One conv for [μ ‖ u], split; s = clip((u − 0.1) / 0.5, −3, 3).
+            let e = g.conv(&e, 8, d + 1, 1);
+            let sizes = g.init_i64(&[d as i64, 1]);
+            let parts = g.node("Split", &[&e, &sizes], vec![attr_i("axis", 1)], 2);
+            let (m0, s0, lo, hi) = (g.scalar(0.1), g.scalar(0.5), g.scalar(-3.0), g.scalar(3.0));
+            let sv = g.op("Sub", &[&parts[1], &m0], vec![]);
+            let sv = g.op("Div", &[&sv, &s0], vec![]);
+            (parts[0].clone(), g.op("Clip", &[&sv, &lo, &hi], vec![]))
+        } else {
+            let mu = g.conv(&e, 8, d, 1);
+            let sv = g.conv(&e, 8, 1, 1);
+            let sv = g.node("Tanh", &[&sv], vec![], 1).remove(0);
+            let three = g.init_f32(&[], vec![3.0]);
+            (mu, g.node("Mul", &[&sv, &three], vec![], 1).remove(0))
+        };
         // Gates: one conv1x1 over [mu ‖ s] → B·C → sigmoid → split per block.
         let cat = g
             .node("Concat", &[&mu, &sev], vec![attr_i("axis", 1)], 1)
@@ -159,7 +190,21 @@ impl TestModel {
             vec![]
         };
         // Body.
-        let mut x = g.conv("lr", 3, c, 3);
+        let head = if self.product_ops {
+            // Head on [lr ‖ mean_c(lr)], scaled by exp(clip(conv1x1([μ ‖ s]), −1, 1)).
+            let ml = g.conv_gain(&cat, d + 1, c, 1, 0.5);
+            let (lo, hi) = (g.scalar(-1.0), g.scalar(1.0));
+            let ml = g.op("Clip", &[&ml, &lo, &hi], vec![]);
+            let mscale = g.op("Exp", &[&ml], vec![]);
+            let keep = vec![attr_ints("axes", &[1]), attr_i("keepdims", 1)];
+            let mean = g.op("ReduceMean", &["lr"], keep);
+            let inp = g.op("Concat", &["lr", &mean], vec![attr_i("axis", 1)]);
+            let head = g.conv(&inp, 4, c, 3);
+            g.op("Mul", &[&head, &mscale], vec![])
+        } else {
+            g.conv("lr", 3, c, 3)
+        };
+        let mut x = head.clone();
         for i in 0..self.body {
             let y = g.conv(&x, c, c, 3);
             x = g.lrelu(&y);
@@ -168,7 +213,12 @@ impl TestModel {
             }
         }
         let s = self.scale;
-        let t = g.conv(&x, c, 3 * s * s, 3);
+        let t = if self.product_ops {
+            x = g.op("Add", &[&x, &head], vec![]);
+            g.conv_gain(&x, c, 3 * s * s, 3, 0.3)
+        } else {
+            g.conv(&x, c, 3 * s * s, 3)
+        };
         let d2s = g
             .node(
                 "DepthToSpace",
@@ -218,10 +268,14 @@ impl TestModel {
                 &[Dim::DimValue(1), Dim::DimValue(1), h(), w()],
             ));
         }
-        // Clear the shape of "sr" beyond N, C: tract infers it.
-        if let Some(pb::type_proto::Value::TensorType(t)) =
+        if self.product_ops {
+            // `sr` declared as the exporter declares it (the ONNX checker wants a shape).
+            let [h4, w4] = ["H4", "W4"].map(|p| Dim::DimParam(p.into()));
+            outputs[0] = value_info("sr", &[Dim::DimValue(1), Dim::DimValue(3), h4, w4]);
+        } else if let Some(pb::type_proto::Value::TensorType(t)) =
             outputs[0].r#type.as_mut().and_then(|t| t.value.as_mut())
         {
+            // Clear the shape of "sr" beyond N, C: tract infers it.
             t.shape = None;
         }
         let graph = pb::GraphProto {

@@ -14,7 +14,7 @@ use savl_quantize::images::synthetic;
 use savl_quantize::int8::{quantize_int8, Int8Options};
 use savl_quantize::onnx_graph::load_model;
 use savl_quantize::runner::Runner;
-use savl_quantize::testmodel::SmallModel;
+use savl_quantize::testmodel::{self, TestModel};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -32,13 +32,13 @@ fn main() -> anyhow::Result<()> {
             format!("{} vs {}", args[0], args[1]),
         )
     } else {
-        let m = SmallModel {
+        let m = testmodel::proto(&TestModel {
             channels: 32,
             body: 8,
             dim: 8,
             seed: 3,
-        }
-        .proto();
+            ..testmodel::small()
+        });
         let cal: Vec<_> = (0..4).map(|i| synthetic(32, 32, i)).collect();
         let (q, _) = quantize_int8(&m, &cal, &Int8Options::default(), "synthetic")?;
         (

@@ -10,7 +10,7 @@ use savl_contract::keys;
 use savl_quantize::images::{self, CalibCrops};
 use savl_quantize::int8::{self, Int8Options};
 use savl_quantize::runner::{self, Runner};
-use savl_quantize::{budget, fp16, npy, onnx_graph, report, Method, Policy};
+use savl_quantize::{budget, fp16, npy, onnx_graph, report, testmodel, Method, Policy};
 
 #[derive(Parser)]
 #[command(
@@ -267,7 +267,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output,
             images: dir,
         } => {
-            let m = savl_quantize::testmodel::SmallModel::default().proto();
+            let m = testmodel::proto(&testmodel::small());
             onnx_graph::save_model(&m, &output)?;
             if let Some(dir) = dir {
                 std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;

@@ -2,12 +2,12 @@
 #![allow(dead_code)]
 
 use savl_quantize::images::{synthetic, Planar};
-use savl_quantize::testmodel::SmallModel;
+use savl_quantize::testmodel;
 use tract_onnx::pb;
 
 /// The small synthetic model every test quantizes.
 pub fn small() -> pb::ModelProto {
-    SmallModel::default().proto()
+    testmodel::proto(&testmodel::small())
 }
 
 /// `n` synthetic calibration pictures of `side`² pixels.

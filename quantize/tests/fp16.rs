@@ -23,20 +23,14 @@ fn fp16_structure() {
         } as i32;
         assert_eq!(elem_type(&g.input[0]), Some(io));
         assert!(g.output.iter().all(|o| elem_type(o) == Some(io)));
-        let resize = g.node.iter().find(|n| n.op_type == "Resize").unwrap();
-        let scales = g
-            .initializer
-            .iter()
-            .find(|t| t.name == resize.input[2])
-            .unwrap();
-        assert_eq!(scales.data_type, DataType::Float as i32);
-        let conv = g.node.iter().find(|n| n.op_type == "Conv").unwrap();
-        let w = g
-            .initializer
-            .iter()
-            .find(|t| t.name == conv.input[1])
-            .unwrap();
-        assert_eq!(w.data_type, DataType::Float16 as i32);
+        // The type of input `i` of the first `op` node (an initializer).
+        let input_type = |op: &str, i: usize| {
+            let node = g.node.iter().find(|n| n.op_type == op).unwrap();
+            let init = g.initializer.iter().find(|t| t.name == node.input[i]);
+            init.unwrap().data_type
+        };
+        assert_eq!(input_type("Resize", 2), DataType::Float as i32, "scales");
+        assert_eq!(input_type("Conv", 1), DataType::Float16 as i32, "weights");
         // Nothing else FLOAT among the initializers.
         let floats = g
             .initializer

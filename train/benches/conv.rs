@@ -11,35 +11,21 @@
 
 use std::hint::black_box;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use savl_train::nn::conv::{conv2d, conv2d_stock};
 use savl_train::nn::{Config, SrNet};
-use savl_train::train::{HostBatch, TrainConfig, Trainer};
+use savl_train::train::{TrainConfig, Trainer};
 
-fn rand(shape: &[usize], seed: u64) -> Tensor {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let n: usize = shape.iter().product();
-    Tensor::from_vec(
-        (0..n)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect::<Vec<_>>(),
-        shape,
-        &Device::Cpu,
-    )
-    .unwrap()
-}
+mod support;
+use support::{conv_case, rand, step_batch};
 
 fn conv(c: &mut Criterion) {
     // As the trainer's main does (see `savl::tune_allocator`).
     if std::env::var_os("SAVL_BENCH_MALLOC_DEFAULT").is_none() {
         savl::tune_allocator();
     }
-    let (b, ch, hw) = (16, 48, 48);
-    let x = Var::from_tensor(&rand(&[b, ch, hw, hw], 1)).unwrap();
-    let w = Var::from_tensor(&(rand(&[ch, ch, 3, 3], 2) * 0.1).unwrap()).unwrap();
-    let r = rand(&[b, ch, hw, hw], 3);
+    let (b, x, w, r) = conv_case();
     let mut g = c.benchmark_group("conv3x3_b16_c48_48x48");
     g.sample_size(10);
     g.throughput(Throughput::Elements(b as u64));
@@ -65,31 +51,7 @@ fn step(c: &mut Criterion) {
     let mut tc = TrainConfig::new(Config::lite());
     tc.progress = false;
     let (n, h) = (16, 48);
-    let lr = rand(&[n, 3, h, h], 4)
-        .affine(0.5, 0.5)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let hr = rand(&[n, 3, 4 * h, 4 * h], 5)
-        .affine(0.5, 0.5)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let batch = HostBatch {
-        n,
-        h,
-        w: h,
-        z: lr.clone(),
-        maps: vec![0.0; n * savl_train::nn::ORACLE_MAPS * h * h],
-        lr,
-        hr,
-        twin_lr: Vec::new(),
-        twin_z: Vec::new(),
-    };
+    let batch = step_batch(n, h);
     let mut t = Trainer::new(tc, &Device::Cpu).unwrap();
     let mut g = c.benchmark_group("lite_step_b16_48x48");
     g.sample_size(10);

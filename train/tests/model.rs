@@ -217,20 +217,12 @@ fn club_matches_closed_form() {
 fn severity_uses_fixed_constants_and_clamps() {
     // log σ² = ln 2 everywhere over d = 2 → mean σ² = 2; (2 − 1) / 0.5 = 2.
     let lv = Tensor::full(2f32.ln(), (1, 2, 2, 3), &Device::Cpu).unwrap();
-    let s = severity(&lv, 1.0, 0.5)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    assert!(s.iter().all(|v| (v - 2.0).abs() < 1e-5));
-    let s = severity(&lv, 0.0, 0.1)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    assert!(s.iter().all(|v| *v == 3.0));
+    let values = |mean: f32, std: f32| {
+        let s = severity(&lv, mean, std).unwrap();
+        s.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert!(values(1.0, 0.5).iter().all(|v| (v - 2.0).abs() < 1e-5));
+    assert!(values(0.0, 0.1).iter().all(|v| *v == 3.0));
 }
 
 #[test]

@@ -2,22 +2,12 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 use savl_train::nn::conv::{conv2d, conv2d_stock};
 
-fn rand(shape: &[usize], seed: u64) -> Tensor {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let n: usize = shape.iter().product();
-    Tensor::from_vec(
-        (0..n)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect::<Vec<_>>(),
-        shape,
-        &Device::Cpu,
-    )
-    .unwrap()
-}
+#[path = "../benches/support/mod.rs"]
+mod support;
+use support::{conv_case, step_batch};
 
 /// User + system CPU seconds of this process so far (from /proc/self/stat, 100 Hz ticks).
 fn cpu_s() -> f64 {
@@ -50,10 +40,7 @@ fn med(mut f: impl FnMut(), reps: usize) -> f64 {
 #[test]
 #[ignore]
 fn conv_timings() {
-    let (b, ch, hw) = (16, 48, 48);
-    let x = Var::from_tensor(&rand(&[b, ch, hw, hw], 1)).unwrap();
-    let w = Var::from_tensor(&(rand(&[ch, ch, 3, 3], 2) * 0.1).unwrap()).unwrap();
-    let r = rand(&[b, ch, hw, hw], 3);
+    let (_, x, w, r) = conv_case();
     println!("rayon threads {}", rayon::current_num_threads());
     type ConvFn = fn(&Tensor, &Tensor, usize) -> candle_core::Result<Tensor>;
     for (name, f) in [
@@ -78,33 +65,9 @@ fn conv_timings() {
 #[ignore]
 fn step_timings() {
     use savl_train::nn::{Ablation, Config};
-    use savl_train::train::{HostBatch, TrainConfig, Trainer};
+    use savl_train::train::{TrainConfig, Trainer};
     let (n, h) = (16, 48);
-    let lr = rand(&[n, 3, h, h], 4)
-        .affine(0.5, 0.5)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let hr = rand(&[n, 3, 4 * h, 4 * h], 5)
-        .affine(0.5, 0.5)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let batch = HostBatch {
-        n,
-        h,
-        w: h,
-        z: lr.clone(),
-        maps: vec![0.0; n * savl_train::nn::ORACLE_MAPS * h * h],
-        lr,
-        hr,
-        twin_lr: Vec::new(),
-        twin_z: Vec::new(),
-    };
+    let batch = step_batch(n, h);
     let abl: Vec<Ablation> = match std::env::var("SAVL_ABLATIONS") {
         Ok(v) => v.split(',').map(|a| a.parse().unwrap()).collect(),
         Err(_) => vec![Ablation::Full, Ablation::NoGuide],

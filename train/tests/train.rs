@@ -234,23 +234,11 @@ fn checkpoint_round_trip() {
     let (_, from_ck) = ck.model(true, &Device::Cpu).unwrap();
     let ema = t.ema_model().unwrap();
     let x = Tensor::rand(0f32, 1f32, (1, 3, 9, 7), &Device::Cpu).unwrap();
-    let a = from_ck
-        .forward(&x)
-        .unwrap()
-        .sr
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let b = ema
-        .forward(&x)
-        .unwrap()
-        .sr
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    assert_eq!(a, b);
+    let sr = |m: &savl_train::nn::Savl| {
+        let sr = m.forward(&x).unwrap().sr;
+        sr.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    assert_eq!(sr(&from_ck), sr(&ema));
     let _ = std::fs::remove_dir_all(&out);
 }
 

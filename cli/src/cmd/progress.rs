@@ -40,3 +40,43 @@ pub fn spinner(verbosity: Verbosity) -> ProgressBar {
 pub fn say(pb: &ProgressBar, line: &str) {
     pb.suspend(|| note!("{line}"));
 }
+
+/// A frame pipe's progress (`--raw`, `--y4m`): the [`spinner`], the frames written, the time
+/// since the start, and the summary line with `-v`.
+pub struct FrameCount {
+    pb: ProgressBar,
+    start: std::time::Instant,
+    verbosity: Verbosity,
+    /// Frames written so far.
+    pub frames: u64,
+}
+
+impl FrameCount {
+    /// Starts counting (and the spinner).
+    pub fn start(verbosity: Verbosity) -> FrameCount {
+        FrameCount {
+            pb: spinner(verbosity),
+            start: std::time::Instant::now(),
+            verbosity,
+            frames: 0,
+        }
+    }
+
+    /// One more frame written.
+    pub fn inc(&mut self) {
+        self.frames += 1;
+        self.pb.inc(1);
+    }
+
+    /// Clears the spinner; with `-v`, prints `MODE: N frames in S s`.
+    pub fn finish(self, mode: &str) {
+        self.pb.finish_and_clear();
+        if self.verbosity >= Verbosity::Verbose {
+            let secs = self.start.elapsed().as_secs_f64();
+            say(
+                &self.pb,
+                &format!("{mode}: {} frames in {secs:.1} s", self.frames),
+            );
+        }
+    }
+}

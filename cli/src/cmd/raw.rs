@@ -10,14 +10,13 @@
 //! complete, so memory is one input frame plus one band. The input must end on a frame boundary.
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
 use savl_cli::io::{DecodeLimits, RawFrameReader};
 
 use super::model::ModelArgs;
-use super::progress::{self, say};
+use super::progress;
 use super::{Outcome, Verbosity};
 
 /// Runs raw mode on stdin/stdout.
@@ -40,14 +39,7 @@ pub fn run(
     }
     let upscaler = model.build(limits.max_pixels, verbosity)?;
     let need = (u64::from(w) * u64::from(h) * 3).saturating_add(upscaler.band_bytes(w, h));
-    if need > limit_mem {
-        bail!(
-            "--raw {w}x{h} needs {:.0} MB for a frame and one band of output rows, over \
-             --limit-mem {:.0} MB",
-            need as f64 / 1e6,
-            limit_mem as f64 / 1e6
-        );
-    }
+    check_memory("--raw", (w, h), "a frame", need, limit_mem)?;
     let s = upscaler.scale() as u32;
     if verbosity >= Verbosity::Verbose {
         note!(
@@ -58,10 +50,8 @@ pub fn run(
     }
     let mut input = RawFrameReader::new(std::io::stdin().lock(), w, h)?;
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    let pb = progress::spinner(verbosity);
-    let start = Instant::now();
+    let mut count = progress::FrameCount::start(verbosity);
     let mut buf = Vec::new();
-    let mut frames: u64 = 0;
     loop {
         let more = input.read_frame(&mut buf).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -81,21 +71,31 @@ pub fn run(
                     source,
                 })
             })
-            .with_context(|| format!("frame {frames}"))?;
+            .with_context(|| format!("frame {}", count.frames))?;
         out.flush().context("cannot write stdout")?;
         buf = img.into_raw();
-        frames += 1;
-        pb.inc(1);
+        count.inc();
     }
-    pb.finish_and_clear();
-    if verbosity >= Verbosity::Verbose {
-        say(
-            &pb,
-            &format!(
-                "raw: {frames} frames in {:.1} s",
-                start.elapsed().as_secs_f64()
-            ),
+    count.finish("raw");
+    Ok(Outcome::Ok)
+}
+
+/// Refuses a frame pipe (`flag` `--raw` or `--y4m`, frames of `w × h`) whose memory `need` in
+/// bytes, for `what` and one band of output rows, is over `--limit-mem`.
+pub(super) fn check_memory(
+    flag: &str,
+    (w, h): (u32, u32),
+    what: &str,
+    need: u64,
+    limit_mem: u64,
+) -> Result<()> {
+    if need > limit_mem {
+        bail!(
+            "{flag} {w}x{h} needs {:.0} MB for {what} and one band of output rows, over \
+             --limit-mem {:.0} MB",
+            need as f64 / 1e6,
+            limit_mem as f64 / 1e6
         );
     }
-    Ok(Outcome::Ok)
+    Ok(())
 }

@@ -15,7 +15,6 @@
 //! parameters are dropped (they may describe the input's chroma).
 
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
@@ -23,7 +22,7 @@ use savl::yuv::{self, Colour, Matrix, Range, Subsampling, YuvImage, YuvImageMut}
 use savl_cli::io::DecodeLimits;
 
 use super::model::ModelArgs;
-use super::progress::{self, say};
+use super::progress;
 use super::{Outcome, Verbosity};
 
 /// The y4m flags of `savl upscale`.
@@ -342,14 +341,7 @@ pub fn run(
         .saturating_add(3 * u64::from(ow) * u64::from(oh))
         .saturating_add(out_chroma.frame_len(ow, oh) as u64)
         .saturating_add(upscaler.band_bytes(w, h));
-    if need > limit_mem {
-        bail!(
-            "--y4m {w}x{h} needs {:.0} MB for the frames and one band of output rows, over \
-             --limit-mem {:.0} MB",
-            need as f64 / 1e6,
-            limit_mem as f64 / 1e6
-        );
-    }
+    super::raw::check_memory("--y4m", (w, h), "the frames", need, limit_mem)?;
     let colour = Colour {
         matrix: args.matrix.unwrap_or_default(),
         range: header.range.or(args.range).unwrap_or_default(),
@@ -373,13 +365,11 @@ pub fn run(
     let write_err = |e: std::io::Error| anyhow::Error::new(e).context("cannot write stdout");
     out.write_all(header.scaled(s, out_chroma, out_range)?.as_bytes())
         .map_err(write_err)?;
-    let pb = progress::spinner(verbosity);
-    let start = Instant::now();
+    let mut count = progress::FrameCount::start(verbosity);
     let mut planes = Vec::new();
     let mut rgb = vec![0u8; 3 * w as usize * h as usize];
     let mut hr: Vec<u8> = Vec::new();
     let mut yuv_out = vec![0u8; out_chroma.frame_len(ow, oh)];
-    let mut frames: u64 = 0;
     while input.read_frame(&mut planes)? {
         let src = YuvImage::packed(&planes, w, h, header.chroma)?;
         yuv::yuv_to_rgb(&src, colour, &mut rgb, 3 * w as usize)?;
@@ -390,26 +380,16 @@ pub fn run(
                 hr.extend_from_slice(rows);
                 Ok(())
             })
-            .with_context(|| format!("frame {frames}"))?;
+            .with_context(|| format!("frame {}", count.frames))?;
         rgb = img.into_raw();
         let mut dst = YuvImageMut::packed(&mut yuv_out, ow, oh, out_chroma)?;
         yuv::rgb_to_yuv(&hr, 3 * ow as usize, colour, &mut dst)?;
         out.write_all(b"FRAME\n").map_err(write_err)?;
         out.write_all(&yuv_out).map_err(write_err)?;
         out.flush().map_err(write_err)?;
-        frames += 1;
-        pb.inc(1);
+        count.inc();
     }
-    pb.finish_and_clear();
-    if verbosity >= Verbosity::Verbose {
-        say(
-            &pb,
-            &format!(
-                "y4m: {frames} frames in {:.1} s",
-                start.elapsed().as_secs_f64()
-            ),
-        );
-    }
+    count.finish("y4m");
     Ok(Outcome::Ok)
 }
 

@@ -38,6 +38,22 @@ pub struct MethodArgs {
     pub threads: usize,
 }
 
+/// The peer models a method name selects: (method, label in the tables, file in `--peers`).
+const PEERS: [(&str, &str, &str); 4] = [
+    ("span48", "spanx4_ch48", "spanx4_ch48.onnx"),
+    ("span52", "spanx4_ch52", "spanx4_ch52.onnx"),
+    (
+        "anime",
+        "realesr-animevideov3",
+        "realesr-animevideov3-x4.onnx",
+    ),
+    (
+        "general",
+        "realesr-general-x4v3",
+        "realesr-general-x4v3.onnx",
+    ),
+];
+
 impl MethodArgs {
     /// Loads the selected methods in order.
     ///
@@ -67,34 +83,19 @@ impl MethodArgs {
                         });
                     }
                 }
-                "span48" => out.push(Method::runtime(
-                    "spanx4_ch48",
-                    &peer("spanx4_ch48.onnx"),
-                    self.threads,
-                )?),
-                "span52" => out.push(Method::runtime(
-                    "spanx4_ch52",
-                    &peer("spanx4_ch52.onnx"),
-                    self.threads,
-                )?),
-                "anime" => out.push(Method::runtime(
-                    "realesr-animevideov3",
-                    &peer("realesr-animevideov3-x4.onnx"),
-                    self.threads,
-                )?),
-                "general" => out.push(Method::runtime(
-                    "realesr-general-x4v3",
-                    &peer("realesr-general-x4v3.onnx"),
-                    self.threads,
-                )?),
                 "srmd" => {
                     for &s in &self.srmd_sigma {
                         out.push(Method::srmd(&peer("srmd_x4.onnx"), s)?);
                     }
                 }
-                other => bail!(
-                    "unknown method {other:?} (bicubic, models, checkpoints, span48, span52, anime, general, srmd)"
-                ),
+                other => {
+                    let Some((_, label, file)) = PEERS.iter().find(|p| p.0 == other) else {
+                        bail!(
+                            "unknown method {other:?} (bicubic, models, checkpoints, span48, span52, anime, general, srmd)"
+                        )
+                    };
+                    out.push(Method::runtime(label, &peer(file), self.threads)?);
+                }
             }
         }
         if out.is_empty() {

@@ -69,14 +69,23 @@ impl Geom {
     }
 }
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+const CONV: &str = "fast conv2d";
+
+/// The f32 values of a contiguous CPU tensor, for the custom ops' kernels; `op` and `what` name
+/// the op and the operand in the error otherwise.
+pub(crate) fn contiguous_f32<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+    what: &str,
+) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
-        _ => candle_core::bail!("fast conv2d: {what} must be f32, got {:?}", s.dtype()),
+        _ => candle_core::bail!("{op}: {what} must be f32, got {:?}", s.dtype()),
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("fast conv2d: {what} must be contiguous"),
+        None => candle_core::bail!("{op}: {what} must be contiguous"),
     }
 }
 
@@ -331,8 +340,8 @@ impl CustomOp2 for FastConv2d {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1, l2, self.pad)?;
-        let x = contiguous_f32(s1, l1, "input")?;
-        let w = contiguous_f32(s2, l2, "kernel")?;
+        let x = contiguous_f32(s1, l1, CONV, "input")?;
+        let w = contiguous_f32(s2, l2, CONV, "kernel")?;
         let out = conv_fwd(x, w, &g, None, None);
         Ok((CpuStorage::F32(out), Shape::from((g.b, g.cout, g.ho, g.wo))))
     }
@@ -400,9 +409,9 @@ impl CustomOp3 for FastConvBiasAct {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1, l2, self.pad)?;
-        let x = contiguous_f32(s1, l1, "input")?;
-        let w = contiguous_f32(s2, l2, "kernel")?;
-        let b = contiguous_f32(s3, l3, "bias")?;
+        let x = contiguous_f32(s1, l1, CONV, "input")?;
+        let w = contiguous_f32(s2, l2, CONV, "kernel")?;
+        let b = contiguous_f32(s3, l3, CONV, "bias")?;
         if b.len() != g.cout {
             candle_core::bail!(
                 "fast conv2d: bias has {} values for {} channels",
@@ -502,8 +511,8 @@ impl CustomOp2 for WeightGrad {
                 l2.shape()
             );
         }
-        let x = contiguous_f32(s1, l1, "input")?;
-        let gr = contiguous_f32(s2, l2, "grad")?;
+        let x = contiguous_f32(s1, l1, CONV, "input")?;
+        let gr = contiguous_f32(s2, l2, CONV, "grad")?;
         let n = cout * (cin * self.k * self.k + 1);
         Ok((CpuStorage::F32(conv_wgrad(x, gr, &g)), Shape::from(n)))
     }
