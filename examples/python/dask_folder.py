@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from distributed import Client, LocalCluster, WorkerPlugin, get_worker
+from distributed import Client, LocalCluster, WorkerPlugin, get_worker, wait
 
 # The extensions `savl upscale` reads from a folder.
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".gif"}
@@ -105,13 +105,13 @@ def upscale_folder(
     precision: str = "auto",
     threads: int = 1,
     force: bool = False,
+    timeout: Optional[float] = None,
 ) -> Report:
-    """Upscales every picture of `in_dir` into `out_dir` on the cluster behind `client`."""
-    import cloudpickle
-
-    # Workers need not have this file: its functions travel by value.
-    if __name__ != "__main__":
-        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    """Upscales every picture of `in_dir` into `out_dir` on the cluster behind `client`;
+    `timeout` (seconds) bounds the wait for the whole batch (`TimeoutError` past it)."""
+    # Workers need not have this file: the scheduler sends it to every worker (also to those
+    # that join later), so the plugin and the task function unpickle by reference there.
+    client.upload_file(__file__)
     out_dir.mkdir(parents=True, exist_ok=True)
     client.register_plugin(SavlPlugin(model, precision, threads))
     inputs = sorted(p for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
@@ -119,6 +119,7 @@ def upscale_folder(
         client.submit(upscale_file, str(p), str(output_path(p, out_dir)), force, pure=False)
         for p in inputs
     ]
+    wait(futures, timeout=timeout)
     report = Report()
     for src, status, msg in client.gather(futures):
         if status == "done":
@@ -146,8 +147,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         cluster = LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True)
         client = Client(cluster)
+    # Run as a script, this file is `__main__`, which workers cannot import: use it as the
+    # module `dask_folder` (what upload_file gives the workers).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import dask_folder
+
     with client:
-        r = upscale_folder(client, a.in_dir, a.out_dir, a.model, a.precision, a.threads, a.force)
+        r = dask_folder.upscale_folder(client, a.in_dir, a.out_dir, a.model, a.precision, a.threads, a.force)
     print(f"{len(r.done)} done, {len(r.skipped)} skipped, {len(r.failed)} failed")
     for src, why in r.failed:
         print(f"  failed: {src}: {why}", file=sys.stderr)

@@ -206,4 +206,5 @@ class Upscaler:
         return self._native.describe()
 
     def __repr__(self) -> str:
-        return repr(self._native)
+        native = getattr(self, "_native", None)
+        return repr(native) if native is not None else "savl.Upscaler(<not loaded>)"

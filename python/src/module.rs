@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use numpy::ndarray::{Array2, Array3};
-use numpy::{
-    IntoPyArray, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
-};
+use numpy::{IntoPyArray, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -43,17 +41,18 @@ fn new_class<'py>(
     let ns = PyDict::new(py);
     ns.set_item("__module__", "savl")?;
     ns.set_item("__doc__", doc)?;
-    let class = py
-        .import("builtins")?
-        .getattr("type")?
-        .call1((name, PyTuple::new(py, bases)?, ns))?;
+    let class =
+        py.import("builtins")?
+            .getattr("type")?
+            .call1((name, PyTuple::new(py, bases)?, ns))?;
     Ok(class.cast_into::<PyType>()?.unbind())
 }
 
 /// Builds the exception hierarchy: `SavlError` and one subclass per fault of [`savl::Error`],
 /// each also deriving from the standard exception of that fault where there is one.
 fn make_exceptions(py: Python<'_>) -> PyResult<Exceptions> {
-    let builtin = |name: &str| -> PyResult<Bound<'_, PyAny>> { py.import("builtins")?.getattr(name) };
+    let builtin =
+        |name: &str| -> PyResult<Bound<'_, PyAny>> { py.import("builtins")?.getattr(name) };
     let base = new_class(
         py,
         "SavlError",
@@ -153,7 +152,7 @@ fn to_py(py: Python<'_>, e: savl::Error) -> PyErr {
         } => raise(
             py,
             &ex.config,
-            msg.clone(),
+            msg,
             &[
                 ("parameter", any(parameter)),
                 ("value", any(value)),
@@ -166,21 +165,19 @@ fn to_py(py: Python<'_>, e: savl::Error) -> PyErr {
             limit,
             unit,
         } => {
-            let num = |v: u64| v.into_pyobject(py).map(|o| o.into_any());
-            match (num(*requested), num(*limit)) {
-                (Ok(r), Ok(l)) => raise(
-                    py,
-                    &ex.limits,
-                    msg.clone(),
-                    &[
-                        ("what", any(what)),
-                        ("requested", r),
-                        ("limit", l),
-                        ("unit", any(unit)),
-                    ],
-                ),
-                (Err(err), _) | (_, Err(err)) => err,
-            }
+            let Ok(r) = requested.into_pyobject(py);
+            let Ok(l) = limit.into_pyobject(py);
+            raise(
+                py,
+                &ex.limits,
+                msg,
+                &[
+                    ("what", any(what)),
+                    ("requested", r.into_any()),
+                    ("limit", l.into_any()),
+                    ("unit", any(unit)),
+                ],
+            )
         }
         savl::Error::OutOfMemory { .. } => raise(py, &ex.memory, msg, &[]),
         savl::Error::Unsupported(_) => raise(py, &ex.unsupported, msg, &[]),
@@ -229,7 +226,11 @@ fn read_pixels(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Pixels> {
     let is_u8 = array.cast::<numpy::PyArrayDyn<u8>>().is_ok();
     let is_u16 = array.cast::<numpy::PyArrayDyn<u16>>().is_ok();
     if !is_u8 && !is_u16 {
-        let dtype = untyped.dtype().str().map(|s| s.to_string()).unwrap_or_default();
+        let dtype = untyped
+            .dtype()
+            .str()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
         return Err(invalid_input(
             py,
             format!("unsupported dtype {dtype}: expected {ACCEPTED}"),
@@ -238,13 +239,19 @@ fn read_pixels(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Pixels> {
     if shape.len() != 3 || !(shape[2] == 3 || shape[2] == 4) {
         return Err(invalid_input(
             py,
-            format!("unsupported shape {}: expected {ACCEPTED}", shape_str(&shape)),
+            format!(
+                "unsupported shape {}: expected {ACCEPTED}",
+                shape_str(&shape)
+            ),
         ));
     }
     if shape.contains(&0) {
         return Err(invalid_input(
             py,
-            format!("empty array of shape {}: the picture needs at least one pixel", shape_str(&shape)),
+            format!(
+                "empty array of shape {}: the picture needs at least one pixel",
+                shape_str(&shape)
+            ),
         ));
     }
     if !untyped.is_c_contiguous() {
@@ -261,7 +268,10 @@ fn read_pixels(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Pixels> {
     let too_big = || {
         invalid_input(
             py,
-            format!("array of shape {} is too large: sides must fit in 32 bits", shape_str(&shape)),
+            format!(
+                "array of shape {} is too large: sides must fit in 32 bits",
+                shape_str(&shape)
+            ),
         )
     };
     let width = u32::try_from(w).map_err(|_| too_big())?;
@@ -312,16 +322,14 @@ impl PyUpscaler {
                 if let Ok(b) = m.cast::<PyBytes>() {
                     builder = builder.model_bytes(b.as_bytes().to_vec());
                 } else {
-                    let path: PathBuf = m.extract().map_err(|_| {
-                        match exceptions(py) {
-                            Ok(ex) => raise(
-                                py,
-                                &ex.config,
-                                "model must be a path (str or os.PathLike), bytes, or None".into(),
-                                &[],
-                            ),
-                            Err(e) => e,
-                        }
+                    let path: PathBuf = m.extract().map_err(|_| match exceptions(py) {
+                        Ok(ex) => raise(
+                            py,
+                            &ex.config,
+                            "model must be a path (str or os.PathLike), bytes, or None".into(),
+                            &[],
+                        ),
+                        Err(e) => e,
                     })?;
                     builder = builder.model_path(path);
                 }
@@ -342,11 +350,13 @@ impl PyUpscaler {
     /// Upscales an H×W×3 or H×W×4 uint8 / uint16 array into a (scale·H)×(scale·W) array of the
     /// same channel count and dtype, equal to `savl upscale`'s PNG output: grey in, grey out;
     /// alpha upscaled on its own; 16 bits quantised from the model's float output.
-    fn upscale<'py>(&self, py: Python<'py>, array: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn upscale<'py>(
+        &self,
+        py: Python<'py>,
+        array: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let pixels = read_pixels(py, array)?;
-        let img = pixels
-            .into_dynamic()
-            .map_err(|e| invalid_input(py, e))?;
+        let img = pixels.into_dynamic().map_err(|e| invalid_input(py, e))?;
         let up = Arc::clone(&self.inner);
         let out = py
             .detach(move || pixels::upscale(&up, img))
@@ -376,9 +386,7 @@ impl PyUpscaler {
         array: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyArray3<f32>>, Bound<'py, numpy::PyArray2<f32>>)> {
         let pixels = read_pixels(py, array)?;
-        let img = pixels
-            .into_dynamic()
-            .map_err(|e| invalid_input(py, e))?;
+        let img = pixels.into_dynamic().map_err(|e| invalid_input(py, e))?;
         let up = Arc::clone(&self.inner);
         let est = py
             .detach(move || up.estimate(&pixels::inspect_input(img)))

@@ -44,7 +44,9 @@ impl Pixels {
         let (w, h, c) = (self.width, self.height, self.channels);
         let short = || format!("{h}×{w}×{c} samples expected");
         Ok(match (self.samples, c) {
-            (Samples::U8(v), 3) => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, v).ok_or_else(short)?),
+            (Samples::U8(v), 3) => {
+                DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, v).ok_or_else(short)?)
+            }
             (Samples::U8(v), 4) => DynamicImage::ImageRgba8(
                 ImageBuffer::<Rgba<u8>, _>::from_raw(w, h, v).ok_or_else(short)?,
             ),
@@ -201,8 +203,8 @@ fn alpha_pass_8(
             [v, v, v]
         })
         .collect();
-    let rgb = RgbImage::from_raw(w, h, rgb)
-        .ok_or_else(|| Error::Runtime("alpha plane size".into()))?;
+    let rgb =
+        RgbImage::from_raw(w, h, rgb).ok_or_else(|| Error::Runtime("alpha plane size".into()))?;
     let big = up.upscale(&rgb)?;
     let (ow, oh) = (ow as usize, oh as usize);
     let mut out = Vec::with_capacity(ow * oh);

@@ -57,12 +57,12 @@ def test_folder_on_a_local_cluster_equals_the_cli(cli, tmp_path):
         with distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster, distributed.Client(cluster) as client:
-            report = mod.upscale_folder(client, src, out, threads=1)
+            report = mod.upscale_folder(client, src, out, threads=1, timeout=300)
             # Both workers loaded their own upscaler, once.
             loaded = client.run(lambda dask_worker: dask_worker.savl_upscaler.threads)
             assert sorted(loaded.values()) == [1, 1]
             # A second run resumes: every good output exists and is skipped.
-            again = mod.upscale_folder(client, src, out, threads=1)
+            again = mod.upscale_folder(client, src, out, threads=1, timeout=300)
     finally:
         if old is None:
             del os.environ["PYTHONPATH"]

@@ -116,7 +116,7 @@ def test_16_bit_equals_the_cli(cli, upscaler, tmp_path, channels):
 @pytest.mark.parametrize("dtype", [np.float32, np.int8, np.int16, np.uint32, np.float64])
 def test_bad_dtypes_are_named(upscaler, dtype):
     a = np.zeros((8, 8, 3), dtype)
-    with pytest.raises(savl.InvalidInputError, match=f"unsupported dtype.*{np.dtype(dtype).str}.*uint8 or uint16"):
+    with pytest.raises(savl.InvalidInputError, match=f"unsupported dtype.*{np.dtype(dtype).name}.*uint8 or uint16"):
         upscaler.upscale(a)
 
 
@@ -171,8 +171,10 @@ def test_bad_settings_raise_config_error_with_the_runtimes_message():
 
 def test_model_errors_name_the_file(tmp_path):
     missing = tmp_path / "nope.onnx"
-    with pytest.raises(savl.ModelError, match=f"model {missing}"):
+    # A missing file is the runtime's I/O error (FileError, an OSError), naming the file.
+    with pytest.raises(savl.FileError, match=f"^{missing}: No such file") as e:
         savl.Upscaler(model=missing)
+    assert isinstance(e.value, OSError) and isinstance(e.value, savl.SavlError)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx file")
     with pytest.raises(savl.ModelError, match=f"model {bad}"):
