@@ -292,6 +292,9 @@ fn read_pixels(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Pixels> {
     })
 }
 
+/// What `inspect` returns: `mu` (d × H × W) and `severity` (H × W).
+type Maps<'py> = (Bound<'py, PyArray3<f32>>, Bound<'py, numpy::PyArray2<f32>>);
+
 /// A loaded model, ready to upscale pictures; safe to share between Python threads (the GIL is
 /// released while the model runs).
 #[pyclass(name = "Upscaler", module = "savl._savl", frozen)]
@@ -380,11 +383,7 @@ impl PyUpscaler {
     /// The model's degradation maps of an H×W×3 or H×W×4 uint8 / uint16 array (given to the
     /// model as RGB8, as `savl inspect` does): `(mu, severity)`, float32 arrays of shapes
     /// (d, H, W) and (H, W). UnsupportedError for models without them.
-    fn inspect<'py>(
-        &self,
-        py: Python<'py>,
-        array: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyArray3<f32>>, Bound<'py, numpy::PyArray2<f32>>)> {
+    fn inspect<'py>(&self, py: Python<'py>, array: &Bound<'py, PyAny>) -> PyResult<Maps<'py>> {
         let pixels = read_pixels(py, array)?;
         let img = pixels.into_dynamic().map_err(|e| invalid_input(py, e))?;
         let up = Arc::clone(&self.inner);
