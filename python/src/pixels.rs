@@ -104,16 +104,12 @@ pub fn upscale(up: &Upscaler, img: DynamicImage) -> Result<Pixels, Error> {
         }
     };
     let n = ow as usize * oh as usize;
-    let alloc = |count: usize, bytes_per: usize| -> Result<(), Error> {
-        let mut probe: Vec<u8> = Vec::new();
-        probe
-            .try_reserve_exact(count.saturating_mul(bytes_per))
-            .map_err(|_| Error::OutOfMemory {
-                what: format!("a {ow}×{oh} output"),
-                bytes: (count as u64).saturating_mul(bytes_per as u64),
-            })
+    // The output buffer is allocated fallibly: OutOfMemory rather than an abort.
+    let len = n.saturating_mul(out_channels);
+    let oom = |bytes: usize| Error::OutOfMemory {
+        what: format!("a {ow}×{oh} output"),
+        bytes: bytes as u64,
     };
-    alloc(n * out_channels, if in16 { 2 } else { 1 })?;
 
     if !in16 {
         // The CLI's streamed 8-bit PNG: model rows as they are, or their luma; alpha rows from
@@ -124,7 +120,8 @@ pub fn upscale(up: &Upscaler, img: DynamicImage) -> Result<Pixels, Error> {
             Some(a) => Some(alpha_pass_8(up, a, w, h, ow, oh)?),
             None => None,
         };
-        let mut out = Vec::with_capacity(n * out_channels);
+        let mut out: Vec<u8> = Vec::new();
+        out.try_reserve_exact(len).map_err(|_| oom(len))?;
         for (i, p) in colour.as_raw().chunks_exact(3).enumerate() {
             if grey {
                 let l = photo::luma(f32::from(p[0]), f32::from(p[1]), f32::from(p[2]))
@@ -163,7 +160,8 @@ pub fn upscale(up: &Upscaler, img: DynamicImage) -> Result<Pixels, Error> {
         return Err(Error::Runtime("short output from the upscaler".into()));
     }
     let q = |x: f32| (x * 65535.0).round().clamp(0.0, 65535.0) as u16;
-    let mut out = Vec::with_capacity(n * out_channels);
+    let mut out: Vec<u16> = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| oom(len * 2))?;
     for i in 0..n {
         let c = [planar[i], planar[n + i], planar[2 * n + i]];
         if grey {
