@@ -116,8 +116,9 @@ class Upscaler:
 
     ``model``: a path (``str`` / ``os.PathLike``) to a savl ONNX file, the file's bytes, or
     ``None`` for the model embedded in the library. ``precision``: ``"auto"`` (the fastest on
-    this CPU among those the model has), ``"f32"``, ``"f16"`` or ``"int8"``. ``tile``: the tile
-    side in input pixels (``None``: the runtime's default, 160). ``threads``: worker threads
+    this CPU among those the model has), ``"f32"``, ``"f16"`` or ``"int8"``. ``tile``: a fixed tile
+    side in input pixels (``None``: each picture gets the largest tile within the runtime's
+    memory budget, one tile when it fits). ``threads``: worker threads
     (``None``: the CPUs, at most 16); with several upscalers or processes at once, keep their
     threads' sum at or under the cores.
 
@@ -177,9 +178,14 @@ class Upscaler:
         return self._native.precision
 
     @property
-    def tile(self) -> int:
-        """The tile side in input pixels."""
+    def tile(self) -> Optional[int]:
+        """The fixed tile side in input pixels, or None when each picture gets the largest
+        tile within the memory budget (see ``tile_for``)."""
         return self._native.tile
+
+    def tile_for(self, width: int, height: int) -> int:
+        """The tile side used for a ``width`` × ``height`` picture."""
+        return self._native.tile_for(width, height)
 
     @property
     def halo(self) -> int:

@@ -410,10 +410,16 @@ impl PyUpscaler {
         self.inner.precision().to_string()
     }
 
-    /// The tile side in LR pixels.
+    /// The fixed tile side in LR pixels, or `None` when each picture gets the largest tile within
+    /// the memory budget (`tile_for`).
     #[getter]
-    fn tile(&self) -> usize {
+    fn tile(&self) -> Option<usize> {
         self.inner.tile()
+    }
+
+    /// The tile side used for a `width × height` picture.
+    fn tile_for(&self, width: usize, height: usize) -> usize {
+        self.inner.tile_for(width, height)
     }
 
     /// The tile halo in LR pixels.
@@ -450,7 +456,9 @@ impl PyUpscaler {
             "savl.Upscaler(model={:?}, precision={:?}, tile={}, threads={})",
             self.inner.model_name().display().to_string(),
             self.inner.precision().to_string(),
-            self.inner.tile(),
+            self.inner
+                .tile()
+                .map_or_else(|| "None".to_string(), |t| t.to_string()),
             self.inner.threads()
         )
     }

@@ -195,10 +195,13 @@ def test_model_from_bytes_and_path_equal_the_embedded_one():
 
 def test_properties(upscaler):
     assert upscaler.scale == 4 and upscaler.threads == 1
-    assert upscaler.precision in ("f32", "f16", "int8") and upscaler.tile == 160 and upscaler.halo >= 12
+    assert upscaler.precision in ("f32", "f16", "int8") and upscaler.tile is None and upscaler.halo >= 12
+    # Without a fixed tile, a small picture is one tile.
+    assert upscaler.tile_for(80, 60) == 80
     assert upscaler.model_name.startswith("<embedded") and upscaler.has_estimate
     assert "precision" in upscaler.describe()
-    assert savl.Upscaler(tile=64, threads=1).tile == 64
+    fixed = savl.Upscaler(tile=64, threads=1)
+    assert fixed.tile == 64 and fixed.tile_for(80, 60) == 64
 
 
 # --- Degradation maps ---
