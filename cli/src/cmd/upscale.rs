@@ -830,15 +830,20 @@ fn upscale_one(
     if stdout {
         let mut buf = Vec::new();
         io::write_picture(&hr, plan.format, &metadata, &mut buf, Path::new("stdout"))?;
-        let mut so = std::io::stdout().lock();
-        so.write_all(&buf).context("stdout: cannot write")?;
-        so.flush().context("stdout: cannot write")?;
+        write_stdout(&buf)?;
     } else {
         let mut out = AtomicOutput::create(output, plan.force)?;
         io::write_picture(&hr, plan.format, &metadata, out.file(), output)?;
         out.commit()?;
     }
     Ok((ow, oh))
+}
+
+/// Writes a whole encoded output to stdout and flushes it.
+fn write_stdout(buf: &[u8]) -> Result<()> {
+    let mut so = std::io::stdout().lock();
+    so.write_all(buf).context("stdout: cannot write")?;
+    so.flush().context("stdout: cannot write")
 }
 
 /// Streams an 8-bit PNG (RGB, grey, RGBA or grey + alpha) band by band, through a
@@ -1071,11 +1076,7 @@ fn upscale_animation(
     }
     match out {
         Some(o) => o.commit()?,
-        None => {
-            let mut so = std::io::stdout().lock();
-            so.write_all(&buf).context("stdout: cannot write")?;
-            so.flush().context("stdout: cannot write")?;
-        }
+        None => write_stdout(&buf)?,
     }
     Ok((ow, oh))
 }
