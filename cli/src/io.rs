@@ -876,37 +876,48 @@ fn encode_8bit<W: Write>(
     out: W,
     name: &Path,
 ) -> Result<(), IoError> {
-    use image::ImageEncoder;
-    let encode_err = |e| encode_error(name, e);
-    let meta_err = |e: image::error::UnsupportedError| IoError::encode(name, e.to_string());
     let mut out = BufWriter::new(out);
     match format {
-        OutputFormat::Jpeg { quality } => {
-            let mut enc =
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-            if let Some(icc) = &metadata.icc {
-                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
-            }
-            if let Some(exif) = &metadata.exif {
-                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
-            }
-            enc.write_image(bytes, width, height, color)
-                .map_err(encode_err)?;
-        }
-        OutputFormat::WebP => {
-            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
-            if let Some(icc) = &metadata.icc {
-                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
-            }
-            if let Some(exif) = &metadata.exif {
-                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
-            }
-            enc.write_image(bytes, width, height, color)
-                .map_err(encode_err)?;
-        }
+        OutputFormat::Jpeg { quality } => encode_with_metadata(
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)),
+            bytes,
+            (width, height),
+            color,
+            metadata,
+            name,
+        )?,
+        OutputFormat::WebP => encode_with_metadata(
+            image::codecs::webp::WebPEncoder::new_lossless(&mut out),
+            bytes,
+            (width, height),
+            color,
+            metadata,
+            name,
+        )?,
         OutputFormat::Png | OutputFormat::Gif => unreachable!("written by write_picture"),
     }
     out.flush().map_err(|cause| IoError::write(name, cause))
+}
+
+/// Writes the `width × height` samples `bytes` through `enc`, after the ICC profile and EXIF of
+/// `metadata`.
+fn encode_with_metadata(
+    mut enc: impl image::ImageEncoder,
+    bytes: &[u8],
+    (width, height): (u32, u32),
+    color: image::ExtendedColorType,
+    metadata: &Metadata,
+    name: &Path,
+) -> Result<(), IoError> {
+    let meta_err = |e: image::error::UnsupportedError| IoError::encode(name, e.to_string());
+    if let Some(icc) = &metadata.icc {
+        enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
+    }
+    if let Some(exif) = &metadata.exif {
+        enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
+    }
+    enc.write_image(bytes, width, height, color)
+        .map_err(|e| encode_error(name, e))
 }
 
 /// One frame of an animation: the whole canvas as RGBA8 (the decoder has composited it), and
