@@ -51,6 +51,17 @@ pub fn decluttered(path: &Path) -> TypedModel {
         .expect("model loads")
 }
 
+/// The shipped model `name` ([`model`]) as [`decluttered`], or `None` (said on stderr) when the
+/// file is not there.
+pub fn decluttered_model(name: &str) -> Option<TypedModel> {
+    let path = model(name);
+    if !path.is_file() {
+        eprintln!("skipped: {} not found", path.display());
+        return None;
+    }
+    Some(decluttered(&path))
+}
+
 /// How many nodes of `m` run the op named `op`.
 pub fn count_ops(m: &TypedModel, op: &str) -> usize {
     m.nodes.iter().filter(|n| n.op.name() == op).count()
