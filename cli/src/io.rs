@@ -1205,12 +1205,7 @@ impl<W: Write> AnimationWriter<W> {
 
     /// Checks that every announced frame came, then ends the file and flushes it.
     pub fn finish(self) -> Result<(), IoError> {
-        if self.frames_left != 0 {
-            return Err(IoError::encode(
-                &self.name,
-                format!("{} frames missing", self.frames_left),
-            ));
-        }
+        none_missing(&self.name, u64::from(self.frames_left), "frames")?;
         let name = self.name;
         // Ending the file (IEND, the GIF trailer) and flushing happen as the encoders drop:
         // their write errors come back through the latch.
@@ -1218,11 +1213,7 @@ impl<W: Write> AnimationWriter<W> {
             AnimInner::Png(w) => w.finish().map_err(|e| png_err(e, &name))?,
             AnimInner::Gif(enc) => drop(enc),
         }
-        let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
-        match late {
-            Some(cause) => Err(IoError::Write { path: name, cause }),
-            None => Ok(()),
-        }
+        latched(&self.latch, name)
     }
 }
 
@@ -1351,22 +1342,30 @@ impl<W: Write + 'static> PngRowWriter<W> {
 
     /// Checks that every row came, then writes the end of the file and flushes it.
     pub fn finish(self) -> Result<(), IoError> {
-        if self.rows_left != 0 {
-            return Err(IoError::encode(
-                &self.name,
-                format!("{} rows missing", self.rows_left),
-            ));
-        }
+        none_missing(&self.name, self.rows_left, "rows")?;
         let name = self.name;
         // `finish` flushes the compressed data; dropping the stream then writes IEND into the
         // `BufWriter`, whose own drop flushes it. Those last writes report errors only through
         // the latch, checked here.
         self.stream.finish().map_err(|e| png_err(e, &name))?;
-        let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
-        match late {
-            Some(cause) => Err(IoError::Write { path: name, cause }),
-            None => Ok(()),
-        }
+        latched(&self.latch, name)
+    }
+}
+
+/// At the end of a streamed output: [`IoError::Encode`] ("`{left} {what} missing`") unless every
+/// announced frame or row came.
+fn none_missing(name: &Path, left: u64, what: &str) -> Result<(), IoError> {
+    match left {
+        0 => Ok(()),
+        _ => Err(IoError::encode(name, format!("{left} {what} missing"))),
+    }
+}
+
+/// The write error that `latch` kept while an encoder dropped its writer, as [`IoError::Write`].
+fn latched(latch: &Mutex<Option<std::io::Error>>, name: PathBuf) -> Result<(), IoError> {
+    match latch.lock().map(|mut e| e.take()).unwrap_or(None) {
+        Some(cause) => Err(IoError::Write { path: name, cause }),
+        None => Ok(()),
     }
 }
 
