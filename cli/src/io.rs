@@ -1875,6 +1875,13 @@ mod tests {
         })
     }
 
+    /// A `w × h` [`gradient`] as a PNG file's bytes.
+    fn gradient_png(w: u32, h: u32) -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_image(&gradient(w, h), OutputFormat::Png, &mut buf, Path::new("x")).unwrap();
+        buf
+    }
+
     #[test]
     fn png_rows_round_trip() {
         let img = gradient(37, 23);
@@ -1905,16 +1912,9 @@ mod tests {
 
     #[test]
     fn limit_refuses_before_decoding() {
-        let mut buf = Cursor::new(Vec::new());
-        write_image(
-            &gradient(100, 100),
-            OutputFormat::Png,
-            &mut buf,
-            Path::new("x"),
-        )
-        .unwrap();
+        let buf = gradient_png(100, 100);
         let err = decode_reader(
-            Cursor::new(buf.get_ref()),
+            Cursor::new(&buf),
             Path::new("big.png"),
             &DecodeLimits::megapixels(0.005),
         )
@@ -1940,15 +1940,8 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("junk.png: "), "{err}");
 
-        let mut buf = Cursor::new(Vec::new());
-        write_image(
-            &gradient(64, 64),
-            OutputFormat::Png,
-            &mut buf,
-            Path::new("x"),
-        )
-        .unwrap();
-        let half = &buf.get_ref()[..buf.get_ref().len() / 2];
+        let buf = gradient_png(64, 64);
+        let half = &buf[..buf.len() / 2];
         let err = decode_reader(
             Cursor::new(half),
             Path::new("cut.png"),
