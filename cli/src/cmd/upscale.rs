@@ -1207,21 +1207,16 @@ fn render(
         }
         v
     };
+    let pixel = |i: usize| samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
     let len = n.checked_mul(channels).context("output too large")?;
     let too_big =
         |bytes: usize| anyhow::anyhow!("cannot allocate {bytes} bytes for a {ow}×{oh} output");
     let bad = || anyhow::anyhow!("internal error: output buffer size");
     if out16 {
-        let mut buf: Vec<u16> = Vec::new();
-        buf.try_reserve_exact(len).map_err(|_| too_big(len * 2))?;
-        for i in 0..n {
-            let v = samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
-            buf.extend(
-                v[..channels]
-                    .iter()
-                    .map(|x| (x * 65535.0).round().clamp(0.0, 65535.0) as u16),
-            );
-        }
+        let buf = quantised(len, channels, &pixel, |x| {
+            (x * 65535.0).round().clamp(0.0, 65535.0) as u16
+        })
+        .map_err(|_| too_big(len * 2))?;
         Ok(match channels {
             1 => DynamicImage::ImageLuma16(
                 image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?,
@@ -1237,16 +1232,10 @@ fn render(
             ),
         })
     } else {
-        let mut buf: Vec<u8> = Vec::new();
-        buf.try_reserve_exact(len).map_err(|_| too_big(len))?;
-        for i in 0..n {
-            let v = samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
-            buf.extend(
-                v[..channels]
-                    .iter()
-                    .map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8),
-            );
-        }
+        let buf = quantised(len, channels, &pixel, |x| {
+            (x * 255.0).round().clamp(0.0, 255.0) as u8
+        })
+        .map_err(|_| too_big(len))?;
         Ok(match channels {
             1 => {
                 DynamicImage::ImageLuma8(image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?)
@@ -1262,6 +1251,22 @@ fn render(
             }
         })
     }
+}
+
+/// The `len` samples of an output of `channels` samples a pixel, pixel `i` from `pixel(i)`, each
+/// quantised by `q`, in a buffer allocated fallibly.
+fn quantised<T>(
+    len: usize,
+    channels: usize,
+    pixel: &dyn Fn(usize) -> [f32; 4],
+    q: impl Fn(f32) -> T,
+) -> Result<Vec<T>, std::collections::TryReserveError> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)?;
+    for i in 0..len / channels {
+        buf.extend(pixel(i)[..channels].iter().map(|&x| q(x)));
+    }
+    Ok(buf)
 }
 
 /// The model's output of `img` resized to `ow × oh` ([`photo::RowResizer`], fed band by band:
