@@ -11,14 +11,14 @@
 //! After the shipped models change, regenerate the goldens on x86:
 //! `SAVL_BLESS=1 cargo test -p savl --test arch_parity`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
+use savl::testing::max_abs_diff;
 use savl::{Precision, Upscaler};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::root;
 
 /// A 24×20 crop of the shipped sample picture: real content, small enough for QEMU.
 fn input() -> RgbImage {
@@ -34,7 +34,7 @@ fn model_file(p: Precision) -> PathBuf {
         Precision::F16 => "savl-lite-x4.f16.onnx",
         _ => "savl-lite-x4.onnx",
     };
-    root().join("models").join(name)
+    support::model(name)
 }
 
 fn run(p: Precision) -> Vec<f32> {
@@ -91,11 +91,7 @@ fn f32_matches_the_x86_golden() {
     }
     let golden = read_golden(&golden_path(Precision::F32));
     assert_eq!(out.len(), golden.len());
-    let max = out
-        .iter()
-        .zip(&golden)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let max = max_abs_diff(&out, &golden);
     println!("f32 vs x86 golden: max abs diff {max:.2e}");
     assert!(
         max <= 1e-3,
@@ -103,22 +99,26 @@ fn f32_matches_the_x86_golden() {
     );
 }
 
-#[test]
-fn int8_stays_within_budget_of_the_f32_golden() {
-    let out = run(Precision::Int8);
+/// The output at `precision` is at least `budget_db` of PSNR against the f32 golden.
+fn within_budget_of_the_f32_golden(precision: Precision, budget_db: f64) {
+    let out = run(precision);
     let golden = read_golden(&golden_path(Precision::F32));
     let p = psnr(&out, &golden);
-    println!("int8 vs f32 golden: {p:.2} dB");
-    assert!(p >= 40.0, "int8 output {p:.2} dB against f32, budget 40 dB");
+    println!("{precision} vs f32 golden: {p:.2} dB");
+    assert!(
+        p >= budget_db,
+        "{precision} output {p:.2} dB against f32, budget {budget_db} dB"
+    );
+}
+
+#[test]
+fn int8_stays_within_budget_of_the_f32_golden() {
+    within_budget_of_the_f32_golden(Precision::Int8, 40.0);
 }
 
 #[test]
 fn f16_stays_within_budget_of_the_f32_golden() {
-    let out = run(Precision::F16);
-    let golden = read_golden(&golden_path(Precision::F32));
-    let p = psnr(&out, &golden);
-    println!("f16 vs f32 golden: {p:.2} dB");
-    assert!(p >= 55.0, "f16 output {p:.2} dB against f32, budget 55 dB");
+    within_budget_of_the_f32_golden(Precision::F16, 55.0);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The fused `x · sigmoid(g)` rewrite gives the same output as the unfused graph.
 
+use savl::testing::max_abs_diff;
 use savl_contract::testmodel::TestModel;
 use tract_onnx::prelude::*;
 
@@ -55,11 +56,7 @@ fn fused_equals_unfused() {
         let img = test_image(w, h);
         let a = savl::testing::raw_sr(&bytes, &img, false).unwrap();
         let b = savl::testing::raw_sr(&bytes, &img, true).unwrap();
-        let max = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+        let max = max_abs_diff(&a, &b);
         assert!(max <= 1e-5, "{w}×{h}: max |diff| {max}");
     }
 }
@@ -86,10 +83,6 @@ fn upscaler_fused_equals_unfused() {
         a.upscale_planar_f32(&img).unwrap(),
         b.upscale_planar_f32(&img).unwrap(),
     );
-    let max = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
+    let max = max_abs_diff(&a, &b);
     assert!(max <= 1e-5, "max |diff| {max}");
 }

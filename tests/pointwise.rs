@@ -1,11 +1,12 @@
 //! Pointwise (1×1) convs: the kernel against a direct sum written here, and the load-time
 //! rewrite against tract's own EinSums on the shipped model.
 
-use std::path::PathBuf;
+mod support;
 
 use savl::kernels::pointwise::pointwise;
 use savl::rewrites::pointwise::rewrite_pointwise;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
+use support::{count_ops, decluttered};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
@@ -68,30 +69,18 @@ fn matches_direct_sum_at_any_thread_count() {
     }
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The model as savl loads it before this rewrite: decluttered, modulation fused, Winograd.
 fn loaded(path: &std::path::Path) -> TypedModel {
-    let mut m = tract_onnx::onnx()
-        .model_for_path(path)
-        .and_then(|m| m.into_typed())
-        .and_then(|m| m.into_decluttered())
-        .expect("model loads");
+    let mut m = decluttered(path);
     savl::rewrites::modulation::fuse_modulation(&mut m).expect("fuse");
     savl::rewrites::winograd::rewrite_convs(&mut m, savl::kernels::winograd::WinogradTile::F4)
         .expect("winograd");
     m
 }
 
-fn count(m: &TypedModel, op: &str) -> usize {
-    m.nodes.iter().filter(|n| n.op.name() == op).count()
-}
-
 #[test]
 fn rewritten_lite_model_matches_tract() {
-    let path = root().join("models/savl-lite-x4.onnx");
+    let path = support::model("savl-lite-x4.onnx");
     if !path.is_file() {
         eprintln!("skipped: {} not found", path.display());
         return;
@@ -101,8 +90,12 @@ fn rewritten_lite_model_matches_tract() {
     let n = rewrite_pointwise(&mut pw).expect("rewrite");
     // 5 gates ([μ ‖ s], 17 -> 48), μ (twice before dedup) and log-variance (32 -> 16).
     assert_eq!(n, 8, "Adds rewritten");
-    assert_eq!(count(&pw, "SavlPointwiseConv"), 7, "ops after declutter");
-    assert_eq!(count(&pw, "EinSum"), 0, "EinSums left");
+    assert_eq!(
+        count_ops(&pw, "SavlPointwiseConv"),
+        7,
+        "ops after declutter"
+    );
+    assert_eq!(count_ops(&pw, "EinSum"), 0, "EinSums left");
     let gates = pw
         .nodes
         .iter()
@@ -127,14 +120,8 @@ fn rewritten_lite_model_matches_tract() {
 
 #[test]
 fn quantized_model_is_left_alone() {
-    let path = root().join("models/savl-lite-x4.int8.onnx");
-    if !path.is_file() {
+    let Some(mut m) = support::decluttered_model("savl-lite-x4.int8.onnx") else {
         return;
-    }
-    let mut m = tract_onnx::onnx()
-        .model_for_path(&path)
-        .and_then(|m| m.into_typed())
-        .and_then(|m| m.into_decluttered())
-        .expect("model loads");
+    };
     assert_eq!(rewrite_pointwise(&mut m).expect("rewrite"), 0);
 }

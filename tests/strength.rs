@@ -3,6 +3,8 @@
 //! high-frequency energy of the output falls as the strength rises, on a noisy and on a clean
 //! input.
 
+mod support;
+
 use image::RgbImage;
 use prost::Message;
 use savl::strength::{apply_strength, clean_code, CLEAN_CODE_KEY};
@@ -10,11 +12,7 @@ use savl::{Error, Precision, Upscaler};
 use tract_onnx::pb;
 
 fn shipped() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/models/savl-lite-x4.onnx"
-    ))
-    .unwrap()
+    std::fs::read(support::model("savl-lite-x4.onnx")).unwrap()
 }
 
 /// A textured 64×48 test picture (edges, gradients, a checker), optionally with Gaussian-like

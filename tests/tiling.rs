@@ -1,27 +1,12 @@
 //! Seamless tiling: tiled output equals whole-image output (f32, ≤ 1e-4 before quantisation,
 //! and identical RGB8 after it).
 
+mod support;
+
+use savl::testing::max_abs_diff;
 use savl::{TileConfig, Upscaler};
 use savl_contract::testmodel::TestModel;
-
-fn test_image(w: u32, h: u32, seed: u32) -> image::RgbImage {
-    image::RgbImage::from_fn(w, h, |x, y| {
-        let v = |k: u32| {
-            let t = (x * 7 + y * 13 + k * 31 + seed) as f32;
-            (128.0 + 100.0 * (t * 0.11).sin() * ((y as f32 + k as f32) * 0.07).cos()) as u8
-        };
-        image::Rgb([v(0), v(1), v(2)])
-    })
-}
-
-fn upscaler(model: &[u8], tile: usize, threads: usize) -> Upscaler {
-    Upscaler::builder()
-        .model_bytes(model.to_vec())
-        .tile(tile)
-        .threads(threads)
-        .build()
-        .unwrap()
-}
+use support::{textured, upscaler};
 
 #[test]
 fn tiled_equals_whole_image_u8() {
@@ -29,7 +14,7 @@ fn tiled_equals_whole_image_u8() {
     let bytes = m.onnx_bytes();
     // Whole image: a tile larger than the image.
     let (w, h) = (75, 53);
-    let img = test_image(w, h, 3);
+    let img = textured(w, h, 3);
     let whole = upscaler(&bytes, 256, 1).upscale(&img).unwrap();
     for tile in [32, 48, 64, 100, 128, 256] {
         for threads in [1, 2] {
@@ -60,7 +45,7 @@ fn tiled_equals_whole_image_f32() {
     };
     let bytes = m.onnx_bytes();
     for (w, h) in [(37, 41), (70, 33), (129, 65)] {
-        let img = test_image(w, h, w + h);
+        let img = textured(w, h, w + h);
         let whole = savl::testing::raw_sr(&bytes, &img, false).unwrap();
         for tile in [32, 33, 64, 96, 256] {
             let up = Upscaler::builder()
@@ -71,11 +56,7 @@ fn tiled_equals_whole_image_f32() {
                 .unwrap();
             let tiled = up.upscale_planar_f32(&img).unwrap();
             assert_eq!(tiled.len(), whole.len());
-            let max = whole
-                .iter()
-                .zip(&tiled)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let max = max_abs_diff(&whole, &tiled);
             assert!(max <= 1e-4, "{w}×{h} tile {tile}: max |diff| {max}");
         }
     }
@@ -85,26 +66,22 @@ fn tiled_equals_whole_image_f32() {
 /// on an odd-sized image, tile sizes from 32 to 256.
 #[test]
 fn shipped_model_tiles_seamlessly() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/savl-lite-x4.onnx");
-    let Ok(bytes) = std::fs::read(path) else {
-        eprintln!("skipped: {path} missing");
+    let path = support::model("savl-lite-x4.onnx");
+    let Ok(bytes) = std::fs::read(&path) else {
+        eprintln!("skipped: {} missing", path.display());
         return;
     };
-    let img = test_image(45, 37, 5);
+    let img = textured(45, 37, 5);
     let whole = savl::testing::raw_sr(&bytes, &img, false).unwrap();
     for tile in [32, 77, 256] {
         let up = Upscaler::builder()
-            .model_path(path)
+            .model_path(&path)
             .tile(tile)
             .threads(2)
             .build()
             .unwrap();
         let tiled = up.upscale_planar_f32(&img).unwrap();
-        let max = whole
-            .iter()
-            .zip(&tiled)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let max = max_abs_diff(&whole, &tiled);
         assert!(
             max <= 1e-4,
             "tile {tile} (halo {}): max |diff| {max}",
@@ -157,7 +134,7 @@ fn auto_tile_fits_the_budget_and_stays_seamless() {
     };
     let bytes = m.onnx_bytes();
     let (w, h) = (150, 90);
-    let img = test_image(w as u32, h as u32, 5);
+    let img = textured(w as u32, h as u32, 5);
     let roomy = Upscaler::builder()
         .model_bytes(bytes.clone())
         .threads(2)
@@ -181,11 +158,7 @@ fn auto_tile_fits_the_budget_and_stays_seamless() {
     );
     let whole = roomy.upscale_planar_f32(&img).unwrap();
     let tiled = tight.upscale_planar_f32(&img).unwrap();
-    let diff = whole
-        .iter()
-        .zip(&tiled)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let diff = max_abs_diff(&whole, &tiled);
     assert!(diff <= 1e-4, "auto tile {t}: max diff {diff}");
     // After quantisation a value that close can only move by one level.
     let (a, b) = (roomy.upscale(&img).unwrap(), tight.upscale(&img).unwrap());

@@ -1,7 +1,11 @@
 //! Builder validation, bad models, precision handling, streaming order and estimate.
 
+mod support;
+
+use savl::testing::max_abs_diff;
 use savl::{Error, Precision, Upscaler};
 use savl_contract::testmodel::TestModel;
+use support::upscaler;
 
 fn img(w: u32, h: u32) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, 90]))
@@ -114,12 +118,7 @@ fn missing_precision_is_unsupported_and_siblings_are_found() {
 
 #[test]
 fn upscale_rows_streams_bands_in_order() {
-    let up = Upscaler::builder()
-        .model_bytes(bytes())
-        .tile(32)
-        .threads(2)
-        .build()
-        .unwrap();
+    let up = upscaler(&bytes(), 32, 2);
     let src = img(45, 70);
     let whole = up.upscale(&src).unwrap();
     let row = 45 * 4 * 3;
@@ -143,12 +142,7 @@ fn upscale_rows_streams_bands_in_order() {
 
 #[test]
 fn sink_error_stops_and_is_returned() {
-    let up = Upscaler::builder()
-        .model_bytes(bytes())
-        .tile(32)
-        .threads(1)
-        .build()
-        .unwrap();
+    let up = upscaler(&bytes(), 32, 1);
     let mut calls = 0;
     let r = up.upscale_rows(&img(40, 90), |_, _| {
         calls += 1;
@@ -179,18 +173,8 @@ fn bad_input_is_an_error() {
 
 #[test]
 fn estimate_matches_whole_image_and_peers_are_unsupported() {
-    let up = Upscaler::builder()
-        .model_bytes(bytes())
-        .tile(32)
-        .threads(2)
-        .build()
-        .unwrap();
-    let whole = Upscaler::builder()
-        .model_bytes(bytes())
-        .tile(256)
-        .threads(1)
-        .build()
-        .unwrap();
+    let up = upscaler(&bytes(), 32, 2);
+    let whole = upscaler(&bytes(), 256, 1);
     let src = img(50, 41);
     let (a, b) = (up.estimate(&src).unwrap(), whole.estimate(&src).unwrap());
     assert_eq!(
@@ -198,11 +182,7 @@ fn estimate_matches_whole_image_and_peers_are_unsupported() {
         (50, 41, TestModel::default().dim)
     );
     assert_eq!(a.mu.len(), a.dim * 50 * 41);
-    let max =
-        a.mu.iter()
-            .zip(&b.mu)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+    let max = max_abs_diff(&a.mu, &b.mu);
     assert!(max < 1e-5, "{max}");
     assert!(a.severity.iter().all(|s| (-3.0..=3.0).contains(s)));
 
@@ -223,10 +203,9 @@ fn estimate_matches_whole_image_and_peers_are_unsupported() {
 
 #[test]
 fn auto_picks_among_the_named_file_and_its_siblings() {
-    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
     let dir = tempfile::tempdir().unwrap();
     let (f32_file, f16_file) = (dir.path().join("m.onnx"), dir.path().join("m.f16.onnx"));
-    std::fs::copy(models.join("savl-lite-x4.f16.onnx"), &f16_file).unwrap();
+    std::fs::copy(support::model("savl-lite-x4.f16.onnx"), &f16_file).unwrap();
     // Alone, the f16 file is what auto runs.
     let up = Upscaler::builder().model_path(&f16_file).build().unwrap();
     assert_eq!(
@@ -235,7 +214,7 @@ fn auto_picks_among_the_named_file_and_its_siblings() {
     );
     // With its f32 sibling beside it, auto runs whichever this CPU runs faster, whichever
     // file was named, and says so.
-    std::fs::copy(models.join("savl-lite-x4.onnx"), &f32_file).unwrap();
+    std::fs::copy(support::model("savl-lite-x4.onnx"), &f32_file).unwrap();
     let (best, _) = savl::CpuCaps::detect().choose(&[Precision::F32, Precision::F16]);
     let best_file = if best == Precision::F32 {
         &f32_file

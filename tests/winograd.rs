@@ -1,11 +1,14 @@
 //! Winograd 3×3 convolution: the transforms against a direct convolution written here, and the
 //! load-time rewrite against tract's own conv on real models.
 
+mod support;
+
 use std::path::PathBuf;
 
 use savl::kernels::winograd::{conv3x3, WinogradTile, WinogradWeights};
 use savl::rewrites::winograd::rewrite_convs;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
+use support::{count_ops, decluttered, root};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
@@ -165,18 +168,6 @@ fn leaky_activation_and_threads() {
     }
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn typed(path: &std::path::Path) -> TypedModel {
-    tract_onnx::onnx()
-        .model_for_path(path)
-        .and_then(|m| m.into_typed())
-        .and_then(|m| m.into_decluttered())
-        .expect("model loads")
-}
-
 /// The rewritten model against tract's own convs, on every output; `folded` names the
 /// activation op that every conv's output goes through, which the rewrite must have absorbed.
 fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, folded: &str) {
@@ -184,11 +175,11 @@ fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, fol
         eprintln!("skipped: {} not found", path.display());
         return;
     }
-    let plain = typed(&path);
+    let plain = decluttered(&path);
     let mut wino = plain.clone();
     let n = rewrite_convs(&mut wino, tile).expect("rewrite");
     assert_eq!(n, want_rewritten, "{}: convs rewritten", path.display());
-    let left = wino.nodes.iter().filter(|n| n.op.name() == folded).count();
+    let left = count_ops(&wino, folded);
     assert_eq!(
         left,
         0,
@@ -209,12 +200,7 @@ fn rewrite_matches(path: PathBuf, tile: WinogradTile, want_rewritten: usize, fol
 #[test]
 fn rewritten_lite_model_matches_tract() {
     for tile in [WinogradTile::F2, WinogradTile::F4] {
-        rewrite_matches(
-            root().join("models/savl-lite-x4.onnx"),
-            tile,
-            15,
-            "LeakyRelu",
-        );
+        rewrite_matches(support::model("savl-lite-x4.onnx"), tile, 15, "LeakyRelu");
     }
 }
 
@@ -228,10 +214,8 @@ fn rewritten_peer_model_matches_tract() {
 
 #[test]
 fn quantized_model_is_left_alone() {
-    let path = root().join("models/savl-lite-x4.int8.onnx");
-    if !path.is_file() {
+    let Some(mut m) = support::decluttered_model("savl-lite-x4.int8.onnx") else {
         return;
-    }
-    let mut m = typed(&path);
+    };
     assert_eq!(rewrite_convs(&mut m, WinogradTile::F2).expect("rewrite"), 0);
 }

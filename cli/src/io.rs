@@ -251,6 +251,56 @@ pub enum IoError {
 }
 
 impl IoError {
+    /// [`IoError::Read`] of `path`.
+    fn read(path: &Path, cause: std::io::Error) -> Self {
+        IoError::Read {
+            path: path.to_owned(),
+            cause,
+        }
+    }
+
+    /// [`IoError::Decode`] of `path`.
+    fn decode(path: &Path, cause: image::ImageError) -> Self {
+        IoError::Decode {
+            path: path.to_owned(),
+            cause,
+        }
+    }
+
+    /// [`IoError::Write`] of `path`.
+    fn write(path: &Path, cause: std::io::Error) -> Self {
+        IoError::Write {
+            path: path.to_owned(),
+            cause,
+        }
+    }
+
+    /// [`IoError::Encode`] of `path`.
+    fn encode(path: &Path, message: String) -> Self {
+        IoError::Encode {
+            path: path.to_owned(),
+            message,
+        }
+    }
+
+    /// [`IoError::Malformed`] of `path`.
+    fn malformed(path: &Path, message: String) -> Self {
+        IoError::Malformed {
+            path: path.to_owned(),
+            message,
+        }
+    }
+
+    /// [`IoError::TooLarge`] of `path`: `width × height` over `limits.max_pixels`.
+    fn too_large(path: &Path, width: u32, height: u32, limits: &DecodeLimits) -> Self {
+        IoError::TooLarge {
+            path: path.to_owned(),
+            width,
+            height,
+            limit: limits.max_pixels,
+        }
+    }
+
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
@@ -287,10 +337,7 @@ pub fn decode_path(path: &Path, limits: &DecodeLimits) -> Result<RgbImage, IoErr
 /// [`decode_path`], also telling whether the file was animated (only its first frame is
 /// decoded).
 pub fn decode_path_with_info(path: &Path, limits: &DecodeLimits) -> Result<Decoded, IoError> {
-    let file = File::open(path).map_err(|cause| IoError::Read {
-        path: path.to_owned(),
-        cause,
-    })?;
+    let file = File::open(path).map_err(|cause| IoError::read(path, cause))?;
     decode_reader_with_info(BufReader::new(file), path, limits)
 }
 
@@ -369,26 +416,14 @@ pub fn decode_picture_reader<R: BufRead + Seek>(
     name: &Path,
     limits: &DecodeLimits,
 ) -> Result<Picture, IoError> {
-    let decode_err = |cause| IoError::Decode {
-        path: name.to_owned(),
-        cause,
-    };
-    let read_err = |cause| IoError::Read {
-        path: name.to_owned(),
-        cause,
-    };
+    let decode_err = |cause| IoError::decode(name, cause);
+    let read_err = |cause| IoError::read(name, cause);
     let sniffed = crate::sniff::sniff(&mut reader)
         .map_err(read_err)?
-        .map_err(|message| IoError::Malformed {
-            path: name.to_owned(),
-            message,
-        })?;
+        .map_err(|message| IoError::malformed(name, message))?;
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
-        .map_err(|cause| IoError::Read {
-            path: name.to_owned(),
-            cause,
-        })?;
+        .map_err(read_err)?;
     if reader.format().is_none() {
         return Err(decode_err(image::ImageError::Unsupported(
             image::error::UnsupportedError::from_format_and_kind(
@@ -401,12 +436,7 @@ pub fn decode_picture_reader<R: BufRead + Seek>(
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
     if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(IoError::TooLarge {
-            path: name.to_owned(),
-            width,
-            height,
-            limit: limits.max_pixels,
-        });
+        return Err(IoError::too_large(name, width, height, limits));
     }
     decoder
         .set_limits(limits.image_limits(width, height))
@@ -457,16 +487,18 @@ pub fn decode_picture_reader<R: BufRead + Seek>(
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         DynamicImage::from_decoder(decoder)
     }))
-    .map_err(|payload| IoError::Malformed {
-        path: name.to_owned(),
-        message: format!(
-            "the decoder failed on this file (a decoder bug: {})",
-            payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into())
-        ),
+    .map_err(|payload| {
+        IoError::malformed(
+            name,
+            format!(
+                "the decoder failed on this file (a decoder bug: {})",
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into())
+            ),
+        )
     })?;
     let mut img = decoded.map_err(decode_err)?;
     img.apply_orientation(orientation);
@@ -479,10 +511,7 @@ pub fn decode_picture_reader<R: BufRead + Seek>(
 
 /// [`decode_picture_reader`] on the file at `path`.
 pub fn decode_picture_path(path: &Path, limits: &DecodeLimits) -> Result<Picture, IoError> {
-    let file = File::open(path).map_err(|cause| IoError::Read {
-        path: path.to_owned(),
-        cause,
-    })?;
+    let file = File::open(path).map_err(|cause| IoError::read(path, cause))?;
     decode_picture_reader(BufReader::new(file), path, limits)
 }
 
@@ -512,24 +541,17 @@ pub fn to_rgb8(img: DynamicImage) -> RgbImage {
 pub fn dimensions(path: &Path) -> Result<(u32, u32), IoError> {
     let mut reader = ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
-        .map_err(|cause| IoError::Read {
-            path: path.to_owned(),
-            cause,
-        })?;
+        .map_err(|cause| IoError::read(path, cause))?;
     reader.limits(header_limits());
-    reader.into_dimensions().map_err(|cause| IoError::Decode {
-        path: path.to_owned(),
-        cause,
-    })
+    reader
+        .into_dimensions()
+        .map_err(|cause| IoError::decode(path, cause))
 }
 
 /// The `(width, height)` of the picture at `path` as it is shown: after its EXIF orientation
 /// (a 90° rotation swaps the sides). Reads the header only, like [`dimensions`].
 pub fn oriented_dimensions(path: &Path) -> Result<(u32, u32), IoError> {
-    let file = File::open(path).map_err(|cause| IoError::Read {
-        path: path.to_owned(),
-        cause,
-    })?;
+    let file = File::open(path).map_err(|cause| IoError::read(path, cause))?;
     oriented_dimensions_reader(BufReader::new(file), path)
 }
 
@@ -541,15 +563,9 @@ pub fn oriented_dimensions_reader<R: BufRead + Seek>(
     use image::metadata::Orientation::*;
     let mut reader = ImageReader::new(reader)
         .with_guessed_format()
-        .map_err(|cause| IoError::Read {
-            path: name.to_owned(),
-            cause,
-        })?;
+        .map_err(|cause| IoError::read(name, cause))?;
     reader.limits(header_limits());
-    let decode_err = |cause| IoError::Decode {
-        path: name.to_owned(),
-        cause,
-    };
+    let decode_err = |cause| IoError::decode(name, cause);
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let (w, h) = decoder.dimensions();
     Ok(match decoder.orientation().unwrap_or(NoTransforms) {
@@ -621,9 +637,9 @@ impl OutputFormat {
     pub fn check_size(&self, width: u32, height: u32, name: &Path) -> Result<(), IoError> {
         let max = self.max_side();
         if width == 0 || height == 0 || width > max || height > max {
-            return Err(IoError::Encode {
-                path: name.to_owned(),
-                message: format!(
+            return Err(IoError::encode(
+                name,
+                format!(
                     "a {width}×{height} picture does not fit {}: {} is limited to {max} px a side",
                     self.extension(),
                     match self {
@@ -633,7 +649,7 @@ impl OutputFormat {
                         OutputFormat::Gif => "GIF",
                     }
                 ),
-            });
+            ));
         }
         Ok(())
     }
@@ -679,14 +695,8 @@ pub fn has_image_extension(path: &Path) -> bool {
 /// [`IoError::Encode`].
 fn encode_error(name: &Path, e: image::ImageError) -> IoError {
     match e {
-        image::ImageError::IoError(cause) => IoError::Write {
-            path: name.to_owned(),
-            cause,
-        },
-        other => IoError::Encode {
-            path: name.to_owned(),
-            message: other.to_string(),
-        },
+        image::ImageError::IoError(cause) => IoError::write(name, cause),
+        other => IoError::encode(name, other.to_string()),
     }
 }
 
@@ -715,20 +725,14 @@ pub fn write_image<W: Write>(
                 .write_image_data(img.as_raw())
                 .map_err(|e| png_err(e, name))?;
             writer.finish().map_err(|e| png_err(e, name))?;
-            out.flush().map_err(|cause| IoError::Write {
-                path: name.to_owned(),
-                cause,
-            })
+            out.flush().map_err(|cause| IoError::write(name, cause))
         }
         OutputFormat::Jpeg { quality } => {
             let mut out = BufWriter::new(out);
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
                 .encode_image(img)
                 .map_err(encode_err)?;
-            out.flush().map_err(|cause| IoError::Write {
-                path: name.to_owned(),
-                cause,
-            })
+            out.flush().map_err(|cause| IoError::write(name, cause))
         }
         OutputFormat::Gif => write_picture(
             &DynamicImage::ImageRgb8(img.clone()),
@@ -747,10 +751,7 @@ pub fn write_image<W: Write>(
                     image::ExtendedColorType::Rgb8,
                 )
                 .map_err(encode_err)?;
-            out.flush().map_err(|cause| IoError::Write {
-                path: name.to_owned(),
-                cause,
-            })
+            out.flush().map_err(|cause| IoError::write(name, cause))
         }
     }
 }
@@ -776,10 +777,7 @@ pub fn write_picture<W: Write>(
     use image::ExtendedColorType as E;
     format.check_size(img.width(), img.height(), name)?;
     let (w, h) = (img.width(), img.height());
-    let refuse = |what: &str| IoError::Encode {
-        path: name.to_owned(),
-        message: format!("{format} cannot hold {what}"),
-    };
+    let refuse = |what: &str| IoError::encode(name, format!("{format} cannot hold {what}"));
     if let OutputFormat::Png = format {
         let (color, depth) = match img.color() {
             image::ColorType::L8 => (png::ColorType::Grayscale, png::BitDepth::Eight),
@@ -812,10 +810,7 @@ pub fn write_picture<W: Write>(
             .write_image_data(&bytes)
             .map_err(|e| png_err(e, name))?;
         writer.finish().map_err(|e| png_err(e, name))?;
-        return out.flush().map_err(|cause| IoError::Write {
-            path: name.to_owned(),
-            cause,
-        });
+        return out.flush().map_err(|cause| IoError::write(name, cause));
     }
     if let OutputFormat::Gif = format {
         let mut w =
@@ -881,43 +876,48 @@ fn encode_8bit<W: Write>(
     out: W,
     name: &Path,
 ) -> Result<(), IoError> {
-    use image::ImageEncoder;
-    let encode_err = |e| encode_error(name, e);
-    let meta_err = |e: image::error::UnsupportedError| IoError::Encode {
-        path: name.to_owned(),
-        message: e.to_string(),
-    };
     let mut out = BufWriter::new(out);
     match format {
-        OutputFormat::Jpeg { quality } => {
-            let mut enc =
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-            if let Some(icc) = &metadata.icc {
-                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
-            }
-            if let Some(exif) = &metadata.exif {
-                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
-            }
-            enc.write_image(bytes, width, height, color)
-                .map_err(encode_err)?;
-        }
-        OutputFormat::WebP => {
-            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
-            if let Some(icc) = &metadata.icc {
-                enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
-            }
-            if let Some(exif) = &metadata.exif {
-                enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
-            }
-            enc.write_image(bytes, width, height, color)
-                .map_err(encode_err)?;
-        }
+        OutputFormat::Jpeg { quality } => encode_with_metadata(
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)),
+            bytes,
+            (width, height),
+            color,
+            metadata,
+            name,
+        )?,
+        OutputFormat::WebP => encode_with_metadata(
+            image::codecs::webp::WebPEncoder::new_lossless(&mut out),
+            bytes,
+            (width, height),
+            color,
+            metadata,
+            name,
+        )?,
         OutputFormat::Png | OutputFormat::Gif => unreachable!("written by write_picture"),
     }
-    out.flush().map_err(|cause| IoError::Write {
-        path: name.to_owned(),
-        cause,
-    })
+    out.flush().map_err(|cause| IoError::write(name, cause))
+}
+
+/// Writes the `width × height` samples `bytes` through `enc`, after the ICC profile and EXIF of
+/// `metadata`.
+fn encode_with_metadata(
+    mut enc: impl image::ImageEncoder,
+    bytes: &[u8],
+    (width, height): (u32, u32),
+    color: image::ExtendedColorType,
+    metadata: &Metadata,
+    name: &Path,
+) -> Result<(), IoError> {
+    let meta_err = |e: image::error::UnsupportedError| IoError::encode(name, e.to_string());
+    if let Some(icc) = &metadata.icc {
+        enc.set_icc_profile(icc.clone()).map_err(meta_err)?;
+    }
+    if let Some(exif) = &metadata.exif {
+        enc.set_exif_metadata(exif.clone()).map_err(meta_err)?;
+    }
+    enc.write_image(bytes, width, height, color)
+        .map_err(|e| encode_error(name, e))
 }
 
 /// One frame of an animation: the whole canvas as RGBA8 (the decoder has composited it), and
@@ -960,10 +960,7 @@ pub fn decode_input_reader<R: BufRead + Seek>(
     name: &Path,
     limits: &DecodeLimits,
 ) -> Result<Input, IoError> {
-    let read_err = |cause| IoError::Read {
-        path: name.to_owned(),
-        cause,
-    };
+    let read_err = |cause| IoError::read(name, cause);
     let start = reader.stream_position().map_err(read_err)?;
     let mut magic = [0u8; 6];
     let got = reader.read(&mut magic).map_err(read_err)?;
@@ -981,9 +978,11 @@ pub fn decode_input_reader<R: BufRead + Seek>(
     let anim = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         decode_frames(reader, name, limits, gif)
     }))
-    .map_err(|_| IoError::Malformed {
-        path: name.to_owned(),
-        message: "the decoder failed on this file (a decoder bug)".into(),
+    .map_err(|_| {
+        IoError::malformed(
+            name,
+            "the decoder failed on this file (a decoder bug)".into(),
+        )
     })??;
     if anim.frames.len() == 1 {
         let frame = anim.frames.into_iter().next().expect("one frame");
@@ -998,10 +997,7 @@ pub fn decode_input_reader<R: BufRead + Seek>(
 
 /// [`decode_input_reader`] on the file at `path`.
 pub fn decode_input_path(path: &Path, limits: &DecodeLimits) -> Result<Input, IoError> {
-    let file = File::open(path).map_err(|cause| IoError::Read {
-        path: path.to_owned(),
-        cause,
-    })?;
+    let file = File::open(path).map_err(|cause| IoError::read(path, cause))?;
     decode_input_reader(BufReader::new(file), path, limits)
 }
 
@@ -1012,18 +1008,10 @@ fn decode_frames<R: BufRead + Seek>(
     gif: bool,
 ) -> Result<Animation, IoError> {
     use image::AnimationDecoder;
-    let decode_err = |cause| IoError::Decode {
-        path: name.to_owned(),
-        cause,
-    };
+    let decode_err = |cause| IoError::decode(name, cause);
     let check = |w: u32, h: u32| {
         if pixels_u64(w, h) > limits.max_pixels {
-            return Err(IoError::TooLarge {
-                path: name.to_owned(),
-                width: w,
-                height: h,
-                limit: limits.max_pixels,
-            });
+            return Err(IoError::too_large(name, w, h, limits));
         }
         Ok(())
     };
@@ -1038,10 +1026,7 @@ fn decode_frames<R: BufRead + Seek>(
     } else {
         let mut r = ImageReader::new(reader)
             .with_guessed_format()
-            .map_err(|cause| IoError::Read {
-                path: name.to_owned(),
-                cause,
-            })?;
+            .map_err(|cause| IoError::read(name, cause))?;
         r.limits(header_limits());
         let format = r.format();
         let inner = r.into_inner();
@@ -1091,10 +1076,10 @@ fn decode_frames<R: BufRead + Seek>(
         out.push(Frame { image, delay_ms });
     }
     if out.is_empty() {
-        return Err(IoError::Malformed {
-            path: name.to_owned(),
-            message: "an animation without frames".into(),
-        });
+        return Err(IoError::malformed(
+            name,
+            "an animation without frames".into(),
+        ));
     }
     Ok(Animation {
         frames: out,
@@ -1164,17 +1149,14 @@ impl<W: Write> AnimationWriter<W> {
             OutputFormat::Gif => {
                 let mut enc = image::codecs::gif::GifEncoder::new_with_speed(out, 10);
                 enc.set_repeat(image::codecs::gif::Repeat::Infinite)
-                    .map_err(|e| IoError::Encode {
-                        path: name.to_owned(),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(|e| IoError::encode(name, e.to_string()))?;
                 AnimInner::Gif(Box::new(enc))
             }
             other => {
-                return Err(IoError::Encode {
-                    path: name.to_owned(),
-                    message: format!("{other} cannot hold an animation (use png for APNG, or gif)"),
-                })
+                return Err(IoError::encode(
+                    name,
+                    format!("{other} cannot hold an animation (use png for APNG, or gif)"),
+                ))
             }
         };
         Ok(AnimationWriter {
@@ -1193,10 +1175,10 @@ impl<W: Write> AnimationWriter<W> {
         delay_ms: (u32, u32),
     ) -> Result<(), IoError> {
         if self.frames_left == 0 {
-            return Err(IoError::Encode {
-                path: self.name.clone(),
-                message: "more frames than announced".into(),
-            });
+            return Err(IoError::encode(
+                &self.name,
+                "more frames than announced".into(),
+            ));
         }
         match &mut self.inner {
             AnimInner::Png(w) => {
@@ -1214,16 +1196,7 @@ impl<W: Write> AnimationWriter<W> {
             AnimInner::Gif(enc) => {
                 let delay = image::Delay::from_numer_denom_ms(delay_ms.0, delay_ms.1.max(1));
                 enc.encode_frame(image::Frame::from_parts(frame.clone(), 0, 0, delay))
-                    .map_err(|e| match e {
-                        image::ImageError::IoError(cause) => IoError::Write {
-                            path: self.name.clone(),
-                            cause,
-                        },
-                        other => IoError::Encode {
-                            path: self.name.clone(),
-                            message: other.to_string(),
-                        },
-                    })?;
+                    .map_err(|e| encode_error(&self.name, e))?;
             }
         }
         self.frames_left -= 1;
@@ -1232,12 +1205,7 @@ impl<W: Write> AnimationWriter<W> {
 
     /// Checks that every announced frame came, then ends the file and flushes it.
     pub fn finish(self) -> Result<(), IoError> {
-        if self.frames_left != 0 {
-            return Err(IoError::Encode {
-                path: self.name,
-                message: format!("{} frames missing", self.frames_left),
-            });
-        }
+        none_missing(&self.name, u64::from(self.frames_left), "frames")?;
         let name = self.name;
         // Ending the file (IEND, the GIF trailer) and flushing happen as the encoders drop:
         // their write errors come back through the latch.
@@ -1245,11 +1213,7 @@ impl<W: Write> AnimationWriter<W> {
             AnimInner::Png(w) => w.finish().map_err(|e| png_err(e, &name))?,
             AnimInner::Gif(enc) => drop(enc),
         }
-        let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
-        match late {
-            Some(cause) => Err(IoError::Write { path: name, cause }),
-            None => Ok(()),
-        }
+        latched(&self.latch, name)
     }
 }
 
@@ -1348,28 +1312,25 @@ impl<W: Write + 'static> PngRowWriter<W> {
     /// Appends whole rows (a multiple of `width * 3` bytes).
     pub fn write_rows(&mut self, rows: &[u8]) -> Result<(), IoError> {
         if self.row_bytes == 0 || rows.len() % self.row_bytes != 0 {
-            return Err(IoError::Encode {
-                path: self.name.clone(),
-                message: format!(
+            return Err(IoError::encode(
+                &self.name,
+                format!(
                     "{} bytes is not a whole number of {}-byte rows",
                     rows.len(),
                     self.row_bytes
                 ),
-            });
+            ));
         }
         let n = (rows.len() / self.row_bytes) as u64;
         if n > self.rows_left {
-            return Err(IoError::Encode {
-                path: self.name.clone(),
-                message: format!("{n} rows given, only {} left", self.rows_left),
-            });
+            return Err(IoError::encode(
+                &self.name,
+                format!("{n} rows given, only {} left", self.rows_left),
+            ));
         }
         self.stream
             .write_all(rows)
-            .map_err(|cause| IoError::Write {
-                path: self.name.clone(),
-                cause,
-            })?;
+            .map_err(|cause| IoError::write(&self.name, cause))?;
         self.rows_left -= n;
         Ok(())
     }
@@ -1381,22 +1342,30 @@ impl<W: Write + 'static> PngRowWriter<W> {
 
     /// Checks that every row came, then writes the end of the file and flushes it.
     pub fn finish(self) -> Result<(), IoError> {
-        if self.rows_left != 0 {
-            return Err(IoError::Encode {
-                path: self.name,
-                message: format!("{} rows missing", self.rows_left),
-            });
-        }
+        none_missing(&self.name, self.rows_left, "rows")?;
         let name = self.name;
         // `finish` flushes the compressed data; dropping the stream then writes IEND into the
         // `BufWriter`, whose own drop flushes it. Those last writes report errors only through
         // the latch, checked here.
         self.stream.finish().map_err(|e| png_err(e, &name))?;
-        let late = self.latch.lock().map(|mut e| e.take()).unwrap_or(None);
-        match late {
-            Some(cause) => Err(IoError::Write { path: name, cause }),
-            None => Ok(()),
-        }
+        latched(&self.latch, name)
+    }
+}
+
+/// At the end of a streamed output: [`IoError::Encode`] ("`{left} {what} missing`") unless every
+/// announced frame or row came.
+fn none_missing(name: &Path, left: u64, what: &str) -> Result<(), IoError> {
+    match left {
+        0 => Ok(()),
+        _ => Err(IoError::encode(name, format!("{left} {what} missing"))),
+    }
+}
+
+/// The write error that `latch` kept while an encoder dropped its writer, as [`IoError::Write`].
+fn latched(latch: &Mutex<Option<std::io::Error>>, name: PathBuf) -> Result<(), IoError> {
+    match latch.lock().map(|mut e| e.take()).unwrap_or(None) {
+        Some(cause) => Err(IoError::Write { path: name, cause }),
+        None => Ok(()),
     }
 }
 
@@ -1434,14 +1403,8 @@ impl<W: Write> Write for Latch<W> {
 
 fn png_err(e: png::EncodingError, name: &Path) -> IoError {
     match e {
-        png::EncodingError::IoError(cause) => IoError::Write {
-            path: name.to_owned(),
-            cause,
-        },
-        other => IoError::Encode {
-            path: name.to_owned(),
-            message: other.to_string(),
-        },
+        png::EncodingError::IoError(cause) => IoError::write(name, cause),
+        other => IoError::encode(name, other.to_string()),
     }
 }
 
@@ -1468,12 +1431,7 @@ pub fn check_destination(dest: &Path, overwrite: bool) -> Result<Destination, Io
     let meta = match dest.symlink_metadata() {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Destination::Absent),
-        Err(cause) => {
-            return Err(IoError::Write {
-                path: dest.to_owned(),
-                cause,
-            })
-        }
+        Err(cause) => return Err(IoError::write(dest, cause)),
     };
     if !overwrite {
         return Err(IoError::Exists {
@@ -1679,10 +1637,7 @@ impl AtomicOutput {
     /// # Errors
     /// Those of [`check_destination`]; [`IoError::Write`] if the file cannot be created.
     pub fn create(dest: &Path, overwrite: bool) -> Result<Self, IoError> {
-        let write_err = |cause| IoError::Write {
-            path: dest.to_owned(),
-            cause,
-        };
+        let write_err = |cause| IoError::write(dest, cause);
         if check_destination(dest, overwrite)? == Destination::Stream {
             let file = std::fs::OpenOptions::new()
                 .write(true)
@@ -1757,10 +1712,8 @@ impl AtomicOutput {
             Target::Direct(f) => f,
             Target::Done => unreachable!("AtomicOutput used after commit"),
         };
-        file.try_clone().map_err(|cause| IoError::Write {
-            path: self.dest.clone(),
-            cause,
-        })
+        file.try_clone()
+            .map_err(|cause| IoError::write(&self.dest, cause))
     }
 
     /// Syncs the temporary file and renames it to the destination. Without `overwrite` the rename
@@ -1768,10 +1721,7 @@ impl AtomicOutput {
     /// written directly: nothing is renamed.
     pub fn commit(mut self) -> Result<(), IoError> {
         let dest = self.dest.clone();
-        let write_err = |cause| IoError::Write {
-            path: dest.clone(),
-            cause,
-        };
+        let write_err = |cause| IoError::write(&dest, cause);
         let tmp = match std::mem::replace(&mut self.target, Target::Done) {
             Target::Temp(t) => t,
             Target::Direct(_) | Target::Done => return Ok(()),
@@ -1925,6 +1875,13 @@ mod tests {
         })
     }
 
+    /// A `w × h` [`gradient`] as a PNG file's bytes.
+    fn gradient_png(w: u32, h: u32) -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_image(&gradient(w, h), OutputFormat::Png, &mut buf, Path::new("x")).unwrap();
+        buf
+    }
+
     #[test]
     fn png_rows_round_trip() {
         let img = gradient(37, 23);
@@ -1955,16 +1912,9 @@ mod tests {
 
     #[test]
     fn limit_refuses_before_decoding() {
-        let mut buf = Cursor::new(Vec::new());
-        write_image(
-            &gradient(100, 100),
-            OutputFormat::Png,
-            &mut buf,
-            Path::new("x"),
-        )
-        .unwrap();
+        let buf = gradient_png(100, 100);
         let err = decode_reader(
-            Cursor::new(buf.get_ref()),
+            Cursor::new(&buf),
             Path::new("big.png"),
             &DecodeLimits::megapixels(0.005),
         )
@@ -1990,15 +1940,8 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("junk.png: "), "{err}");
 
-        let mut buf = Cursor::new(Vec::new());
-        write_image(
-            &gradient(64, 64),
-            OutputFormat::Png,
-            &mut buf,
-            Path::new("x"),
-        )
-        .unwrap();
-        let half = &buf.get_ref()[..buf.get_ref().len() / 2];
+        let buf = gradient_png(64, 64);
+        let half = &buf[..buf.len() / 2];
         let err = decode_reader(
             Cursor::new(half),
             Path::new("cut.png"),

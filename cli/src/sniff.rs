@@ -124,6 +124,34 @@ impl<R: BufRead> Bytes<'_, R> {
         }
     }
 
+    /// The next marker code: skips to the next `0xFF`, then past any fill `0xFF` bytes; `None`
+    /// if the data ends first.
+    fn marker(&mut self) -> io::Result<Option<u8>> {
+        if !self.skip_past_ff()? {
+            return Ok(None);
+        }
+        let mut m = 0xFF;
+        while m == 0xFF {
+            match self.byte()? {
+                Some(x) => m = x,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(m))
+    }
+
+    /// The next `n` bytes; `None` if the data ends first.
+    fn take(&mut self, n: u64) -> io::Result<Option<Vec<u8>>> {
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            match self.byte()? {
+                Some(x) => out.push(x),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
     fn u16(&mut self) -> io::Result<Option<u16>> {
         let (Some(a), Some(b)) = (self.byte()?, self.byte()?) else {
             return Ok(None);
@@ -147,20 +175,11 @@ fn jpeg<R: BufRead>(b: &mut Bytes<'_, R>) -> io::Result<Result<Sniff, String>> {
     loop {
         let marker = match pending.take() {
             Some(m) => m,
-            None => {
-                // Stray bytes before a marker are skipped, as libjpeg does.
-                if !b.skip_past_ff()? {
-                    return truncated();
-                }
-                let mut m = 0xFF;
-                while m == 0xFF {
-                    match b.byte()? {
-                        Some(x) => m = x,
-                        None => return truncated(),
-                    }
-                }
-                m
-            }
+            // Stray bytes before a marker are skipped, as libjpeg does.
+            None => match b.marker()? {
+                Some(m) => m,
+                None => return truncated(),
+            },
         };
         match marker {
             0xD9 => break,
@@ -178,13 +197,9 @@ fn jpeg<R: BufRead>(b: &mut Bytes<'_, R>) -> io::Result<Result<Sniff, String>> {
         match marker {
             // Frame headers (SOF0–SOF15, less DHT C4, JPG C8, DAC CC).
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                let mut head = Vec::with_capacity(body as usize);
-                for _ in 0..body {
-                    match b.byte()? {
-                        Some(x) => head.push(x),
-                        None => return truncated(),
-                    }
-                }
+                let Some(head) = b.take(body)? else {
+                    return truncated();
+                };
                 if head.len() < 6 {
                     return Ok(Err("corrupt JPEG: short frame header".into()));
                 }
@@ -196,13 +211,9 @@ fn jpeg<R: BufRead>(b: &mut Bytes<'_, R>) -> io::Result<Result<Sniff, String>> {
             }
             // Start of scan: its header, then entropy-coded data up to the next marker.
             0xDA => {
-                let mut head = Vec::with_capacity(body as usize);
-                for _ in 0..body {
-                    match b.byte()? {
-                        Some(x) => head.push(x),
-                        None => return truncated(),
-                    }
-                }
+                let Some(head) = b.take(body)? else {
+                    return truncated();
+                };
                 let n = head.first().copied().unwrap_or(0) as usize;
                 let ss = head.get(1 + 2 * n).copied().unwrap_or(0);
                 if ss == 0 {
@@ -213,16 +224,9 @@ fn jpeg<R: BufRead>(b: &mut Bytes<'_, R>) -> io::Result<Result<Sniff, String>> {
                     }
                 }
                 loop {
-                    if !b.skip_past_ff()? {
+                    let Some(m) = b.marker()? else {
                         return truncated();
-                    }
-                    let mut m = 0xFF;
-                    while m == 0xFF {
-                        match b.byte()? {
-                            Some(x) => m = x,
-                            None => return truncated(),
-                        }
-                    }
+                    };
                     if m == 0x00 || (0xD0..=0xD7).contains(&m) {
                         continue;
                     }

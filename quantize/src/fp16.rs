@@ -114,17 +114,9 @@ pub fn convert_fp16(model: &pb::ModelProto, io_f16: bool) -> pb::ModelProto {
         } else {
             let inner = format!("{}__f16", inp.name);
             for n in g.node.iter_mut() {
-                for i in n.input.iter_mut().filter(|i| **i == inp.name) {
-                    *i = inner.clone();
-                }
+                rename(&mut n.input, &inp.name, &inner);
             }
-            pre.push(node(
-                &format!("{}__cast", inp.name),
-                "Cast",
-                &[&inp.name],
-                &[&inner],
-                vec![attr_i("to", DataType::Float16 as i64)],
-            ));
+            pre.push(cast(&inp.name, &inp.name, &inner, DataType::Float16));
         }
     }
     let mut post = vec![];
@@ -137,20 +129,10 @@ pub fn convert_fp16(model: &pb::ModelProto, io_f16: bool) -> pb::ModelProto {
         } else {
             let inner = format!("{}__f16", out.name);
             for n in g.node.iter_mut() {
-                for o in n.output.iter_mut().filter(|o| **o == out.name) {
-                    *o = inner.clone();
-                }
-                for i in n.input.iter_mut().filter(|i| **i == out.name) {
-                    *i = inner.clone();
-                }
+                rename(&mut n.output, &out.name, &inner);
+                rename(&mut n.input, &out.name, &inner);
             }
-            post.push(node(
-                &format!("{}__cast", out.name),
-                "Cast",
-                &[&inner],
-                &[&out.name],
-                vec![attr_i("to", DataType::Float as i64)],
-            ));
+            post.push(cast(&out.name, &inner, &out.name, DataType::Float));
         }
     }
     let body = std::mem::take(&mut g.node);
@@ -158,4 +140,22 @@ pub fn convert_fp16(model: &pb::ModelProto, io_f16: bool) -> pb::ModelProto {
     g.value_info.clear();
     og::set_meta(&mut model, keys::PRECISION, "f16");
     model
+}
+
+/// Renames every `from` in `names` to `to`.
+fn rename(names: &mut [String], from: &str, to: &str) {
+    for n in names.iter_mut().filter(|n| **n == from) {
+        *n = to.to_owned();
+    }
+}
+
+/// The `Cast` node `{io}__cast` of graph input or output `io`: `from` → `to` as `dt`.
+fn cast(io: &str, from: &str, to: &str, dt: DataType) -> pb::NodeProto {
+    node(
+        &format!("{io}__cast"),
+        "Cast",
+        &[from],
+        &[to],
+        vec![attr_i("to", dt as i64)],
+    )
 }

@@ -830,15 +830,20 @@ fn upscale_one(
     if stdout {
         let mut buf = Vec::new();
         io::write_picture(&hr, plan.format, &metadata, &mut buf, Path::new("stdout"))?;
-        let mut so = std::io::stdout().lock();
-        so.write_all(&buf).context("stdout: cannot write")?;
-        so.flush().context("stdout: cannot write")?;
+        write_stdout(&buf)?;
     } else {
         let mut out = AtomicOutput::create(output, plan.force)?;
         io::write_picture(&hr, plan.format, &metadata, out.file(), output)?;
         out.commit()?;
     }
     Ok((ow, oh))
+}
+
+/// Writes a whole encoded output to stdout and flushes it.
+fn write_stdout(buf: &[u8]) -> Result<()> {
+    let mut so = std::io::stdout().lock();
+    so.write_all(buf).context("stdout: cannot write")?;
+    so.flush().context("stdout: cannot write")
 }
 
 /// Streams an 8-bit PNG (RGB, grey, RGBA or grey + alpha) band by band, through a
@@ -1071,11 +1076,7 @@ fn upscale_animation(
     }
     match out {
         Some(o) => o.commit()?,
-        None => {
-            let mut so = std::io::stdout().lock();
-            so.write_all(&buf).context("stdout: cannot write")?;
-            so.flush().context("stdout: cannot write")?;
-        }
+        None => write_stdout(&buf)?,
     }
     Ok((ow, oh))
 }
@@ -1206,21 +1207,16 @@ fn render(
         }
         v
     };
+    let pixel = |i: usize| samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
     let len = n.checked_mul(channels).context("output too large")?;
     let too_big =
         |bytes: usize| anyhow::anyhow!("cannot allocate {bytes} bytes for a {ow}×{oh} output");
     let bad = || anyhow::anyhow!("internal error: output buffer size");
     if out16 {
-        let mut buf: Vec<u16> = Vec::new();
-        buf.try_reserve_exact(len).map_err(|_| too_big(len * 2))?;
-        for i in 0..n {
-            let v = samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
-            buf.extend(
-                v[..channels]
-                    .iter()
-                    .map(|x| (x * 65535.0).round().clamp(0.0, 65535.0) as u16),
-            );
-        }
+        let buf = quantised(len, channels, &pixel, |x| {
+            (x * 65535.0).round().clamp(0.0, 65535.0) as u16
+        })
+        .map_err(|_| too_big(len * 2))?;
         Ok(match channels {
             1 => DynamicImage::ImageLuma16(
                 image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?,
@@ -1236,16 +1232,10 @@ fn render(
             ),
         })
     } else {
-        let mut buf: Vec<u8> = Vec::new();
-        buf.try_reserve_exact(len).map_err(|_| too_big(len))?;
-        for i in 0..n {
-            let v = samples(colour(i), alpha.as_ref().map_or(1.0, |a| a[i]));
-            buf.extend(
-                v[..channels]
-                    .iter()
-                    .map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8),
-            );
-        }
+        let buf = quantised(len, channels, &pixel, |x| {
+            (x * 255.0).round().clamp(0.0, 255.0) as u8
+        })
+        .map_err(|_| too_big(len))?;
         Ok(match channels {
             1 => {
                 DynamicImage::ImageLuma8(image::ImageBuffer::from_raw(ow, oh, buf).ok_or_else(bad)?)
@@ -1261,6 +1251,22 @@ fn render(
             }
         })
     }
+}
+
+/// The `len` samples of an output of `channels` samples a pixel, pixel `i` from `pixel(i)`, each
+/// quantised by `q`, in a buffer allocated fallibly.
+fn quantised<T>(
+    len: usize,
+    channels: usize,
+    pixel: &dyn Fn(usize) -> [f32; 4],
+    q: impl Fn(f32) -> T,
+) -> Result<Vec<T>, std::collections::TryReserveError> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(len)?;
+    for i in 0..len / channels {
+        buf.extend(pixel(i)[..channels].iter().map(|&x| q(x)));
+    }
+    Ok(buf)
 }
 
 /// The model's output of `img` resized to `ow × oh` ([`photo::RowResizer`], fed band by band:

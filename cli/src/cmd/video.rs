@@ -115,6 +115,16 @@ struct Probe {
     color_transfer: Option<String>,
 }
 
+impl Probe {
+    /// `codec WxH pix_fmt`, as the verbose note and the `--resume` fingerprint name the stream.
+    fn stream(&self) -> String {
+        format!(
+            "{} {}x{} {}",
+            self.codec, self.width, self.height, self.pix_fmt
+        )
+    }
+}
+
 /// Runs `savl video`.
 pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
     let start = Instant::now();
@@ -185,11 +195,8 @@ pub fn run_args(args: VideoArgs, verbosity: Verbosity) -> Result<Outcome> {
     let skip = u64::from(args.segment) * done_segments as u64;
     if verbosity >= Verbosity::Verbose {
         note!(
-            "video: {} {}x{} {} at {} fps, {} frames -> {ow}x{oh}, encoder: {}",
-            probe.codec,
-            probe.width,
-            probe.height,
-            probe.pix_fmt,
+            "video: {} at {} fps, {} frames -> {ow}x{oh}, encoder: {}",
+            probe.stream(),
             probe.rate,
             probe.frames,
             encoder.join(" ")
@@ -469,15 +476,12 @@ fn fingerprint(
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     Ok(format!(
-        "savl video {}\ninput {}\nbytes {} modified {modified}\nstream {} {}x{} {} {} {}\n\
+        "savl video {}\ninput {}\nbytes {} modified {modified}\nstream {} {} {}\n\
          model {} {} tile {} strength {}\nsegment {}\nencoder {}\n",
         env!("CARGO_PKG_VERSION"),
         input.display(),
         meta.len(),
-        probe.codec,
-        probe.width,
-        probe.height,
-        probe.pix_fmt,
+        probe.stream(),
         probe.rate,
         probe.frames,
         upscaler.model_name().display(),

@@ -228,6 +228,21 @@ fn execute_with<R: Rng>(
     };
     let m0 = &plan.masks;
     let reg = &plan.regimes;
+    // The size of a resize by `f` (at least one pixel a side).
+    let scaled = |(h, w): (usize, usize), f: f64| {
+        (
+            ((h as f64 * f) as usize).max(1),
+            ((w as f64 * f) as usize).max(1),
+        )
+    };
+    // The regimes' `noise` on the grid `(h, w)` of masks `m`, with the drift field resized there.
+    let noise_on = |m: &Masks, (h, w): (usize, usize), noise: Vec<NoiseParams>| {
+        let drift = plan
+            .drift
+            .as_ref()
+            .map(|(g, a)| (resize_masks(g, hh, hw, h, w), *a));
+        noise_maps(m, &noise, drift.as_ref().map(|(g, a)| (&g[..], *a)))
+    };
 
     // Stage 1 blur, at HR.
     let k1: Vec<&Kernel> = reg.iter().map(|r| &r.kernel1).collect();
@@ -238,23 +253,12 @@ fn execute_with<R: Rng>(
 
     // Resize 1 (scale_factor relative to HR).
     let (s1, mode1) = plan.shared.resize1;
-    let (h1, w1) = (
-        ((hh as f64 * s1) as usize).max(1),
-        ((hw as f64 * s1) as usize).max(1),
-    );
+    let (h1, w1) = scaled((hh, hw), s1);
     x = resize(&x, h1, w1, mode1);
     let m1 = m0.resized(h1, w1);
-    let drift1 = plan
-        .drift
-        .as_ref()
-        .map(|(g, a)| (resize_masks(g, hh, hw, h1, w1), *a));
 
     // Noise 1.
-    let nm1 = noise_maps(
-        &m1,
-        &reg.iter().map(|r| r.noise1).collect::<Vec<_>>(),
-        drift1.as_ref().map(|(g, a)| (&g[..], *a)),
-    );
+    let nm1 = noise_on(&m1, (h1, w1), reg.iter().map(|r| r.noise1).collect());
     let n1 = noise_field(rng, &x, &nm1);
     add_clip(&mut x, &n1);
     let mut nf = interleave_channels(&n1);
@@ -277,24 +281,13 @@ fn execute_with<R: Rng>(
 
     // Resize 2 (relative to the LR size).
     let (s2, mode2) = plan.shared.resize2;
-    let (h2, w2) = (
-        ((lh as f64 * s2) as usize).max(1),
-        ((lw as f64 * s2) as usize).max(1),
-    );
+    let (h2, w2) = scaled((lh, lw), s2);
     x = resize(&x, h2, w2, mode2);
     nf = resize(&nf, h2, w2, mode2);
     let m2 = m0.resized(h2, w2);
-    let drift2 = plan
-        .drift
-        .as_ref()
-        .map(|(g, a)| (resize_masks(g, hh, hw, h2, w2), *a));
 
     // Noise 2.
-    let nm2 = noise_maps(
-        &m2,
-        &reg.iter().map(|r| r.noise2).collect::<Vec<_>>(),
-        drift2.as_ref().map(|(g, a)| (&g[..], *a)),
-    );
+    let nm2 = noise_on(&m2, (h2, w2), reg.iter().map(|r| r.noise2).collect());
     let n2 = noise_field(rng, &x, &nm2);
     add_clip(&mut x, &n2);
     add(&mut nf, &interleave_channels(&n2));
