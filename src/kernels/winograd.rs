@@ -83,7 +83,7 @@ pub struct WinogradWeights {
     k: usize,
     c: usize,
     u: Vec<f32>,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[cfg_attr(not(all(target_arch = "x86_64", savl_avx512)), allow(dead_code))]
     /// The same values for the AVX-512 products: `[α², ⌈K / KR⌉, C, KR]`, the KR rows of one
     /// group side by side for each input channel (rows past K are zero).
     u_packed: Vec<f32>,
@@ -396,11 +396,14 @@ struct BlockArgs<'a> {
 
 type BlockFn = fn(&BlockArgs, usize, usize, &mut Scratch);
 
-/// [`run_block`] for this CPU: on x86-64 with AVX-512F (unless `portable_gemm`), a copy
-/// compiled for it with [`Avx512Products`]; with AVX2 and FMA, a copy compiled for them (the
+/// [`run_block`] for this CPU: on x86-64 with AVX-512F (unless `portable_gemm`, or the
+/// compiler predates the AVX-512 intrinsics: `cfg(savl_avx512)`), a copy compiled for it with
+/// `Avx512Products`; with AVX2 and FMA, a copy compiled for them (the
 /// baseline target only has SSE2, which halves the transforms' vector width).
 fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>(portable_gemm: bool) -> BlockFn {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(not(all(target_arch = "x86_64", savl_avx512)))]
+    let _ = portable_gemm;
+    #[cfg(all(target_arch = "x86_64", savl_avx512))]
     if !portable_gemm
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx2")
@@ -441,7 +444,7 @@ unsafe fn run_block_avx2<const M: usize, const A: usize, T: Transforms<M, A>>(
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn run_block_avx512<const M: usize, const A: usize, T: Transforms<M, A>>(
     args: &BlockArgs,
@@ -549,10 +552,10 @@ const KR: usize = 8;
 /// The products with AVX-512 register blocks over the pre-packed kernel: KR output channels ×
 /// up to 48 tiles (3 vectors) in 24 accumulators, one pass over C, no packing at run time.
 /// Only inlined into [`run_block_avx512`].
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
 struct Avx512Products;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
 impl Products for Avx512Products {
     /// Chunk-major, `[tb / LANES][rows][α²][LANES]`: the input transform writes, and the output
     /// transform reads, the α² values of one row and chunk as one contiguous run (α² planes
@@ -616,7 +619,10 @@ impl Products for Avx512Products {
 /// # Safety
 /// The CPU must support AVX-512F; `u` has C·KR values, and every `v[ci, j]` (ci < C) and
 /// `out[r, j]` (r < rows ≤ KR) 16 values in bounds.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
+// The intrinsics are newer than the crate's MSRV; `savl_avx512` (build.rs) compiles this only
+// with a compiler that has them.
+#[allow(clippy::incompatible_msrv)]
 #[inline(always)]
 unsafe fn avx512_block<const NV: usize>(
     u: &[f32],
