@@ -2,8 +2,11 @@
 //!
 //! ```sh
 //! cargo run --release --example bench_runtime -- MODEL.onnx 128,256 --threads 2 [--precision f32]
-//!     [--tile 512] [--unfused] [--direct] [--runs 5] [--mallopt]
+//!     [--tile 512] [--unfused] [--direct] [--runs 5] [--mallopt] [--dump PREFIX]
 //! ```
+//! `--dump PREFIX` writes each size's input and output as raw interleaved RGB bytes
+//! (`PREFIX.<size>.in.rgb`, `s×s×3`, and `PREFIX.<size>.out.rgb`, `4s×4s×3`), for checking the
+//! output against another runtime (`scripts/bench_vs_ncnn.py`).
 //! With the default tile (≥ the input), each size runs as one tile: the same work as one
 //! onnxruntime call on the whole image.
 
@@ -14,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flag = |f: &str| a.iter().position(|x| x == f);
     let val = |f: &str| flag(f).and_then(|i| a.get(i + 1)).cloned();
     if a.len() < 3 {
-        eprintln!("usage: bench_runtime MODEL.onnx SIZES [--threads N] [--precision P] [--tile T] [--unfused] [--direct] [--runs N] [--mallopt]");
+        eprintln!("usage: bench_runtime MODEL.onnx SIZES [--threads N] [--precision P] [--tile T] [--unfused] [--direct] [--runs N] [--mallopt] [--dump PREFIX]");
         std::process::exit(2);
     }
     if flag("--mallopt").is_some() {
@@ -61,6 +64,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         for _ in 0..2 {
             up.upscale(&img)?;
+        }
+        if let Some(prefix) = val("--dump") {
+            std::fs::write(format!("{prefix}.{s}.in.rgb"), img.as_raw())?;
+            std::fs::write(format!("{prefix}.{s}.out.rgb"), up.upscale(&img)?.as_raw())?;
         }
         let mut t = Vec::with_capacity(runs);
         for _ in 0..runs {

@@ -5,7 +5,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use savl::kernels::winograd::{conv3x3, WinogradTile, WinogradWeights};
+use savl::kernels::winograd::{conv3x3, conv3x3_portable_gemm, WinogradTile, WinogradWeights};
 use savl::rewrites::winograd::rewrite_convs;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
 use support::{count_ops, decluttered, root};
@@ -125,6 +125,28 @@ fn f2_matches_direct_conv() {
 #[test]
 fn f4_matches_direct_conv() {
     check_tile(WinogradTile::F4, 1e-4);
+}
+
+/// The `gemm` crate's products (CPUs without AVX-512F) against the default path for this CPU,
+/// on every shape, with a leaky activation, one thread and three.
+#[test]
+fn portable_gemm_path_matches() {
+    let mut rng = Rng(5);
+    for tile in [WinogradTile::F2, WinogradTile::F4] {
+        for &(c, k, h, w) in SHAPES {
+            let (x, kernel, bias) = case(&mut rng, c, k, h, w);
+            let slope: Vec<f32> = (0..k).map(|i| 0.1 * (i % 3) as f32).collect();
+            let wts = WinogradWeights::new(tile, &kernel, k, c);
+            for ex in [Executor::SingleThread, Executor::multithread(3)] {
+                let mut a = vec![f32::NAN; k * h * w];
+                let mut b = vec![f32::NAN; k * h * w];
+                conv3x3(&wts, &bias, &slope, &x, h, w, &mut a, &ex);
+                conv3x3_portable_gemm(&wts, &bias, &slope, &x, h, w, &mut b, &ex);
+                let d = max_abs_diff(&a, &b);
+                assert!(d <= 1e-4, "{tile:?} C={c} K={k} {h}×{w}: {d:e}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -6,9 +6,14 @@
 //! multiply-adds become α²/m² · C per output value (4·C for F(2×2), 2.25·C for F(4×4)) plus
 //! linear transforms. Here the kernel transform `U = G g Gᵀ` is done once
 //! ([`WinogradWeights::new`]); at run time each block of tile rows is transformed
-//! (`V = Bᵀ d B`, per channel), multiplied as α² GEMMs `M[p] = U[p] · V[p]` (K×C by C×tiles,
-//! the `gemm` crate), and transformed back with the bias and a per-channel leaky activation
-//! folded in ([`conv3x3`]). Blocks run on tract's thread pool when one is given.
+//! (`V = Bᵀ d B`, per channel), multiplied as α² GEMMs `M[p] = U[p] · V[p]` (K×C by C×tiles),
+//! and transformed back with the bias and a per-channel leaky activation folded in
+//! ([`conv3x3`]). Blocks run on tract's thread pool when one is given.
+//!
+//! The GEMMs: on x86-64 with AVX-512F, savl's own register blocks over a kernel packed at load
+//! time (8 output channels × 48 tiles in 24 accumulators, no packing or dispatch per call), with
+//! `V` and `M` stored chunk-major so that the transforms read and write each tile chunk's α²
+//! values as one contiguous run; elsewhere the `gemm` crate on `[α², rows, tiles]` planes.
 //!
 //! Accuracy (max abs difference to a direct convolution accumulated in f64, Kaiming-scaled
 //! weights, inputs in [−4, 4], C ≤ 64): about 4e-6 for F(2×2), 1e-4 for F(4×4)
@@ -78,6 +83,10 @@ pub struct WinogradWeights {
     k: usize,
     c: usize,
     u: Vec<f32>,
+    #[cfg_attr(not(all(target_arch = "x86_64", savl_avx512)), allow(dead_code))]
+    /// The same values for the AVX-512 products: `[α², ⌈K / KR⌉, C, KR]`, the KR rows of one
+    /// group side by side for each input channel (rows past K are zero).
+    u_packed: Vec<f32>,
 }
 
 impl WinogradWeights {
@@ -109,7 +118,23 @@ impl WinogradWeights {
                 }
             }
         }
-        WinogradWeights { tile, k, c, u }
+        let groups = k.div_ceil(KR);
+        let mut u_packed = vec![0f32; a * a * groups * c * KR];
+        for p in 0..a * a {
+            for ko in 0..k {
+                for ci in 0..c {
+                    u_packed[((p * groups + ko / KR) * c + ci) * KR + ko % KR] =
+                        u[(p * k + ko) * c + ci];
+                }
+            }
+        }
+        WinogradWeights {
+            tile,
+            k,
+            c,
+            u,
+            u_packed,
+        }
     }
 
     /// The output tile.
@@ -217,9 +242,9 @@ struct Geometry {
 
 /// Per-worker scratch, sized for the largest block.
 struct Scratch {
-    /// Transformed input, `[α², C, tile rows · tw]` (planes `PLANE_PAD` apart).
+    /// Transformed input, C rows in the [`Layout`] of the block's [`Products`].
     v: Vec<f32>,
-    /// GEMM output, `[α², K, tile rows · tw]` (planes `PLANE_PAD` apart).
+    /// GEMM output, K rows in the [`Layout`] of the block's [`Products`].
     m: Vec<f32>,
     /// One zero-padded input row.
     prow: Vec<f32>,
@@ -259,10 +284,34 @@ pub fn conv3x3(
 ) {
     match wts.tile {
         WinogradTile::F2 => {
-            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor)
+            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor, false)
         }
         WinogradTile::F4 => {
-            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor)
+            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor, false)
+        }
+    }
+}
+
+/// [`conv3x3`] with its GEMMs always by the `gemm` crate (the path of CPUs without AVX-512F),
+/// for tests on a CPU that has it.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_portable_gemm(
+    wts: &WinogradWeights,
+    bias: &[f32],
+    negative_slope: &[f32],
+    x: &[f32],
+    h: usize,
+    w: usize,
+    y: &mut [f32],
+    executor: &Executor,
+) {
+    match wts.tile {
+        WinogradTile::F2 => {
+            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor, true)
+        }
+        WinogradTile::F4 => {
+            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor, true)
         }
     }
 }
@@ -277,6 +326,7 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
     w: usize,
     y: &mut [f32],
     executor: &Executor,
+    portable_gemm: bool,
 ) {
     let (k, c) = (wts.k, wts.c);
     assert_eq!(x.len(), c * h * w, "x must be [C, h, w]");
@@ -309,13 +359,29 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         g,
         out: OutPtr(y.as_mut_ptr()),
     };
-    let run = block_fn::<M, A, T>();
+    let run = block_fn::<M, A, T>(portable_gemm);
     let block = |scratch: &mut Scratch, b: usize| {
         let tr0 = b * rows_per_block;
         let tr1 = (tr0 + rows_per_block).min(th);
         run(&args, tr0, tr1, scratch);
     };
     for_each_block(executor, blocks, || Scratch::new::<M, A>(wts, &g), block);
+}
+
+/// Hints the CPU to bring `data` into the caches (a no-op off x86-64).
+#[inline(always)]
+fn prefetch(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in data.chunks(16) {
+        // SAFETY: a prefetch never faults; SSE is part of the x86-64 baseline.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 /// What every block of one conv shares.
@@ -330,9 +396,24 @@ struct BlockArgs<'a> {
 
 type BlockFn = fn(&BlockArgs, usize, usize, &mut Scratch);
 
-/// [`run_block`] for this CPU: on x86-64 with AVX2 and FMA, a copy compiled for them (the
+/// [`run_block`] for this CPU: on x86-64 with AVX-512F (unless `portable_gemm`, or the
+/// compiler predates the AVX-512 intrinsics: `cfg(savl_avx512)`), a copy compiled for it with
+/// `Avx512Products`; with AVX2 and FMA, a copy compiled for them (the
 /// baseline target only has SSE2, which halves the transforms' vector width).
-fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>() -> BlockFn {
+fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>(portable_gemm: bool) -> BlockFn {
+    #[cfg(not(all(target_arch = "x86_64", savl_avx512)))]
+    let _ = portable_gemm;
+    #[cfg(all(target_arch = "x86_64", savl_avx512))]
+    if !portable_gemm
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+    {
+        return |args, tr0, tr1, s| {
+            // SAFETY: AVX-512F, AVX2 and FMA were detected on this CPU just above.
+            unsafe { run_block_avx512::<M, A, T>(args, tr0, tr1, s) }
+        };
+    }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         return |args, tr0, tr1, s| {
@@ -340,7 +421,7 @@ fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>() -> BlockFn {
             unsafe { run_block_avx2::<M, A, T>(args, tr0, tr1, s) }
         };
     }
-    run_block::<M, A, T>
+    run_block::<M, A, T, GemmCrate>
 }
 
 /// [`run_block`] compiled with AVX2 and FMA.
@@ -355,13 +436,240 @@ unsafe fn run_block_avx2<const M: usize, const A: usize, T: Transforms<M, A>>(
     tr1: usize,
     s: &mut Scratch,
 ) {
-    run_block::<M, A, T>(args, tr0, tr1, s)
+    run_block::<M, A, T, GemmCrate>(args, tr0, tr1, s)
+}
+
+/// [`run_block`] compiled with AVX-512F (the transforms on 512-bit vectors) and its products
+/// by [`Avx512Products`].
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn run_block_avx512<const M: usize, const A: usize, T: Transforms<M, A>>(
+    args: &BlockArgs,
+    tr0: usize,
+    tr1: usize,
+    s: &mut Scratch,
+) {
+    run_block::<M, A, T, Avx512Products>(args, tr0, tr1, s)
+}
+
+/// Where the values of one block's transformed input `V` and GEMM output `M` lie in the scratch
+/// buffers: value `(p, row, tile t)` (row = input channel of V, output channel of M; t a multiple
+/// of `LANES` here, the `LANES` tiles from t contiguous) is at
+/// `p · p_stride + row · row_stride + (t / LANES) · chunk_stride`.
+#[derive(Clone, Copy)]
+struct Layout {
+    p_stride: usize,
+    row_stride: usize,
+    chunk_stride: usize,
+}
+
+impl Layout {
+    #[inline(always)]
+    fn at(&self, p: usize, row: usize, t: usize) -> usize {
+        p * self.p_stride + row * self.row_stride + (t / LANES) * self.chunk_stride
+    }
+}
+
+/// The α² products `M[p] = U[p] · V[p]` of one block (K × C by C × tb), with the layout of `V`
+/// and `M` they read and write.
+trait Products {
+    /// The layout of a block's `V` (`rows` = C) or `M` (`rows` = K) for α² positions and tb
+    /// tiles; it fits in `α² · (rows · tb + PLANE_PAD)` floats.
+    fn layout(alpha2: usize, rows: usize, tb: usize) -> Layout;
+
+    fn products(
+        wts: &WinogradWeights,
+        v: &[f32],
+        lv: Layout,
+        mm: &mut [f32],
+        lm: Layout,
+        tb: usize,
+    );
+}
+
+/// The products by the `gemm` crate (any CPU): planes `[α²][rows][tb]`, `PLANE_PAD` apart.
+struct GemmCrate;
+
+impl Products for GemmCrate {
+    fn layout(_alpha2: usize, rows: usize, tb: usize) -> Layout {
+        Layout {
+            p_stride: rows * tb + PLANE_PAD,
+            row_stride: tb,
+            chunk_stride: LANES,
+        }
+    }
+
+    #[inline(always)]
+    fn products(
+        wts: &WinogradWeights,
+        v: &[f32],
+        lv: Layout,
+        mm: &mut [f32],
+        lm: Layout,
+        tb: usize,
+    ) {
+        let (k, c) = (wts.k, wts.c);
+        for p in 0..wts.tile.alpha() * wts.tile.alpha() {
+            let u = &wts.u[p * k * c..][..k * c];
+            let vp = &v[p * lv.p_stride..][..c * tb];
+            let mp = &mut mm[p * lm.p_stride..][..k * tb];
+            // SAFETY: the three row-major matrices lie inside the slices above (K×C with row
+            // stride C, C×tb and K×tb with row stride tb), and dst does not alias the inputs.
+            unsafe {
+                gemm::gemm(
+                    k,
+                    tb,
+                    c,
+                    mp.as_mut_ptr(),
+                    1,
+                    tb as isize,
+                    false,
+                    u.as_ptr(),
+                    1,
+                    c as isize,
+                    vp.as_ptr(),
+                    1,
+                    tb as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+    }
+}
+
+/// Output rows of one register block of the AVX-512 products (the packing group of
+/// [`WinogradWeights`]' `u_packed`).
+const KR: usize = 8;
+
+/// The products with AVX-512 register blocks over the pre-packed kernel: KR output channels ×
+/// up to 48 tiles (3 vectors) in 24 accumulators, one pass over C, no packing at run time.
+/// Only inlined into [`run_block_avx512`].
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
+struct Avx512Products;
+
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
+impl Products for Avx512Products {
+    /// Chunk-major, `[tb / LANES][rows][α²][LANES]`: the input transform writes, and the output
+    /// transform reads, the α² values of one row and chunk as one contiguous run (α² planes
+    /// apart they were α² streams at once, more than the prefetchers follow).
+    fn layout(alpha2: usize, rows: usize, _tb: usize) -> Layout {
+        Layout {
+            p_stride: LANES,
+            row_stride: alpha2 * LANES,
+            chunk_stride: rows * alpha2 * LANES,
+        }
+    }
+
+    #[inline(always)]
+    fn products(
+        wts: &WinogradWeights,
+        v: &[f32],
+        lv: Layout,
+        mm: &mut [f32],
+        lm: Layout,
+        tb: usize,
+    ) {
+        let (k, c) = (wts.k, wts.c);
+        let groups = k.div_ceil(KR);
+        debug_assert_eq!(tb % LANES, 0);
+        for p in 0..wts.tile.alpha() * wts.tile.alpha() {
+            let up = &wts.u_packed[p * groups * c * KR..][..groups * c * KR];
+            let mut t0 = 0;
+            while t0 < tb {
+                // 3 vectors at a time, 2 + 2 for the last 4 (no single-vector pass).
+                let nv = match (tb - t0) / LANES {
+                    4 => 2,
+                    n => n.min(3),
+                };
+                for g in 0..groups {
+                    let rows = KR.min(k - g * KR);
+                    let ug = &up[g * c * KR..][..c * KR];
+                    let vb = &v[lv.at(p, 0, t0)..];
+                    let ob = &mut mm[lm.at(p, g * KR, t0)..];
+                    // SAFETY: this is only inlined into `run_block_avx512` (AVX-512F enabled,
+                    // checked at dispatch); `ug` holds C·KR values; `vb` holds rows ci < C of
+                    // chunks t0 / 16 + j, j < nv, and `ob` rows g·KR + r < K of the same chunks,
+                    // all inside the block's layouts (t0 + 16·nv ≤ tb).
+                    unsafe {
+                        match nv {
+                            3 => avx512_block::<3>(ug, vb, lv, c, ob, lm, rows),
+                            2 => avx512_block::<2>(ug, vb, lv, c, ob, lm, rows),
+                            _ => avx512_block::<1>(ug, vb, lv, c, ob, lm, rows),
+                        }
+                    }
+                }
+                t0 += nv * LANES;
+            }
+        }
+    }
+}
+
+/// `out[r, j] = Σ_ci u[ci·KR + r] · v[ci, j]` for r < rows, j < NV vectors of 16 tiles, where
+/// `v[ci, j]` is at `ci · lv.row_stride + j · lv.chunk_stride` and `out[r, j]` at
+/// `r · lo.row_stride + j · lo.chunk_stride`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `u` has C·KR values, and every `v[ci, j]` (ci < C) and
+/// `out[r, j]` (r < rows ≤ KR) 16 values in bounds.
+#[cfg(all(target_arch = "x86_64", savl_avx512))]
+// The intrinsics are newer than the crate's MSRV; `savl_avx512` (build.rs) compiles this only
+// with a compiler that has them.
+#[allow(clippy::incompatible_msrv)]
+#[inline(always)]
+unsafe fn avx512_block<const NV: usize>(
+    u: &[f32],
+    v: &[f32],
+    lv: Layout,
+    c: usize,
+    out: &mut [f32],
+    lo: Layout,
+    rows: usize,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(u.len() >= c * KR && rows <= KR);
+    debug_assert!(c == 0 || v.len() >= (c - 1) * lv.row_stride + (NV - 1) * lv.chunk_stride + 16);
+    debug_assert!(
+        rows == 0 || out.len() >= (rows - 1) * lo.row_stride + (NV - 1) * lo.chunk_stride + 16
+    );
+    // SAFETY: the caller guarantees AVX-512F and the bounds above; every pointer below stays
+    // inside them (rows ci < C of v, the first 16·NV values of each; rows r < rows of out).
+    unsafe {
+        let (u, v, out) = (u.as_ptr(), v.as_ptr(), out.as_mut_ptr());
+        let mut acc = [[_mm512_setzero_ps(); NV]; KR];
+        for ci in 0..c {
+            let vr = v.add(ci * lv.row_stride);
+            let mut x = [_mm512_setzero_ps(); NV];
+            for (j, xj) in x.iter_mut().enumerate() {
+                *xj = _mm512_loadu_ps(vr.add(j * lv.chunk_stride));
+            }
+            let ur = u.add(ci * KR);
+            for (r, ar) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*ur.add(r));
+                for (aj, xj) in ar.iter_mut().zip(&x) {
+                    *aj = _mm512_fmadd_ps(b, *xj, *aj);
+                }
+            }
+        }
+        for (r, ar) in acc.iter().enumerate().take(rows) {
+            for (j, aj) in ar.iter().enumerate() {
+                _mm512_storeu_ps(out.add(r * lo.row_stride + j * lo.chunk_stride), *aj);
+            }
+        }
+    }
 }
 
 /// Tile rows `tr0..tr1` of one image: input transform, α² GEMMs, output transform into `out`
 /// (output rows `M·tr0 .. min(M·tr1, h)` of every channel, which no other block writes).
 #[inline(always)]
-fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
+fn run_block<const M: usize, const A: usize, T: Transforms<M, A>, P: Products>(
     args: &BlockArgs,
     tr0: usize,
     tr1: usize,
@@ -379,10 +687,10 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
     let (h, w, tw) = (g.h, g.w, g.tw);
     let nr = tr1 - tr0;
     let tb = nr * tw;
-    let plane_v = c * tb + PLANE_PAD;
-    let plane_m = k * tb + PLANE_PAD;
-    let v = &mut s.v[..A * A * plane_v];
-    let mm = &mut s.m[..A * A * plane_m];
+    let lv = P::layout(A * A, c, tb);
+    let lm = P::layout(A * A, k, tb);
+    let v = &mut s.v[..A * A * (c * tb + PLANE_PAD)];
+    let mm = &mut s.m[..A * A * (k * tb + PLANE_PAD)];
     let phase_row = M * (tw + 1);
 
     // Stack buffers for LANES tiles, reused (overwritten whole) by every chunk.
@@ -395,8 +703,15 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
     let mut pixels = [[0.0f32; M]; LANES];
 
     // Input transform: V[p = i·α + j][c][tile] = (Bᵀ d B)[i][j].
+    // Source rows the block reads: padded rows M·tr0 .. M·tr1 + 2, less the padding.
+    let src_rows = (M * tr0).saturating_sub(1)..(M * tr1 + 1).min(h);
     for ci in 0..c {
         let xc = &x[ci * h * w..][..h * w];
+        // The next channel's rows are short runs in another part of the image, which the
+        // hardware prefetchers pick up late: ask for them while this channel is transformed.
+        if ci + 1 < c {
+            prefetch(&x[((ci + 1) * h + src_rows.start) * w..(ci + 1) * h * w + src_rows.end * w]);
+        }
         // Padded row M·tr0 + r is source row M·tr0 + r − 1; phase q of a padded row holds its
         // padded columns q, q + M, q + 2M, …, so column i of tile t is phase i mod M at
         // t + i / M.
@@ -426,14 +741,14 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
                 for r in 0..A {
                     T::bt(&d[r], &mut rows_t[r]);
                 }
-                let off = ci * tb + tl * tw + t0;
+                let t = tl * tw + t0;
                 for j in 0..A {
                     for r in 0..A {
                         col[r] = rows_t[r][j];
                     }
                     T::bt(&col, &mut vt);
                     for (i, vi) in vt.iter().enumerate() {
-                        v[(i * A + j) * plane_v + off..][..LANES].copy_from_slice(vi);
+                        v[lv.at(i * A + j, ci, t)..][..LANES].copy_from_slice(vi);
                     }
                 }
             }
@@ -441,36 +756,7 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
     }
 
     // M[p] = U[p] · V[p]: (K × C) · (C × tb).
-    for p in 0..A * A {
-        let u = &wts.u[p * k * c..][..k * c];
-        let vp = &v[p * plane_v..][..c * tb];
-        let mp = &mut mm[p * plane_m..][..k * tb];
-        // SAFETY: the three row-major matrices lie inside the slices above (K×C with row
-        // stride C, C×tb and K×tb with row stride tb), and dst does not alias the inputs.
-        unsafe {
-            gemm::gemm(
-                k,
-                tb,
-                c,
-                mp.as_mut_ptr(),
-                1,
-                tb as isize,
-                false,
-                u.as_ptr(),
-                1,
-                c as isize,
-                vp.as_ptr(),
-                1,
-                tb as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-    }
+    P::products(wts, v, lv, mm, lm, tb);
 
     // Output transform, bias and activation: Y = Aᵀ M A.
     let mm = &*mm;
@@ -484,10 +770,10 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>>(
                 if col0 >= w {
                     break;
                 }
-                let off = ko * tb + tl * tw + t0;
+                let t = tl * tw + t0;
                 for j in 0..A {
                     for (r, cr) in col.iter_mut().enumerate() {
-                        cr.copy_from_slice(&mm[(r * A + j) * plane_m + off..][..LANES]);
+                        cr.copy_from_slice(&mm[lm.at(r * A + j, ko, t)..][..LANES]);
                     }
                     T::at(&col, &mut cols_t[j]);
                 }
