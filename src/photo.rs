@@ -343,6 +343,19 @@ pub fn alpha_plane(img: &DynamicImage) -> Vec<f32> {
     img.to_rgba32f().pixels().map(|p| p[3]).collect()
 }
 
+/// A `w × h` alpha plane in [0, 1] as the grey RGB8 picture the model upscales for it (each
+/// value rounded to 8 bits in all three channels); `None` when the plane is not `w·h` long.
+pub fn alpha_as_rgb8(alpha: &[f32], w: u32, h: u32) -> Option<RgbImage> {
+    let rgb: Vec<u8> = alpha
+        .iter()
+        .flat_map(|&v| {
+            let v = (v * 255.0).round().clamp(0.0, 255.0) as u8;
+            [v, v, v]
+        })
+        .collect();
+    RgbImage::from_raw(w, h, rgb)
+}
+
 /// Replaces the colour of fully transparent pixels (alpha 0) by a push-pull fill from the
 /// visible ones: a pyramid of alpha-weighted 2×2 averages is built up to one pixel, then each
 /// transparent pixel takes the colour of the coarsest level's bilinear interpolation that has

@@ -194,15 +194,8 @@ fn alpha_pass_8(
     oh: u32,
 ) -> Result<Vec<u8>, Error> {
     let flat = photo::FlatAlpha::new(alpha, w, h);
-    let rgb: Vec<u8> = alpha
-        .iter()
-        .flat_map(|&v| {
-            let v = (v * 255.0).round().clamp(0.0, 255.0) as u8;
-            [v, v, v]
-        })
-        .collect();
-    let rgb =
-        RgbImage::from_raw(w, h, rgb).ok_or_else(|| Error::Runtime("alpha plane size".into()))?;
+    let rgb = photo::alpha_as_rgb8(alpha, w, h)
+        .ok_or_else(|| Error::Runtime("alpha plane size".into()))?;
     let big = up.upscale(&rgb)?;
     let (ow, oh) = (ow as usize, oh as usize);
     let mut out = Vec::with_capacity(ow * oh);

@@ -282,14 +282,7 @@ pub fn conv3x3(
     y: &mut [f32],
     executor: &Executor,
 ) {
-    match wts.tile {
-        WinogradTile::F2 => {
-            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor, false)
-        }
-        WinogradTile::F4 => {
-            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor, false)
-        }
-    }
+    conv3x3_tile(wts, bias, negative_slope, x, h, w, y, executor, false)
 }
 
 /// [`conv3x3`] with its GEMMs always by the `gemm` crate (the path of CPUs without AVX-512F),
@@ -306,12 +299,28 @@ pub fn conv3x3_portable_gemm(
     y: &mut [f32],
     executor: &Executor,
 ) {
+    conv3x3_tile(wts, bias, negative_slope, x, h, w, y, executor, true)
+}
+
+/// [`conv3x3`] for the weights' output tile, the GEMMs by the `gemm` crate when `portable`.
+#[allow(clippy::too_many_arguments)]
+fn conv3x3_tile(
+    wts: &WinogradWeights,
+    bias: &[f32],
+    negative_slope: &[f32],
+    x: &[f32],
+    h: usize,
+    w: usize,
+    y: &mut [f32],
+    executor: &Executor,
+    portable: bool,
+) {
     match wts.tile {
         WinogradTile::F2 => {
-            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor, true)
+            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor, portable)
         }
         WinogradTile::F4 => {
-            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor, true)
+            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor, portable)
         }
     }
 }

@@ -889,15 +889,8 @@ fn stream_png(
     if alpha {
         let a = photo::alpha_plane(&img);
         let flat = photo::FlatAlpha::new(&a, w, h);
-        let rgb: Vec<u8> = a
-            .iter()
-            .flat_map(|&v| {
-                let v = (v * 255.0).round().clamp(0.0, 255.0) as u8;
-                [v, v, v]
-            })
-            .collect();
+        let rgb = photo::alpha_as_rgb8(&a, w, h).context("alpha plane size")?;
         drop(a);
-        let rgb = RgbImage::from_raw(w, h, rgb).context("alpha plane size")?;
         let file =
             tempfile::tempfile().context("cannot create a temporary file for the alpha plane")?;
         let mut file = BufWriter::new(file);
