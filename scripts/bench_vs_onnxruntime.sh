@@ -4,25 +4,15 @@
 #   scripts/bench_vs_onnxruntime.sh [MODEL.onnx ...]
 #
 # Defaults: models/savl-lite-x4.onnx plus the peers in ../shared/peers (srmd_x4 is skipped: it
-# takes a 19-channel input, not RGB). Env: SIZES (128,256), THREADS (1,2), RUNS (5),
-# ROUNDS (1), PROFILE (release; `dev` builds faster and runs tract at the same opt-level 3).
+# takes a 19-channel input, not RGB). Env: ROUNDS (1), and those of scripts/bench_common.sh:
+# SIZES (128,256), THREADS (1,2), RUNS (5), PROFILE (release), SAVL_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZES=${SIZES:-128,256}
-THREADS=${THREADS:-1,2}
-RUNS=${RUNS:-5}
 ROUNDS=${ROUNDS:-1}
-PROFILE=${PROFILE:-release}
 
 python3 -c "import onnxruntime, numpy" 2>/dev/null || python3 -m pip install -q onnxruntime numpy
 
-if [ "$PROFILE" = release ]; then
-  cargo build --release -p savl --example bench_runtime
-  BIN=target/release/examples/bench_runtime
-else
-  cargo build -p savl --example bench_runtime
-  BIN=target/debug/examples/bench_runtime
-fi
+source scripts/bench_common.sh
 
 if [ "$#" -gt 0 ]; then
   MODELS=("$@")

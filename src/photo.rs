@@ -647,14 +647,7 @@ pub fn upscale_alpha_with<F>(
 where
     F: FnOnce(&RgbImage) -> Result<RgbImage, String>,
 {
-    let rgb: Vec<u8> = alpha
-        .iter()
-        .flat_map(|&a| {
-            let v = (a * 255.0).round().clamp(0.0, 255.0) as u8;
-            [v, v, v]
-        })
-        .collect();
-    let rgb = RgbImage::from_raw(width, height, rgb).ok_or("alpha plane size")?;
+    let rgb = alpha_as_rgb8(alpha, width, height).ok_or("alpha plane size")?;
     let up = run(&rgb)?;
     let (bw, bh) = up.dimensions();
     let mean: Vec<f32> = up

@@ -23,12 +23,12 @@ pub struct DegradationEstimate {
     pub width: usize,
     /// LR height.
     pub height: usize,
-    /// Dimension `d` of the degradation code.
-    pub dim: usize,
     /// Posterior mean of the degradation code, planar `d × height × width`.
     pub mu: Vec<f32>,
     /// Standardised severity `s(u)` in [−3, 3], `height × width`.
     pub severity: Vec<f32>,
+    /// Dimension `d` of the degradation code.
+    pub dim: usize,
 }
 
 /// What the tile workers of a run hold, from the graph's activation estimate for one tile

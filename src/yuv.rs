@@ -184,43 +184,31 @@ pub enum UvOrder {
     Vu,
 }
 
-/// Read-only chroma planes.
+/// Chroma planes: `P` is [`Plane`] to read them ([`Chroma`]), [`PlaneMut`] to write them
+/// ([`ChromaMut`]).
 #[derive(Debug, Clone, Copy)]
-pub enum Chroma<'a> {
+pub enum ChromaPlanes<P> {
     /// Separate U (Cb) and V (Cr) planes (I420, I444).
     Planar {
         /// Cb.
-        u: Plane<'a>,
+        u: P,
         /// Cr.
-        v: Plane<'a>,
+        v: P,
     },
     /// One plane of sample pairs (NV12, NV21).
     Interleaved {
         /// The pairs.
-        uv: Plane<'a>,
+        uv: P,
         /// Which comes first.
         order: UvOrder,
     },
 }
 
+/// Read-only chroma planes.
+pub type Chroma<'a> = ChromaPlanes<Plane<'a>>;
+
 /// Writable chroma planes.
-#[derive(Debug)]
-pub enum ChromaMut<'a> {
-    /// Separate U (Cb) and V (Cr) planes.
-    Planar {
-        /// Cb.
-        u: PlaneMut<'a>,
-        /// Cr.
-        v: PlaneMut<'a>,
-    },
-    /// One plane of sample pairs.
-    Interleaved {
-        /// The pairs.
-        uv: PlaneMut<'a>,
-        /// Which comes first.
-        order: UvOrder,
-    },
-}
+pub type ChromaMut<'a> = ChromaPlanes<PlaneMut<'a>>;
 
 /// A Y′CbCr picture to read.
 #[derive(Debug, Clone, Copy)]

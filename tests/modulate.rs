@@ -46,11 +46,7 @@ fn rewrite_finds_every_gate() {
 
 #[test]
 fn fused_equals_unfused() {
-    let m = TestModel {
-        channels: 16,
-        body: 6,
-        ..Default::default()
-    };
+    let m = TestModel::sized(16, 6);
     let bytes = m.onnx_bytes();
     for (w, h) in [(31, 17), (64, 48)] {
         let img = test_image(w, h);

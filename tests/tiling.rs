@@ -38,11 +38,7 @@ fn tiled_equals_whole_image_u8() {
 
 #[test]
 fn tiled_equals_whole_image_f32() {
-    let m = TestModel {
-        channels: 8,
-        body: 6,
-        ..Default::default()
-    };
+    let m = TestModel::sized(8, 6);
     let bytes = m.onnx_bytes();
     for (w, h) in [(37, 41), (70, 33), (129, 65)] {
         let img = textured(w, h, w + h);
@@ -127,11 +123,7 @@ fn working_set_estimate_grows_with_the_tile_area() {
 
 #[test]
 fn auto_tile_fits_the_budget_and_stays_seamless() {
-    let m = TestModel {
-        channels: 8,
-        body: 6,
-        ..Default::default()
-    };
+    let m = TestModel::sized(8, 6);
     let bytes = m.onnx_bytes();
     let (w, h) = (150, 90);
     let img = textured(w as u32, h as u32, 5);

@@ -61,6 +61,11 @@ fn set_of(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The fraction of an alpha plane's values strictly between 0.05 and 0.95.
+fn soft_fraction(alpha: &[f32]) -> f64 {
+    alpha.iter().filter(|&&a| a > 0.05 && a < 0.95).count() as f64 / alpha.len() as f64
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| {
@@ -95,7 +100,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ("catmull-rom", FilterType::CatmullRom),
                 ("triangle", FilterType::Triangle),
             ];
-            println!("| set | picture | factor | bicubic | ×4 + lanczos3 | ×4 + catmull-rom | ×4 + triangle |");
+            let header: String = filters
+                .iter()
+                .map(|(n, _)| format!(" ×4 + {n} |"))
+                .collect();
+            println!("| set | picture | factor | bicubic |{header}");
             println!("|---|---|---|---|---|---|---|");
             // (set, factor) → sums of [bicubic, filters…] and count.
             let mut sums: Vec<(String, u32, [f64; 4], usize)> = Vec::new();
@@ -197,8 +206,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .map(|&v| if v >= 128 { 1.0 } else { 0.0 })
                         .collect()
                 };
-                let mask_soft = mask.iter().filter(|&&a| a > 0.05 && a < 0.95).count() as f64
-                    / mask.len() as f64;
+                let mask_soft = soft_fraction(&mask);
                 println!(
                     "| {} | (the mask itself) | | {:.2} % |",
                     p.file_stem().unwrap().to_string_lossy(),
@@ -233,8 +241,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .sum::<f64>()
                         / out.len() as f64;
                     let psnr = savl_contract::metrics::psnr_from_mse(mse);
-                    let soft = out.iter().filter(|&&a| a > 0.05 && a < 0.95).count() as f64
-                        / out.len() as f64;
+                    let soft = soft_fraction(&out);
                     println!(
                         "| {} | {name} | {psnr:.2} | {:.2} % |",
                         p.file_stem().unwrap().to_string_lossy(),

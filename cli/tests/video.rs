@@ -7,14 +7,29 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 mod support;
-use support::{exits, ok, stderr, Fixture};
+use support::{assert_mentions, exits, ok, stderr, Fixture};
 
 /// A fixture for these tests, which need ffmpeg and ffprobe.
 fn fixture() -> Fixture {
     Fixture::needing(&["ffmpeg", "ffprobe"])
 }
 
+/// [`fixture`] with a 32×24, 12-frame `clip.mp4`, with an audio track or none.
+fn with_clip(audio: bool) -> Fixture {
+    let f = fixture();
+    f.clip("clip.mp4", audio);
+    f
+}
+
 impl Fixture {
+    /// `savl video INPUT out.mkv --resume COMMON…`, which must succeed; its stderr.
+    #[track_caller]
+    fn resume(&self, input: &str, common: &[&str]) -> String {
+        let resumed = self.savl(&[&["video", input, "out.mkv", "--resume"][..], common].concat());
+        ok(&resumed);
+        stderr(&resumed)
+    }
+
     fn ffprobe(&self, args: &[&str]) -> String {
         let out = Command::new("ffprobe")
             .current_dir(self.dir.path())
@@ -118,10 +133,8 @@ impl Fixture {
 
 #[test]
 fn video_is_4x_with_the_same_frames_rate_timestamps_and_audio_packets() {
-    let f = fixture();
-    f.clip("clip.mp4", true);
-    let out = f.savl(&["video", "clip.mp4", "out.mp4", "--segment", "5"]);
-    ok(&out);
+    let f = with_clip(true);
+    ok(&f.savl(&["video", "clip.mp4", "out.mp4", "--segment", "5"]));
     assert_eq!(f.video_format("clip.mp4"), "32,24,12/1");
     assert_eq!(f.video_format("out.mp4"), "128,96,12/1");
     let times = f.frame_times("out.mp4");
@@ -135,10 +148,8 @@ fn video_is_4x_with_the_same_frames_rate_timestamps_and_audio_packets() {
 
 #[test]
 fn a_clip_without_audio_works_and_gets_none() {
-    let f = fixture();
-    f.clip("clip.mp4", false);
-    let out = f.savl(&["video", "clip.mp4", "out.mkv", "--codec", "ffv1"]);
-    ok(&out);
+    let f = with_clip(false);
+    ok(&f.savl(&["video", "clip.mp4", "out.mkv", "--codec", "ffv1"]));
     assert_eq!(f.video_format("out.mkv"), "128,96,12/1");
     assert_eq!(f.frame_times("out.mkv").len(), 12);
     let streams = f.ffprobe(&[
@@ -164,8 +175,7 @@ fn a_clip_without_audio_works_and_gets_none() {
 
 #[test]
 fn a_killed_run_resumes_and_equals_an_uninterrupted_one() {
-    let f = fixture();
-    f.clip("clip.mp4", true);
+    let f = with_clip(true);
     let common = ["--codec", "ffv1", "--segment", "4"];
     // Killed (SIGKILL, no clean-up) once its first segment of 4 frames is finished.
     f.full_and_killed(&common, 1);
@@ -187,9 +197,7 @@ fn a_killed_run_resumes_and_equals_an_uninterrupted_one() {
     assert!(work.join("seg_000000.nut").is_file());
 
     // Resumed: keeps the finished segment, upscales the rest; the frames equal the full run's.
-    let resumed = f.savl(&[&["video", "clip.mp4", "out.mkv", "--resume"][..], &common].concat());
-    ok(&resumed);
-    let msg = stderr(&resumed);
+    let msg = f.resume("clip.mp4", &common);
     assert!(msg.contains("1 finished segments kept"), "{msg}");
     assert!(msg.contains("4 of them from the resumed run"), "{msg}");
     let a = f.rgb_frames("full.mkv");
@@ -248,8 +256,7 @@ fn a_static_clip_gives_identical_output_frames() {
 
 #[test]
 fn missing_ffmpeg_is_named() {
-    let f = fixture();
-    f.clip("clip.mp4", false);
+    let f = with_clip(false);
     let empty = f.path("empty-bin");
     std::fs::create_dir(&empty).unwrap();
     let out = f
@@ -258,10 +265,7 @@ fn missing_ffmpeg_is_named() {
         .output()
         .unwrap();
     let msg = exits(&out, 2);
-    assert!(
-        msg.contains("ffmpeg and ffprobe") && msg.contains("neither was found on PATH"),
-        "{msg}"
-    );
+    assert_mentions(&msg, &["ffmpeg and ffprobe", "neither was found on PATH"]);
     assert!(!f.path("out.mp4").exists());
 }
 
@@ -274,24 +278,20 @@ fn inputs_are_never_overwritten_and_bad_inputs_are_named() {
         &["video", "clip.mp4", "clip.mp4"][..],
         &["video", "clip.mp4", "clip.mp4", "--force"],
     ] {
-        let out = f.savl(args);
-        let err = exits(&out, 2);
+        let err = exits(&f.savl(args), 2);
         assert!(err.contains("refusing to overwrite the input"), "{err}");
     }
     assert_eq!(std::fs::read(&clip).unwrap(), before);
 
     std::fs::write(f.path("exists.mp4"), b"keep").unwrap();
-    let out = f.savl(&["video", "clip.mp4", "exists.mp4"]);
-    let err = exits(&out, 2);
+    let err = exits(&f.savl(&["video", "clip.mp4", "exists.mp4"]), 2);
     assert!(err.contains("exists.mp4: already exists"), "{err}");
     assert_eq!(std::fs::read(f.path("exists.mp4")).unwrap(), b"keep");
 
     std::fs::write(f.path("junk.mp4"), b"this is not a video").unwrap();
-    let out = f.savl(&["video", "junk.mp4", "out.mp4"]);
-    let err = exits(&out, 2);
+    let err = exits(&f.savl(&["video", "junk.mp4", "out.mp4"]), 2);
     assert!(err.contains("junk.mp4: ffprobe cannot read it"), "{err}");
-    let out = f.savl(&["video", "missing.mp4", "out.mp4"]);
-    let err = exits(&out, 2);
+    let err = exits(&f.savl(&["video", "missing.mp4", "out.mp4"]), 2);
     assert!(err.contains("missing.mp4: No such file"), "{err}");
     let out = f.savl(&["video", "clip.mp4", "noext"]);
     let err = exits(&out, 2);
@@ -300,15 +300,13 @@ fn inputs_are_never_overwritten_and_bad_inputs_are_named() {
     assert!(f.hidden_files().is_empty(), "{:?}", f.hidden_files());
 
     // --force replaces an existing output.
-    let out = f.savl(&["video", "clip.mp4", "exists.mp4", "--force"]);
-    ok(&out);
+    ok(&f.savl(&["video", "clip.mp4", "exists.mp4", "--force"]));
     assert_eq!(f.video_format("exists.mp4"), "128,96,12/1");
 }
 
 #[test]
 fn subtitles_are_copied_and_v_shows_the_ffmpeg_commands() {
-    let f = fixture();
-    f.clip("clip.mp4", true);
+    let f = with_clip(true);
     std::fs::write(
         f.path("subs.srt"),
         "1\n00:00:00,100 --> 00:00:00,600\nhello\n\n2\n00:00:00,700 --> 00:00:00,900\nworld\n",
@@ -338,8 +336,7 @@ fn subtitles_are_copied_and_v_shows_the_ffmpeg_commands() {
 
 #[test]
 fn encoder_options_are_checked_before_any_work() {
-    let f = fixture();
-    f.clip("clip.mp4", false);
+    let f = with_clip(false);
     for (args, want) in [
         (
             &["--codec", "no-such-encoder"][..],
@@ -397,13 +394,8 @@ fn a_run_killed_from_outside_resumes_to_the_same_frames() {
     );
     assert!(!f.path("out.mkv").exists());
 
-    let resumed = f.savl(&[&["video", "long.mkv", "out.mkv", "--resume"][..], &common].concat());
-    ok(&resumed);
-    assert!(
-        stderr(&resumed).contains("finished segments kept"),
-        "{}",
-        stderr(&resumed)
-    );
+    let msg = f.resume("long.mkv", &common);
+    assert!(msg.contains("finished segments kept"), "{msg}");
     let a = f.rgb_frames("full.mkv");
     assert_eq!(a.len(), 128 * 96 * 3 * 48);
     assert!(a == f.rgb_frames("out.mkv"), "resumed frames differ");
@@ -412,19 +404,13 @@ fn a_run_killed_from_outside_resumes_to_the_same_frames() {
 
 #[test]
 fn a_run_killed_after_its_last_segment_resumes_with_the_join_only() {
-    let f = fixture();
-    f.clip("clip.mp4", true);
+    let f = with_clip(true);
     // 12 frames in segments of 5: 5, 5 and a short last one of 2.
     let common = ["--codec", "ffv1", "--segment", "5"];
     f.full_and_killed(&common, 3);
     assert!(f.path(".out.mkv.savl-video/seg_000002.nut").is_file());
-    let resumed = f.savl(&[&["video", "clip.mp4", "out.mkv", "--resume"][..], &common].concat());
-    ok(&resumed);
-    assert!(
-        stderr(&resumed).contains("3 finished segments kept"),
-        "{}",
-        stderr(&resumed)
-    );
+    let msg = f.resume("clip.mp4", &common);
+    assert!(msg.contains("3 finished segments kept"), "{msg}");
     assert!(f.rgb_frames("out.mkv") == f.rgb_frames("full.mkv"));
     let times = f.frame_times("out.mkv");
     assert_eq!(times.len(), 12);

@@ -139,6 +139,15 @@ fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
 }
 
 impl TestModel {
+    /// The default model with `channels` body channels and `body` 3×3 convs.
+    pub fn sized(channels: usize, body: usize) -> TestModel {
+        TestModel {
+            channels,
+            body,
+            ..Default::default()
+        }
+    }
+
     /// LR-pixel radius of the receptive field of `sr`.
     pub fn receptive_field(&self) -> usize {
         self.body + 2

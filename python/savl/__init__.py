@@ -21,7 +21,7 @@ Errors are subclasses of :class:`SavlError`, one per fault, carrying the runtime
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Optional, TypeVar, Union, overload
 
 import numpy as np
 
@@ -65,6 +65,35 @@ class Degradation(NamedTuple):
     """Posterior mean of the degradation code, float32, shape (d, H, W) (d = 16 for lite)."""
     severity: np.ndarray
     """Standardised severity in [-3, 3], float32, shape (H, W)."""
+
+
+_T = TypeVar("_T")
+
+
+class _Native(Generic[_T]):
+    """A read-only attribute of :class:`Upscaler`, the native upscaler's attribute of the same
+    name."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> "_Native[_T]": ...
+
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> _T: ...
+
+    def __get__(self, obj: Any, owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj._native, self._name)
+
+    def __set__(self, obj: object, value: object) -> None:
+        raise AttributeError(f"{self._name} is read-only")
 
 
 def _is_pil(obj: object) -> bool:
@@ -167,45 +196,26 @@ class Upscaler:
         mu, severity = self._native.inspect(image)
         return Degradation(mu, severity)
 
-    @property
-    def scale(self) -> int:
-        """The model's scale factor (4)."""
-        return self._native.scale
-
-    @property
-    def precision(self) -> str:
-        """The precision that runs: ``"f32"``, ``"f16"`` or ``"int8"`` (never ``"auto"``)."""
-        return self._native.precision
-
-    @property
-    def tile(self) -> Optional[int]:
-        """The fixed tile side in input pixels, or None when each picture gets the largest
-        tile within the memory budget (see ``tile_for``)."""
-        return self._native.tile
+    scale: _Native[int] = _Native("The model's scale factor (4).")
+    precision: _Native[str] = _Native(
+        'The precision that runs: ``"f32"``, ``"f16"`` or ``"int8"`` (never ``"auto"``).'
+    )
+    tile: _Native[Optional[int]] = _Native(
+        "The fixed tile side in input pixels, or None when each picture gets the largest tile "
+        "within the memory budget (see ``tile_for``)."
+    )
+    halo: _Native[int] = _Native("The tile halo in input pixels (from the model's receptive field).")
+    threads: _Native[int] = _Native("Worker threads of this upscaler.")
+    model_name: _Native[str] = _Native(
+        "The model file loaded (``<embedded:...>`` for the embedded model)."
+    )
+    has_estimate: _Native[bool] = _Native(
+        "Whether the model has degradation outputs (what :meth:`inspect` needs)."
+    )
 
     def tile_for(self, width: int, height: int) -> int:
         """The tile side used for a ``width`` × ``height`` picture."""
         return self._native.tile_for(width, height)
-
-    @property
-    def halo(self) -> int:
-        """The tile halo in input pixels (from the model's receptive field)."""
-        return self._native.halo
-
-    @property
-    def threads(self) -> int:
-        """Worker threads of this upscaler."""
-        return self._native.threads
-
-    @property
-    def model_name(self) -> str:
-        """The model file loaded (``<embedded:...>`` for the embedded model)."""
-        return self._native.model_name
-
-    @property
-    def has_estimate(self) -> bool:
-        """Whether the model has degradation outputs (what :meth:`inspect` needs)."""
-        return self._native.has_estimate
 
     def describe(self) -> str:
         """Model, precision and why, CPU features, tiling and threads (as ``savl -v``)."""

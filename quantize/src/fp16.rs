@@ -101,38 +101,31 @@ pub fn convert_fp16(model: &pb::ModelProto, io_f16: bool) -> pb::ModelProto {
             _ => {}
         }
     }
-    // Inputs and outputs.
-    let mut pre = vec![];
-    for inp in g.input.iter_mut() {
-        if og::elem_type(inp) != Some(DataType::Float as i32)
-            || g.initializer.iter().any(|t| t.name == inp.name)
-        {
-            continue;
-        }
-        if io_f16 {
-            og::set_elem_type(inp, DataType::Float16);
-        } else {
-            let inner = format!("{}__f16", inp.name);
-            for n in g.node.iter_mut() {
-                rename(&mut n.input, &inp.name, &inner);
+    // Inputs and outputs: f16 themselves with `io_f16`, else f32 with a Cast at the boundary.
+    let (mut pre, mut post) = (vec![], vec![]);
+    for (values, input) in [(&mut g.input, true), (&mut g.output, false)] {
+        for v in values.iter_mut() {
+            if og::elem_type(v) != Some(DataType::Float as i32)
+                || (input && g.initializer.iter().any(|t| t.name == v.name))
+            {
+                continue;
             }
-            pre.push(cast(&inp.name, &inp.name, &inner, DataType::Float16));
-        }
-    }
-    let mut post = vec![];
-    for out in g.output.iter_mut() {
-        if og::elem_type(out) != Some(DataType::Float as i32) {
-            continue;
-        }
-        if io_f16 {
-            og::set_elem_type(out, DataType::Float16);
-        } else {
-            let inner = format!("{}__f16", out.name);
-            for n in g.node.iter_mut() {
-                rename(&mut n.output, &out.name, &inner);
-                rename(&mut n.input, &out.name, &inner);
+            if io_f16 {
+                og::set_elem_type(v, DataType::Float16);
+                continue;
             }
-            post.push(cast(&out.name, &inner, &out.name, DataType::Float));
+            let inner = format!("{}__f16", v.name);
+            for n in g.node.iter_mut() {
+                if !input {
+                    rename(&mut n.output, &v.name, &inner);
+                }
+                rename(&mut n.input, &v.name, &inner);
+            }
+            if input {
+                pre.push(cast(&v.name, &v.name, &inner, DataType::Float16));
+            } else {
+                post.push(cast(&v.name, &inner, &v.name, DataType::Float));
+            }
         }
     }
     let body = std::mem::take(&mut g.node);

@@ -72,8 +72,6 @@ pub enum ConvForm {
 /// Options of [`quantize_int8`].
 #[derive(Debug, Clone, Default)]
 pub struct Int8Options {
-    /// Range selection for activations.
-    pub method: Method,
     /// What stays in f32.
     pub policy: Policy,
     /// Conv node names kept in f32 regardless of the policy.
@@ -83,6 +81,8 @@ pub struct Int8Options {
     pub auto_target_db: Option<f64>,
     /// At most this many convs kept by [`Policy::Auto`] (default: a quarter of them, at least 2).
     pub auto_max_keep: Option<usize>,
+    /// Range selection for activations.
+    pub method: Method,
     /// ONNX form of the quantized convs.
     pub form: ConvForm,
 }

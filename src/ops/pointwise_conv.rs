@@ -21,9 +21,6 @@ pub struct PointwiseConv {
     pub bias: Arc<Vec<f32>>,
 }
 
-// No NaN is ever compared: the fields are model constants, compared only to dedup ops.
-impl Eq for PointwiseConv {}
-
 impl Op for PointwiseConv {
     fn name(&self) -> StaticName {
         "SavlPointwiseConv".into()
@@ -34,6 +31,35 @@ impl Op for PointwiseConv {
     }
 
     op_as_typed_op!();
+}
+
+// No NaN is ever compared: the fields are model constants, compared only to dedup ops.
+impl Eq for PointwiseConv {}
+
+impl TypedOp for PointwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == self.cs.len());
+        let x = inputs[0];
+        for (f, &c) in inputs.iter().zip(&self.cs) {
+            ensure!(f.datum_type == f32::datum_type());
+            ensure!(f.rank() == 4);
+            ensure!(f.shape[1] == TDim::Val(c as i64));
+            ensure!(f.shape[0] == x.shape[0] && f.shape[2] == x.shape[2]);
+            ensure!(f.shape[3] == x.shape[3]);
+        }
+        let mut shape: TVec<TDim> = x.shape.iter().cloned().collect();
+        shape[1] = TDim::Val(self.k as i64);
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let s = &inputs[0].shape;
+        let pixels = s[0].clone() * s[2].clone() * s[3].clone();
+        let c: usize = self.cs.iter().sum();
+        Ok(tvec!((Cost::FMA(f32::datum_type()), pixels * (self.k * c))))
+    }
+
+    as_op!();
 }
 
 impl EvalOp for PointwiseConv {
@@ -90,30 +116,4 @@ impl EvalOp for PointwiseConv {
         }
         Ok(tvec!(y.into_tvalue()))
     }
-}
-
-impl TypedOp for PointwiseConv {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs.len() == self.cs.len());
-        let x = inputs[0];
-        for (f, &c) in inputs.iter().zip(&self.cs) {
-            ensure!(f.datum_type == f32::datum_type());
-            ensure!(f.rank() == 4);
-            ensure!(f.shape[1] == TDim::Val(c as i64));
-            ensure!(f.shape[0] == x.shape[0] && f.shape[2] == x.shape[2]);
-            ensure!(f.shape[3] == x.shape[3]);
-        }
-        let mut shape: TVec<TDim> = x.shape.iter().cloned().collect();
-        shape[1] = TDim::Val(self.k as i64);
-        Ok(tvec!(f32::fact(shape)))
-    }
-
-    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
-        let s = &inputs[0].shape;
-        let pixels = s[0].clone() * s[2].clone() * s[3].clone();
-        let c: usize = self.cs.iter().sum();
-        Ok(tvec!((Cost::FMA(f32::datum_type()), pixels * (self.k * c))))
-    }
-
-    as_op!();
 }

@@ -3,13 +3,35 @@
 
 use savl_train::cmd::degrade::{run, Args};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("savl-degrade-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// `savl-train degrade --input INPUT --output OUTPUT ARGS…`: what it returned, and its stderr.
+fn degrade(input: &Path, output: &Path, args: &[&str]) -> (Output, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_savl-train"))
+        .args(["degrade", "--input"])
+        .arg(input)
+        .arg("--output")
+        .arg(output)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o, err)
+}
+
+/// A [`scratch`] folder and an empty `in` folder in it.
+fn scratch_with_input(name: &str) -> (PathBuf, PathBuf) {
+    let root = scratch(name);
+    let input = root.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    (root, input)
 }
 
 fn photo(path: &Path, w: u32, h: u32, tint: u8) {
@@ -56,9 +78,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn same_seed_writes_byte_identical_files_and_the_maps_parse() {
-    let root = scratch("determinism");
-    let input = root.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (root, input) = scratch_with_input("determinism");
     photo(&input.join("a.png"), 80, 64, 10);
     photo(&input.join("b.png"), 48, 40, 200);
     std::fs::write(input.join("notes.txt"), "not an image, ignored").unwrap();
@@ -110,9 +130,7 @@ fn same_seed_writes_byte_identical_files_and_the_maps_parse() {
 
 #[test]
 fn corrupt_image_is_named_and_skipped() {
-    let root = scratch("corrupt");
-    let input = root.join("in");
-    std::fs::create_dir_all(&input).unwrap();
+    let (root, input) = scratch_with_input("corrupt");
     photo(&input.join("good.png"), 40, 40, 0);
     std::fs::write(
         input.join("broken.jpg"),
@@ -120,15 +138,7 @@ fn corrupt_image_is_named_and_skipped() {
     )
     .unwrap();
     let out = root.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_savl-train"))
-        .args(["degrade", "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&out)
-        .args(["--seed", "1", "--crop", "32"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let (o, err) = degrade(&input, &out, &["--seed", "1", "--crop", "32"]);
     assert!(o.status.success(), "{err}");
     assert!(
         err.contains("broken.jpg"),
@@ -143,23 +153,17 @@ fn corrupt_image_is_named_and_skipped() {
 fn empty_missing_or_all_corrupt_folders_fail_with_a_clear_message() {
     let root = scratch("empty");
     let empty = root.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
     let bad = root.join("bad");
-    std::fs::create_dir_all(&bad).unwrap();
+    for dir in [&empty, &bad] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
     std::fs::write(bad.join("x.png"), b"garbage").unwrap();
     for (dir, needle) in [
         (empty.clone(), "no image files"),
         (root.join("missing"), "does not exist"),
         (bad, "no readable image"),
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_savl-train"))
-            .args(["degrade", "--input"])
-            .arg(&dir)
-            .arg("--output")
-            .arg(root.join("out"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
+        let (o, err) = degrade(&dir, &root.join("out"), &[]);
         assert!(!o.status.success(), "{} should fail", dir.display());
         assert!(
             err.contains(needle) && err.contains(&*dir.to_string_lossy()),

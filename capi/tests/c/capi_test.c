@@ -109,6 +109,21 @@ static void *image_worker(void *arg) {
     return (void *)bad;
 }
 
+/* Runs `fn` on four threads at once, all on the handle `up`; the sum of what they return (each
+   its count of failed or differing calls). */
+static intptr_t on_four_threads(SavlUpscaler *up, void *(*fn)(void *)) {
+    shared = up;
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, fn, NULL);
+    intptr_t bad = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad += (intptr_t)r;
+    }
+    return bad;
+}
+
 static void run_image_checks(SavlUpscaler *up) {
     /* Versions. */
     CHECK(savl_abi_version() == SAVL_ABI_VERSION, "abi version %u", savl_abi_version());
@@ -260,15 +275,7 @@ static void run_image_checks(SavlUpscaler *up) {
     free(big);
 
     /* One handle, four threads running run_image at once, each with its own progress. */
-    shared = up;
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, image_worker, NULL);
-    intptr_t bad = 0;
-    for (int i = 0; i < 4; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        bad += (intptr_t)r;
-    }
+    intptr_t bad = on_four_threads(up, image_worker);
     CHECK(bad == 0, "4 threads x 3 run_image calls on one handle: %ld differ or fail", (long)bad);
     free(dst);
 }
@@ -345,15 +352,7 @@ int main(void) {
     CHECK(st == SAVL_STATUS_OK, "run");
 
     /* One handle, four threads at once: every result equals the single-thread one. */
-    shared = up;
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, worker, NULL);
-    intptr_t bad = 0;
-    for (int i = 0; i < 4; i++) {
-        void *r;
-        pthread_join(t[i], &r);
-        bad += (intptr_t)r;
-    }
+    intptr_t bad = on_four_threads(up, worker);
     CHECK(bad == 0, "4 threads x 3 runs on one handle: %ld differ or fail", (long)bad);
 
     run_image_checks(up);

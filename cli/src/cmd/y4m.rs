@@ -89,16 +89,16 @@ pub struct Header {
     pub width: u32,
     /// Frame height in pixels.
     pub height: u32,
+    /// The `C` tag as written (`420jpeg`), if present.
+    pub chroma_tag: Option<String>,
+    /// Chroma of the frames (from the `C` tag; 4:2:0 without one).
+    pub chroma: Subsampling,
     /// Frame rate `F` as written (`30000:1001`), if present.
     pub rate: Option<String>,
     /// Interlacing `I` (`p`, `t`, `b`, `m`), if present.
     pub interlace: Option<String>,
     /// Pixel aspect `A` as written, if present.
     pub aspect: Option<String>,
-    /// Chroma of the frames.
-    pub chroma: Subsampling,
-    /// The `C` tag as written (`420jpeg`), if present.
-    pub chroma_tag: Option<String>,
     /// `XCOLORRANGE`, if present.
     pub range: Option<Range>,
 }

@@ -91,6 +91,33 @@ impl Fixture {
         cmd
     }
 
+    /// Runs `savl ARGS…` in the folder to the end, without [`Fixture::command`]'s model, tile
+    /// and thread flags.
+    pub fn savl_bare(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs [`Fixture::savl`], asserting it succeeds; the size of the picture it wrote to `out`.
+    #[track_caller]
+    pub fn dims_after(&self, args: &[&str], out: &str) -> (u32, u32) {
+        ok(&self.savl(args));
+        dims(&self.path(out))
+    }
+
+    /// For each `(args, out, size)`: `savl upscale INPUT ARGS…` succeeds and writes a picture
+    /// of `size` to `out`.
+    #[track_caller]
+    pub fn assert_upscaled_sizes(&self, input: &str, cases: &[(&[&str], &str, (u32, u32))]) {
+        for &(args, out, size) in cases {
+            let args = [&["upscale", input][..], args].concat();
+            assert_eq!(self.dims_after(&args, out), size, "{args:?}");
+        }
+    }
+
     /// Runs [`Fixture::command`] to the end.
     pub fn savl(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
@@ -194,4 +221,15 @@ pub fn exits(o: &Output, code: i32) -> String {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(code), "{err}");
     err
+}
+
+/// Asserts that `msg` contains every one of `needles`, showing `msg` when it does not.
+#[track_caller]
+pub fn assert_mentions(msg: &str, needles: &[&str]) {
+    let missing: Vec<&str> = needles
+        .iter()
+        .copied()
+        .filter(|n| !msg.contains(n))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?} missing from: {msg}");
 }

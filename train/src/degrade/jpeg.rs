@@ -300,6 +300,17 @@ mod tests {
         }
     }
 
+    /// `Σₖ a(i, k) · b(k, j)` for every `i, j`, summed in the order of `k`.
+    fn matmul8(a: impl Fn(usize, usize) -> f32, b: impl Fn(usize, usize) -> f32) -> [[f32; 8]; 8] {
+        let mut out = [[0.0f32; 8]; 8];
+        for (i, row) in out.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (0..8).fold(0.0, |s, k| s + a(i, k) * b(k, j));
+            }
+        }
+        out
+    }
+
     /// The row-wise products equal the plain triple loops (same order of additions).
     #[test]
     fn transform_matches_triple_loop() {
@@ -310,35 +321,17 @@ mod tests {
                 *v = ((i * 37 + j * 11) % 255) as f32 - 128.0;
             }
         }
+        let mut mt = m;
+        for (i, row) in mt.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = m[j][i];
+            }
+        }
         for inverse in [false, true] {
-            let mut t = [[0.0f32; 8]; 8];
-            let mut want = [[0.0f32; 8]; 8];
-            for i in 0..8 {
-                for j in 0..8 {
-                    let mut s = 0.0;
-                    for k in 0..8 {
-                        s += if inverse {
-                            m[k][i] * b[k][j]
-                        } else {
-                            m[i][k] * b[k][j]
-                        };
-                    }
-                    t[i][j] = s;
-                }
-            }
-            for i in 0..8 {
-                for j in 0..8 {
-                    let mut s = 0.0;
-                    for k in 0..8 {
-                        s += if inverse {
-                            t[i][k] * m[k][j]
-                        } else {
-                            t[i][k] * m[j][k]
-                        };
-                    }
-                    want[i][j] = s;
-                }
-            }
+            // Forward: M·B·Mᵀ; inverse: Mᵀ·B·M.
+            let (left, right) = if inverse { (mt, m) } else { (m, mt) };
+            let t = matmul8(|i, k| left[i][k], |k, j| b[k][j]);
+            let want = matmul8(|i, k| t[i][k], |k, j| right[k][j]);
             let mut got = b;
             transform(&mut got, &m, inverse);
             assert_eq!(got, want, "inverse = {inverse}");

@@ -11,12 +11,12 @@ use rand_distr::{Distribution, StandardNormal};
 pub struct MaskConfig {
     /// Coarse-grid cell size range in HR px, drawn log-uniformly once per image.
     pub cell_px: (f64, f64),
+    /// Minimum pixel fraction of every regime.
+    pub min_region_frac: f64,
     /// Edge softening σ range in HR px.
     pub edge_sigma_px: (f64, f64),
     /// Probability of hard edges (σ_e = 0.5).
     pub hard_edge_prob: f64,
-    /// Minimum pixel fraction of every regime.
-    pub min_region_frac: f64,
 }
 
 impl Default for MaskConfig {

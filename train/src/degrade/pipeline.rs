@@ -108,30 +108,16 @@ fn defocus_blur(img: &PlanarImage, sigma: &[f32]) -> (PlanarImage, Vec<f32>) {
 
 /// Per-pixel noise parameters from the regimes' noise on the masks' grid, with drift.
 fn noise_maps(masks: &Masks, params: &[NoiseParams], drift: Option<(&[f32], f32)>) -> NoiseMaps {
-    let g: Vec<f32> = params
-        .iter()
-        .map(|p| {
-            if let NoiseKind::Gaussian(s) = p.kind {
-                s
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let p: Vec<f32> = params
-        .iter()
-        .map(|p| {
-            if let NoiseKind::Poisson(s) = p.kind {
-                s
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let gray: Vec<f32> = params
-        .iter()
-        .map(|p| if p.gray { 1.0 } else { 0.0 })
-        .collect();
+    let per_regime = |f: fn(&NoiseParams) -> f32| -> Vec<f32> { params.iter().map(f).collect() };
+    let g = per_regime(|p| match p.kind {
+        NoiseKind::Gaussian(s) => s,
+        _ => 0.0,
+    });
+    let p = per_regime(|p| match p.kind {
+        NoiseKind::Poisson(s) => s,
+        _ => 0.0,
+    });
+    let gray = per_regime(|p| if p.gray { 1.0 } else { 0.0 });
     let mut m = NoiseMaps {
         gauss_sigma: masks.blend(&g),
         poisson_scale: masks.blend(&p),

@@ -59,16 +59,16 @@ impl Default for ProbeConfig {
 /// Per-cell degradation maps at LR resolution.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeMaps {
-    /// LR rows.
-    pub height: usize,
-    /// LR columns.
-    pub width: usize,
     /// Noise level index (0..5) per cell, row-major over the cell grid.
     pub noise_idx: Vec<u8>,
     /// Blur level index into [`ProbeConfig::blur_levels`] per cell.
     pub blur_idx: Vec<u8>,
     /// JPEG quality per cell.
     pub jpeg_q: Vec<u8>,
+    /// LR rows.
+    pub height: usize,
+    /// LR columns.
+    pub width: usize,
     /// Cell side in LR px.
     pub cell: usize,
 }
@@ -125,8 +125,6 @@ impl ProbeMaps {
 /// One probe image with its exact per-pixel labels at LR resolution.
 #[derive(Clone, Debug)]
 pub struct ProbeSample {
-    /// Degraded LR image (8-bit values / 255).
-    pub lr: PlanarImage,
     /// Noise level index 0..5 per LR pixel (the 5-bin label).
     pub noise_level: Vec<u8>,
     /// Added Gaussian noise std per LR pixel, 1/255 units.
@@ -135,6 +133,8 @@ pub struct ProbeSample {
     pub blur_sigma: Vec<f32>,
     /// JPEG quality per LR pixel.
     pub jpeg_q: Vec<u8>,
+    /// Degraded LR image (8-bit values / 255).
+    pub lr: PlanarImage,
 }
 
 /// Degrades `hr` (sides multiples of `cfg.scale`, LR size equal to the maps') with `maps`; the

@@ -3,6 +3,49 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// `"a"`, `"a or b"`, `"a, b or c"`.
+fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// For an enum of named variants: `name()` (the name used on the command line and in
+/// checkpoints), `ALL`, and `Display` / `FromStr` by that name.
+macro_rules! named_choice {
+    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The name used on the command line and in checkpoints.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            /// Every variant.
+            pub const ALL: [$ty; [$($name),+].len()] = [$(Self::$variant),+];
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| {
+                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.name()).collect();
+                    format!(concat!("unknown ", $what, " {:?} (expected {})"), s, one_of(&names))
+                })
+            }
+        }
+    };
+}
+
 /// Which variant of the model is trained (`--ablation`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Ablation {
@@ -28,26 +71,6 @@ pub enum Ablation {
 pub const ORACLE_MAPS: usize = 4;
 
 impl Ablation {
-    /// The name used on the command line and in checkpoints.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Full => "full",
-            Self::NoGuide => "noguide",
-            Self::Deterministic => "deterministic",
-            Self::Club => "club",
-            Self::Oracle => "oracle",
-        }
-    }
-
-    /// Every variant.
-    pub const ALL: [Ablation; 5] = [
-        Self::Full,
-        Self::NoGuide,
-        Self::Deterministic,
-        Self::Club,
-        Self::Oracle,
-    ];
-
     /// Whether the SR net has gates (every variant but `noguide`).
     pub fn guided(self) -> bool {
         self != Self::NoGuide
@@ -60,25 +83,13 @@ impl Ablation {
     }
 }
 
-impl fmt::Display for Ablation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Ablation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown ablation {s:?} (expected full, noguide, deterministic, club or oracle)"
-                )
-            })
-    }
-}
+named_choice!(Ablation, "ablation", {
+    Full => "full",
+    NoGuide => "noguide",
+    Deterministic => "deterministic",
+    Club => "club",
+    Oracle => "oracle",
+});
 
 /// The LM lane's likelihood `p_θ(y ∣ z, r)` (`--likelihood`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -93,31 +104,7 @@ pub enum Likelihood {
     Laplace,
 }
 
-impl Likelihood {
-    /// The name used on the command line and in checkpoints.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::L1 => "l1",
-            Self::Laplace => "laplace",
-        }
-    }
-}
-
-impl fmt::Display for Likelihood {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Likelihood {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [Self::L1, Self::Laplace]
-            .into_iter()
-            .find(|l| l.name() == s)
-            .ok_or_else(|| format!("unknown likelihood {s:?} (expected l1 or laplace)"))
-    }
-}
+named_choice!(Likelihood, "likelihood", { L1 => "l1", Laplace => "laplace" });
 
 /// Sizes of the SAVL network (estimator, SR net, training-only decoder).
 #[derive(Clone, Debug, PartialEq)]
@@ -213,15 +200,13 @@ impl Config {
     }
 
     /// The same sizes with another variant.
-    pub fn with_ablation(mut self, ablation: Ablation) -> Self {
-        self.ablation = ablation;
-        self
+    pub fn with_ablation(self, ablation: Ablation) -> Self {
+        Config { ablation, ..self }
     }
 
     /// The same sizes with the LM lane's likelihood `likelihood`.
-    pub fn with_likelihood(mut self, likelihood: Likelihood) -> Self {
-        self.likelihood = likelihood;
-        self
+    pub fn with_likelihood(self, likelihood: Likelihood) -> Self {
+        Config { likelihood, ..self }
     }
 
     /// Channels of the gates' input: `[μ ‖ s]` (d + 1), or the oracle's [`ORACLE_MAPS`].
