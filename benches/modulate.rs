@@ -11,6 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use savl_contract::testmodel::TestModel;
+use tract_linalg::multithread::Executor;
 use tract_linalg::routines::Func;
 
 fn bench_op(c: &mut Criterion) {
@@ -23,7 +24,8 @@ fn bench_op(c: &mut Criterion) {
         let mut x = x0.clone();
         b.iter(|| {
             x.copy_from_slice(&x0);
-            savl::kernels::sigmoid_mul::sigmoid_mul(&mut x, &g, &*sig).unwrap();
+            savl::kernels::sigmoid_mul::sigmoid_mul(&mut x, &g, &*sig, &Executor::SingleThread)
+                .unwrap();
         })
     });
     grp.bench_function("unfused", |b| {

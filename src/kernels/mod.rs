@@ -16,6 +16,18 @@ pub mod winograd;
 
 #[derive(Clone, Copy)]
 pub(crate) struct OutPtr(pub(crate) *mut f32);
+impl OutPtr {
+    /// The `len` elements from element `start`.
+    ///
+    /// # Safety
+    /// They must lie inside the buffer, which must outlive the slice, and no other live slice may
+    /// overlap them.
+    pub(crate) unsafe fn slice_mut<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
+        // SAFETY: the caller's contract above.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
+
 // SAFETY: every kernel that shares an `OutPtr` has its blocks write disjoint element ranges (see
 // each kernel's block function), and the buffer outlives the parallel scope.
 unsafe impl Send for OutPtr {}

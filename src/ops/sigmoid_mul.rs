@@ -34,7 +34,8 @@ impl EvalOp for SigmoidMul {
             let g = g.as_slice::<f32>()?;
             let mut xv = x.try_as_plain_ram_mut()?;
             let xs = xv.as_slice_mut::<f32>()?;
-            sigmoid_mul(xs, g, &*sig)?;
+            let executor = tract_linalg::multithread::current_tract_executor();
+            sigmoid_mul(xs, g, &*sig, &executor)?;
         }
         Ok(tvec!(x.into_tvalue()))
     }
