@@ -24,8 +24,6 @@
 //! Conversions of one pixel depend on that pixel (and its chroma block) only: no state across
 //! rows or frames, so the same frame always converts to the same bytes.
 
-use std::fmt;
-
 /// The Y′CbCr colour matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Matrix {
@@ -46,27 +44,10 @@ impl Matrix {
     }
 }
 
-impl fmt::Display for Matrix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Matrix::Bt601 => "bt601",
-            Matrix::Bt709 => "bt709",
-        })
-    }
-}
-
-impl std::str::FromStr for Matrix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "bt601" | "601" | "smpte170m" | "bt470bg" => Ok(Matrix::Bt601),
-            "bt709" | "709" => Ok(Matrix::Bt709),
-            _ => Err(format!(
-                "unknown colour matrix {s:?} (expected bt601 or bt709)"
-            )),
-        }
-    }
-}
+savl_contract::named_enum!(Matrix, "colour matrix", {
+    Bt601 => "bt601" | "601" | "smpte170m" | "bt470bg",
+    Bt709 => "bt709" | "709",
+});
 
 /// The quantisation range of the stored samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,27 +59,10 @@ pub enum Range {
     Full,
 }
 
-impl fmt::Display for Range {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Range::Limited => "limited",
-            Range::Full => "full",
-        })
-    }
-}
-
-impl std::str::FromStr for Range {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "limited" | "tv" | "mpeg" => Ok(Range::Limited),
-            "full" | "pc" | "jpeg" => Ok(Range::Full),
-            _ => Err(format!(
-                "unknown colour range {s:?} (expected limited or full)"
-            )),
-        }
-    }
-}
+savl_contract::named_enum!(Range, "colour range", {
+    Limited => "limited" | "tv" | "mpeg",
+    Full => "full" | "pc" | "jpeg",
+});
 
 /// Matrix and range together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

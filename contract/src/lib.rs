@@ -1,7 +1,7 @@
 //! The savl model contract, shared by the runtime (`savl`), the trainer (`savl-train`) and the
 //! quantizer (`savl-quantize`): what a savl ONNX file holds ([`keys`]), how ONNX messages are
-//! built ([`onnx_proto`]), how pictures are scored ([`metrics`]) and a small synthetic model
-//! that follows the contract ([`testmodel`]).
+//! built ([`onnx_proto`]), how pictures are scored ([`metrics`]), a small synthetic model
+//! that follows the contract ([`testmodel`]), and how option enums are named ([`names`]).
 //!
 //! ```
 //! use savl_contract::{keys, testmodel::TestModel};
@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod metrics;
+pub mod names;
 pub mod onnx_proto;
 pub mod planar;
 pub mod testmodel;

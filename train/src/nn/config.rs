@@ -1,51 +1,5 @@
 //! Model sizes, presets and ablations.
 
-use std::fmt;
-use std::str::FromStr;
-
-/// `"a"`, `"a or b"`, `"a, b or c"`.
-fn one_of(names: &[&str]) -> String {
-    match names.split_last() {
-        Some((last, [])) => last.to_string(),
-        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
-        None => String::new(),
-    }
-}
-
-/// For an enum of named variants: `name()` (the name used on the command line and in
-/// checkpoints), `ALL`, and `Display` / `FromStr` by that name.
-macro_rules! named_choice {
-    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
-        impl $ty {
-            /// The name used on the command line and in checkpoints.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $name,)+
-                }
-            }
-
-            /// Every variant.
-            pub const ALL: [$ty; [$($name),+].len()] = [$(Self::$variant),+];
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                Self::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| {
-                    let names: Vec<&str> = Self::ALL.iter().map(|v| v.name()).collect();
-                    format!(concat!("unknown ", $what, " {:?} (expected {})"), s, one_of(&names))
-                })
-            }
-        }
-    };
-}
-
 /// Which variant of the model is trained (`--ablation`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Ablation {
@@ -83,7 +37,7 @@ impl Ablation {
     }
 }
 
-named_choice!(Ablation, "ablation", {
+savl_contract::named_enum!(Ablation, "ablation", {
     Full => "full",
     NoGuide => "noguide",
     Deterministic => "deterministic",
@@ -104,7 +58,7 @@ pub enum Likelihood {
     Laplace,
 }
 
-named_choice!(Likelihood, "likelihood", { L1 => "l1", Laplace => "laplace" });
+savl_contract::named_enum!(Likelihood, "likelihood", { L1 => "l1", Laplace => "laplace" });
 
 /// Sizes of the SAVL network (estimator, SR net, training-only decoder).
 #[derive(Clone, Debug, PartialEq)]
