@@ -21,9 +21,21 @@ pub fn sigmoid_mul(
     sig: &dyn tract_linalg::element_wise::ElementWise<f32>,
     executor: &Executor,
 ) -> TractResult<()> {
-    ensure!(x.len() == g.len());
-    let n = x.len();
-    let out = OutPtr(x.as_mut_ptr());
+    sigmoid_mul_into(x, None, g, sig, executor)
+}
+
+/// [`sigmoid_mul`] into `out`: `out[i] = x[i] · sigmoid(g[i])`, or `out[i] *= sigmoid(g[i])`
+/// when `x` is `None`.
+pub fn sigmoid_mul_into(
+    out: &mut [f32],
+    x: Option<&[f32]>,
+    g: &[f32],
+    sig: &dyn tract_linalg::element_wise::ElementWise<f32>,
+    executor: &Executor,
+) -> TractResult<()> {
+    ensure!(out.len() == g.len() && x.is_none_or(|x| x.len() == g.len()));
+    let n = out.len();
+    let out = OutPtr(out.as_mut_ptr());
     let failed = std::sync::atomic::AtomicBool::new(false);
     for_each_block(
         executor,
@@ -32,12 +44,13 @@ pub fn sigmoid_mul(
         |buf, b| {
             let start = b * BLOCK;
             let len = BLOCK.min(n - start);
-            // SAFETY: block `b` alone writes elements `start .. start + len` of `x`, which is
+            // SAFETY: block `b` alone writes elements `start .. start + len` of `out`, which is
             // borrowed mutably for the whole call (see `OutPtr`).
-            let xb = unsafe { out.slice_mut(start, len) };
-            for (xc, gc) in xb
+            let ob = unsafe { out.slice_mut(start, len) };
+            for (c, (oc, gc)) in ob
                 .chunks_mut(CHUNK)
                 .zip(g[start..start + len].chunks(CHUNK))
+                .enumerate()
             {
                 let s = &mut buf[..gc.len()];
                 s.copy_from_slice(gc);
@@ -45,8 +58,18 @@ pub fn sigmoid_mul(
                     failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     return;
                 }
-                for (xv, sv) in xc.iter_mut().zip(s.iter()) {
-                    *xv *= *sv;
+                match x {
+                    Some(x) => {
+                        let xc = &x[start + c * CHUNK..][..oc.len()];
+                        for ((o, xv), sv) in oc.iter_mut().zip(xc).zip(s.iter()) {
+                            *o = *xv * *sv;
+                        }
+                    }
+                    None => {
+                        for (o, sv) in oc.iter_mut().zip(s.iter()) {
+                            *o *= *sv;
+                        }
+                    }
                 }
             }
         },
@@ -60,7 +83,7 @@ mod tests {
     use super::*;
     use tract_linalg::routines::Func;
 
-    /// On one thread and on a pool, over lengths that end mid-chunk and mid-block, the result is
+    /// In place and into a new buffer, on one thread and on a pool, over lengths that end mid-chunk and mid-block, the result is
     /// bit for bit tract's sigmoid of `g` times `x`, element by element.
     #[test]
     fn equals_sigmoid_then_multiply_on_any_pool() {
@@ -74,12 +97,16 @@ mod tests {
             for ex in [Executor::SingleThread, Executor::multithread(3)] {
                 let mut got = x.clone();
                 sigmoid_mul(&mut got, &g, &*sig, &ex).unwrap();
-                assert!(
-                    got.iter()
-                        .zip(&want)
-                        .all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "n = {n}"
-                );
+                let mut into = vec![f32::NAN; n];
+                sigmoid_mul_into(&mut into, Some(&x), &g, &*sig, &ex).unwrap();
+                for got in [got, into] {
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "n = {n}"
+                    );
+                }
             }
         }
     }

@@ -4,7 +4,7 @@ use tract_linalg::routines::Func;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use crate::kernels::sigmoid_mul::sigmoid_mul;
+use crate::kernels::sigmoid_mul::{sigmoid_mul, sigmoid_mul_into};
 
 /// `x · sigmoid(g)` for same-shape f32 tensors, in one pass.
 #[derive(Debug, Clone, Default, Hash, PartialEq, Eq)]
@@ -26,18 +26,30 @@ impl EvalOp for SigmoidMul {
             .try_into()
             .map_err(|_| format_err!("SigmoidMul takes 2 inputs"))?;
         ensure!(x.shape() == g.shape(), "SigmoidMul: shapes differ");
-        // In place when the feature map is not shared (the usual case: a LeakyReLU output).
-        let mut x = x.into_tensor();
         let sig = Func::Sigmoid.ew_f32()?;
-        {
-            let g = g.try_as_plain_ram()?;
-            let g = g.as_slice::<f32>()?;
-            let mut xv = x.try_as_plain_ram_mut()?;
-            let xs = xv.as_slice_mut::<f32>()?;
-            let executor = tract_linalg::multithread::current_tract_executor();
-            sigmoid_mul(xs, g, &*sig, &executor)?;
-        }
-        Ok(tvec!(x.into_tvalue()))
+        let executor = tract_linalg::multithread::current_tract_executor();
+        let g = g.try_as_plain_ram()?;
+        let g = g.as_slice::<f32>()?;
+        // In place when no other op reads the feature map, else into a new tensor (no copy first).
+        let y = if x.is_exclusive() {
+            let mut x = x.into_tensor();
+            {
+                let mut xv = x.try_as_plain_ram_mut()?;
+                sigmoid_mul(xv.as_slice_mut::<f32>()?, g, &*sig, &executor)?;
+            }
+            x
+        } else {
+            // SAFETY: `sigmoid_mul_into` writes every element before anything reads it.
+            let mut y = unsafe { Tensor::uninitialized::<f32>(x.shape())? };
+            {
+                let xv = x.try_as_plain_ram()?;
+                let mut yv = y.try_as_plain_ram_mut()?;
+                let ys = yv.as_slice_mut::<f32>()?;
+                sigmoid_mul_into(ys, Some(xv.as_slice::<f32>()?), g, &*sig, &executor)?;
+            }
+            y
+        };
+        Ok(tvec!(y.into_tvalue()))
     }
 }
 
