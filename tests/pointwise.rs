@@ -3,7 +3,7 @@
 
 mod support;
 
-use savl::kernels::pointwise::pointwise;
+use savl::kernels::pointwise::{pointwise, pointwise_portable};
 use savl::rewrites::pointwise::rewrite_pointwise;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
 use support::{count_ops, decluttered};
@@ -37,6 +37,8 @@ fn matches_direct_sum_at_any_thread_count() {
     // spanning several blocks.
     let cases: &[(&[usize], usize, usize)] = &[
         (&[16, 1], 48, 37 * 42),
+        (&[17], 13, 16 * 5 + 9),
+        (&[4], 9, 64),
         (&[32], 16, 19 * 23),
         (&[3, 5, 1], 7, 1),
         (&[1], 1, 17),
@@ -53,19 +55,21 @@ fn matches_direct_sum_at_any_thread_count() {
         let bias = rng.vec(k, -0.5, 0.5);
         let want = direct(&weight, &bias, k, &xs, pixels);
         let refs: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
-        let run = |executor: &Executor| {
-            let mut y = vec![f32::NAN; k * pixels];
-            pointwise(&weight, &bias, k, cs, &refs, pixels, &mut y, executor);
-            y
-        };
-        let one = run(&Executor::SingleThread);
-        let d = max_abs_diff(&one, &want);
-        assert!(d <= 1e-5, "{cs:?}->{k} × {pixels}: max abs diff {d:e}");
-        let three = run(&Executor::multithread(3));
-        assert_eq!(
-            one, three,
-            "{cs:?}->{k}: the thread count changed the result"
-        );
+        for kernel in [pointwise, pointwise_portable] {
+            let run = |executor: &Executor| {
+                let mut y = vec![f32::NAN; k * pixels];
+                kernel(&weight, &bias, k, cs, &refs, pixels, &mut y, executor);
+                y
+            };
+            let one = run(&Executor::SingleThread);
+            let d = max_abs_diff(&one, &want);
+            assert!(d <= 1e-5, "{cs:?}->{k} × {pixels}: max abs diff {d:e}");
+            let three = run(&Executor::multithread(3));
+            assert_eq!(
+                one, three,
+                "{cs:?}->{k}: the thread count changed the result"
+            );
+        }
     }
 }
 
