@@ -3,7 +3,8 @@
 
 mod support;
 
-use savl::kernels::pointwise::{pointwise, pointwise_portable};
+use savl::kernels::pointwise::pointwise;
+use savl::kernels::with_portable_products;
 use savl::rewrites::pointwise::rewrite_pointwise;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
 use support::{count_ops, decluttered};
@@ -55,10 +56,15 @@ fn matches_direct_sum_at_any_thread_count() {
         let bias = rng.vec(k, -0.5, 0.5);
         let want = direct(&weight, &bias, k, &xs, pixels);
         let refs: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
-        for kernel in [pointwise, pointwise_portable] {
+        for portable in [false, true] {
             let run = |executor: &Executor| {
                 let mut y = vec![f32::NAN; k * pixels];
-                kernel(&weight, &bias, k, cs, &refs, pixels, &mut y, executor);
+                let mut call = || pointwise(&weight, &bias, k, cs, &refs, pixels, &mut y, executor);
+                if portable {
+                    with_portable_products(call)
+                } else {
+                    call()
+                }
                 y
             };
             let one = run(&Executor::SingleThread);

@@ -14,6 +14,25 @@ pub mod pointwise;
 pub mod sigmoid_mul;
 pub mod winograd;
 
+thread_local! {
+    static PORTABLE_PRODUCTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the kernels called from this thread on their portable products (the `gemm`
+/// crate: the path of CPUs without AVX-512F), for tests on a CPU that has it.
+#[doc(hidden)]
+pub fn with_portable_products<R>(f: impl FnOnce() -> R) -> R {
+    let previous = PORTABLE_PRODUCTS.replace(true);
+    let result = f();
+    PORTABLE_PRODUCTS.set(previous);
+    result
+}
+
+/// Whether this thread is inside [`with_portable_products`].
+pub(crate) fn portable_products() -> bool {
+    PORTABLE_PRODUCTS.get()
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct OutPtr(pub(crate) *mut f32);
 impl OutPtr {

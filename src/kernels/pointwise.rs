@@ -31,38 +31,6 @@ pub fn pointwise(
     y: &mut [f32],
     executor: &Executor,
 ) {
-    pointwise_with(weight, bias, k, cs, xs, pixels, y, executor, false)
-}
-
-/// [`pointwise`] with its products always by the `gemm` crate (the path of CPUs without
-/// AVX-512F), for tests on a CPU that has it.
-#[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
-pub fn pointwise_portable(
-    weight: &[f32],
-    bias: &[f32],
-    k: usize,
-    cs: &[usize],
-    xs: &[&[f32]],
-    pixels: usize,
-    y: &mut [f32],
-    executor: &Executor,
-) {
-    pointwise_with(weight, bias, k, cs, xs, pixels, y, executor, true)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn pointwise_with(
-    weight: &[f32],
-    bias: &[f32],
-    k: usize,
-    cs: &[usize],
-    xs: &[&[f32]],
-    pixels: usize,
-    y: &mut [f32],
-    executor: &Executor,
-    portable: bool,
-) {
     let c: usize = cs.iter().sum();
     assert_eq!(xs.len(), cs.len(), "one input per channel count");
     assert_eq!(weight.len(), k * c, "weight must be [K, ΣC]");
@@ -80,7 +48,7 @@ fn pointwise_with(
     let blocks = pixels.div_ceil(block);
     let out = OutPtr(y.as_mut_ptr());
     #[cfg(all(target_arch = "x86_64", savl_avx512))]
-    if !portable && is_x86_feature_detected!("avx512f") {
+    if !super::portable_products() && is_x86_feature_detected!("avx512f") {
         let planes: Vec<&[f32]> = xs.iter().flat_map(|x| x.chunks_exact(pixels)).collect();
         let packed = avx512::pack(weight, k, c);
         let run = |_: &mut (), b: usize| {
@@ -104,7 +72,6 @@ fn pointwise_with(
         for_each_block(executor, blocks, || (), run);
         return;
     }
-    let _ = portable;
     let operands = Operands {
         weight,
         bias,
