@@ -14,7 +14,7 @@ const BLOCK: usize = 16 * CHUNK;
 
 /// `x[i] *= sigmoid(g[i])`, chunk by chunk, with tract's own sigmoid kernel (so the result is
 /// bit-identical to the unfused Sigmoid → Mul); with a multi-thread `executor`, blocks of
-/// [`BLOCK`] elements run on its pool.
+/// 16 384 elements run on its pool.
 pub fn sigmoid_mul(
     x: &mut [f32],
     g: &[f32],
