@@ -234,6 +234,13 @@ fn rewritten_peer_model_matches_tract() {
     }
 }
 
+/// SPAN's convs are followed by SiLUs, which the rewrite folds in.
+#[test]
+fn rewritten_silu_peer_model_matches_tract() {
+    let peer = root().join("../shared/peers/spanx4_ch48.onnx");
+    rewrite_matches(peer, WinogradTile::F4, 21, "Silu");
+}
+
 #[test]
 fn quantized_model_is_left_alone() {
     let Some(mut m) = support::decluttered_model("savl-lite-x4.int8.onnx") else {

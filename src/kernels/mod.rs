@@ -53,6 +53,37 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above; the pointer is only used to build disjoint slices.
 unsafe impl Sync for OutPtr {}
 
+/// Elements per block of [`map_on_pool`].
+const MAP_BLOCK: usize = 16 * 1024;
+
+/// Runs a tract element-wise kernel (in place) over `data` in blocks of 16 384 elements, on the
+/// pool of a multi-thread `executor`: the same values as one call over the whole slice.
+pub fn map_on_pool(
+    data: &mut [f32],
+    ew: &dyn tract_linalg::element_wise::ElementWise<f32>,
+    executor: &Executor,
+) -> tract_onnx::prelude::TractResult<()> {
+    let n = data.len();
+    let out = OutPtr(data.as_mut_ptr());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    for_each_block(
+        executor,
+        n.div_ceil(MAP_BLOCK),
+        || (),
+        |_, b| {
+            let start = b * MAP_BLOCK;
+            // SAFETY: block `b` alone touches elements `start .. start + len` of `data`, which is
+            // borrowed mutably for the whole call.
+            let block = unsafe { out.slice_mut(start, MAP_BLOCK.min(n - start)) };
+            if ew.run(block).is_err() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+    );
+    tract_onnx::tract_core::internal::ensure!(!failed.into_inner(), "{} kernel failed", ew.name());
+    Ok(())
+}
+
 /// Runs `block(scratch, b)` for `b` in `0..blocks`. With a multi-thread `executor` (and more than
 /// one block) the blocks are handed out one by one on its pool (work stealing), each rayon job
 /// with its own scratch from `scratch`; otherwise they run in order on one scratch.

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+use crate::kernels::map_on_pool;
 use crate::kernels::winograd::{conv3x3, WinogradWeights};
 
 /// A 3×3 / stride 1 / pad 1 convolution over NCHW f32, by Winograd, with the bias and an
-/// optional per-channel leaky activation folded in. Input `[N, C, H, W]`, output `[N, K, H, W]`.
+/// optional per-channel leaky activation or a SiLU folded in. Input `[N, C, H, W]`, output `[N, K, H, W]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WinogradConv {
     /// The transformed kernel.
@@ -17,6 +18,9 @@ pub struct WinogradConv {
     pub bias: Arc<Vec<f32>>,
     /// Per output channel: negative inputs are multiplied by it (1.0: no activation).
     pub negative_slope: Arc<Vec<f32>>,
+    /// Then `v · sigmoid(v)` (SiLU) on every output, by tract's own SiLU kernel (the same values
+    /// as tract's separate op), on the pool.
+    pub silu: bool,
 }
 
 // No NaN is ever compared: the fields are model constants, compared only to dedup ops.
@@ -77,6 +81,12 @@ impl EvalOp for WinogradConv {
                     &executor,
                 );
             }
+        }
+        if self.silu {
+            let executor = tract_linalg::multithread::current_tract_executor();
+            let mut yv = y.try_as_plain_ram_mut()?;
+            let silu = tract_linalg::routines::Func::Silu.ew_f32()?;
+            map_on_pool(yv.as_slice_mut::<f32>()?, &*silu, &executor)?;
         }
         Ok(tvec!(y.into_tvalue()))
     }

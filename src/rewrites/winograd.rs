@@ -1,6 +1,6 @@
 //! [`rewrite_convs`]: tract's `Conv` nodes that fit (f32, NCHW, OIHW, group 1, 3×3, stride 1,
 //! dilation 1, pad 1 on every side, constant kernel and bias) become [`WinogradConv`],
-//! absorbing a LeakyRelu or an expanded PReLU right after it; every other conv is left to
+//! absorbing a LeakyRelu, an expanded PReLU or a SiLU right after it; every other conv is left to
 //! tract. `SAVL_DISABLE_WINOGRAD=1` turns the rewrite off ([`enabled_by_env`]) and
 //! `SAVL_WINOGRAD_TILE=2` picks F(2×2) instead of F(4×4) ([`tile_from_env`]).
 //!
@@ -15,7 +15,7 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::logic::{CompGT, Iff};
 use tract_onnx::tract_core::ops::math::Mul;
-use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu};
+use tract_onnx::tract_core::ops::nn::{DataFormat, LeakyRelu, Silu};
 
 use super::{const_f32, env_switch_off, rewrite_until_done};
 use crate::kernels::winograd::{WinogradTile, WinogradWeights};
@@ -92,6 +92,7 @@ fn winograd_for(
         weights: Arc::new(WinogradWeights::new(tile, kernel, k, c)),
         bias: Arc::new(bias),
         negative_slope: Arc::new(vec![1.0; k]),
+        silu: false,
     }))
 }
 
@@ -100,6 +101,12 @@ fn leaky_slope(node: &TypedNode) -> Option<f32> {
     node.op_as::<ElementWiseOp>()
         .and_then(|op| op.0.downcast_ref::<LeakyRelu>())
         .map(|l| l.alpha)
+}
+
+/// Whether `node` is tract's SiLU (`x · sigmoid(x)`, which its declutter finds in ONNX graphs).
+fn is_silu(node: &TypedNode) -> bool {
+    node.op_as::<ElementWiseOp>()
+        .is_some_and(|op| op.0.is::<Silu>())
 }
 
 /// The per-channel slopes of a PReLU as ONNX importers expand it after a conv output `x`
@@ -184,6 +191,9 @@ fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<Typ
                 let next = model.node(succ[0].node);
                 if let Some(alpha) = leaky_slope(next) {
                     op.negative_slope = Arc::new(vec![alpha; op.weights.k()]);
+                    replaced = next.id.into();
+                } else if is_silu(next) {
+                    op.silu = true;
                     replaced = next.id.into();
                 }
             } else if let Some((slopes, iff)) = prelu_after(model, replaced, op.weights.k()) {
