@@ -9,6 +9,7 @@
 //! - blocks of work on the pool: `for_each_block` and `OutPtr` (crate-private).
 
 use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::TractResult;
 
 pub mod pointwise;
 pub mod sigmoid_mul;
@@ -53,8 +54,40 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above; the pointer is only used to build disjoint slices.
 unsafe impl Sync for OutPtr {}
 
-/// Elements per block of [`map_on_pool`].
-const MAP_BLOCK: usize = 16 * 1024;
+/// Runs `f(start, block)` over `data` cut into blocks of `block_len` elements (the last one
+/// shorter), `start` the index of the block's first element, on the pool of a multi-thread
+/// `executor`; the first error any call returned.
+pub(crate) fn try_for_each_slice_block(
+    data: &mut [f32],
+    block_len: usize,
+    executor: &Executor,
+    f: impl Fn(usize, &mut [f32]) -> TractResult<()> + Sync,
+) -> TractResult<()> {
+    let n = data.len();
+    let out = OutPtr(data.as_mut_ptr());
+    let error = std::sync::Mutex::new(None);
+    for_each_block(
+        executor,
+        n.div_ceil(block_len),
+        || (),
+        |_, b| {
+            let start = b * block_len;
+            // SAFETY: block `b` alone touches elements `start .. start + len` of `data`, which is
+            // borrowed mutably for the whole call.
+            let block = unsafe { out.slice_mut(start, block_len.min(n - start)) };
+            if let Err(e) = f(start, block) {
+                error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        },
+    );
+    match error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
 
 /// Runs a tract element-wise kernel (in place) over `data` in blocks of 16 384 elements, on the
 /// pool of a multi-thread `executor`: the same values as one call over the whole slice.
@@ -62,26 +95,8 @@ pub fn map_on_pool(
     data: &mut [f32],
     ew: &dyn tract_linalg::element_wise::ElementWise<f32>,
     executor: &Executor,
-) -> tract_onnx::prelude::TractResult<()> {
-    let n = data.len();
-    let out = OutPtr(data.as_mut_ptr());
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    for_each_block(
-        executor,
-        n.div_ceil(MAP_BLOCK),
-        || (),
-        |_, b| {
-            let start = b * MAP_BLOCK;
-            // SAFETY: block `b` alone touches elements `start .. start + len` of `data`, which is
-            // borrowed mutably for the whole call.
-            let block = unsafe { out.slice_mut(start, MAP_BLOCK.min(n - start)) };
-            if ew.run(block).is_err() {
-                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        },
-    );
-    tract_onnx::tract_core::internal::ensure!(!failed.into_inner(), "{} kernel failed", ew.name());
-    Ok(())
+) -> TractResult<()> {
+    try_for_each_slice_block(data, 16 * 1024, executor, |_, block| ew.run(block))
 }
 
 /// Runs `block(scratch, b)` for `b` in `0..blocks`. With a multi-thread `executor` (and more than

@@ -4,7 +4,7 @@ use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::TractResult;
 use tract_onnx::tract_core::internal::ensure;
 
-use super::{for_each_block, OutPtr};
+use super::try_for_each_slice_block;
 
 /// Elements per chunk: small enough for the gate chunk to stay in L1.
 const CHUNK: usize = 1024;
@@ -34,48 +34,29 @@ pub fn sigmoid_mul_into(
     executor: &Executor,
 ) -> TractResult<()> {
     ensure!(out.len() == g.len() && x.is_none_or(|x| x.len() == g.len()));
-    let n = out.len();
-    let out = OutPtr(out.as_mut_ptr());
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    for_each_block(
-        executor,
-        n.div_ceil(BLOCK),
-        || [0f32; CHUNK],
-        |buf, b| {
-            let start = b * BLOCK;
-            let len = BLOCK.min(n - start);
-            // SAFETY: block `b` alone writes elements `start .. start + len` of `out`, which is
-            // borrowed mutably for the whole call (see `OutPtr`).
-            let ob = unsafe { out.slice_mut(start, len) };
-            for (c, (oc, gc)) in ob
-                .chunks_mut(CHUNK)
-                .zip(g[start..start + len].chunks(CHUNK))
-                .enumerate()
-            {
-                let s = &mut buf[..gc.len()];
-                s.copy_from_slice(gc);
-                if sig.run(s).is_err() {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    return;
-                }
-                match x {
-                    Some(x) => {
-                        let xc = &x[start + c * CHUNK..][..oc.len()];
-                        for ((o, xv), sv) in oc.iter_mut().zip(xc).zip(s.iter()) {
-                            *o = *xv * *sv;
-                        }
+    try_for_each_slice_block(out, BLOCK, executor, |start, ob| {
+        let mut buf = [0f32; CHUNK];
+        let gb = &g[start..start + ob.len()];
+        for (c, (oc, gc)) in ob.chunks_mut(CHUNK).zip(gb.chunks(CHUNK)).enumerate() {
+            let s = &mut buf[..gc.len()];
+            s.copy_from_slice(gc);
+            sig.run(s)?;
+            match x {
+                Some(x) => {
+                    let xc = &x[start + c * CHUNK..][..oc.len()];
+                    for ((o, xv), sv) in oc.iter_mut().zip(xc).zip(s.iter()) {
+                        *o = *xv * *sv;
                     }
-                    None => {
-                        for (o, sv) in oc.iter_mut().zip(s.iter()) {
-                            *o *= *sv;
-                        }
+                }
+                None => {
+                    for (o, sv) in oc.iter_mut().zip(s.iter()) {
+                        *o *= *sv;
                     }
                 }
             }
-        },
-    );
-    ensure!(!failed.into_inner(), "sigmoid kernel failed");
-    Ok(())
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
