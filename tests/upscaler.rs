@@ -213,10 +213,12 @@ fn auto_picks_among_the_named_file_and_its_siblings() {
         (Precision::F16, f16_file.as_path())
     );
     // With its f32 sibling beside it, auto runs whichever this CPU runs faster, whichever
-    // file was named, and says so.
+    // file was named, and says so. With native fp16, f16 is the f32 file with fp16 Winograd
+    // products.
     std::fs::copy(support::model("savl-lite-x4.onnx"), &f32_file).unwrap();
-    let (best, _) = savl::CpuCaps::detect().choose(&[Precision::F32, Precision::F16]);
-    let best_file = if best == Precision::F32 {
+    let caps = savl::CpuCaps::detect();
+    let (best, _) = caps.choose(&[Precision::F32, Precision::F16]);
+    let best_file = if best == Precision::F32 || caps.fp16_winograd() {
         &f32_file
     } else {
         &f16_file
@@ -233,5 +235,11 @@ fn auto_picks_among_the_named_file_and_its_siblings() {
         .precision(Precision::F16)
         .build()
         .unwrap();
-    assert_eq!(up.model_name(), f16_file.as_path());
+    assert_eq!(up.precision(), Precision::F16);
+    let f16_from = if caps.fp16_winograd() {
+        &f32_file
+    } else {
+        &f16_file
+    };
+    assert_eq!(up.model_name(), f16_from.as_path());
 }
