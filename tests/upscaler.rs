@@ -39,9 +39,18 @@ fn builder_validates_ranges() {
     let up = b().threads(1).build().unwrap();
     assert_eq!(up.scale(), 4);
     assert_eq!(up.halo(), TestModel::default().receptive_field());
-    assert_eq!(up.precision(), Precision::F32);
+    // auto: f32, or f16 (fp16 Winograd products on the f32 model) with native fp16.
+    let want = if savl::CpuCaps::detect().fp16_winograd() {
+        Precision::F16
+    } else {
+        Precision::F32
+    };
+    assert_eq!(up.precision(), want);
     let d = up.describe();
-    assert!(d.contains("precision: f32") && d.contains("<bytes>"), "{d}");
+    assert!(
+        d.contains(&format!("precision: {want}")) && d.contains("<bytes>"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -101,12 +110,17 @@ fn missing_precision_is_unsupported_and_siblings_are_found() {
         e.to_string().contains("m.onnx") && e.to_string().contains("int8"),
         "{e}"
     );
-    let e = Upscaler::builder()
+    // f16 from f32 bytes: only as fp16 Winograd products, with native fp16.
+    let f16 = Upscaler::builder()
         .model_bytes(bytes())
         .precision(Precision::F16)
-        .build()
-        .unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+        .build();
+    if savl::CpuCaps::detect().fp16_winograd() {
+        assert_eq!(f16.unwrap().precision(), Precision::F16);
+    } else {
+        let e = f16.unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+    }
     // Explicit f32 on the f32 file, and on a `.int8.onnx` name whose f32 sibling exists.
     let up = Upscaler::builder()
         .model_path(&p)
