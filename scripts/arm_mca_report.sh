@@ -72,11 +72,15 @@ loop "$TMP/gemm_f32.s" 'gemm_f32::microkernel::neon::f32::x4x4>' 0 "$MAC" 8 > "$
 loop "$TMP/gemm_f16.s" 'gemm_f16::microkernel::neonfp16::f16::x2x8>' 0 "$MAC" 8 > "$TMP/f16.loop"
 loop "$TMP/tract_linalg.s" 'arm64simd_mmm_i32_8x8_0_23_9>' 1 "$MAC" 8 > "$TMP/i8.loop"
 loop "$TMP/tract_linalg.s" 'arm64simd_mmm_i32_8x8_dot_0_23_9>' 1 "$MAC" 8 > "$TMP/i8dot.loop"
-# savl's fp16 products around the GEMMs: V[p] rounded to f16 (fcvtn), and each 16-channel
-# partial M[p] widened (fcvtl) and added in f32 (`narrow`, `widen::<true>`).
+# savl's fp16 products: the k loop of its NEON fp16 register block (`neon_f16_block`, what runs
+# on a CPU with FEAT_FP16), the widening of a chunk's fp16 sums into its f32 accumulators (every
+# fcvtl/fadd of that function), and V[p] rounded to f16 (`narrow`, fcvtn).
 disassemble savl
+loop "$TMP/savl.s" 'savl::kernels::winograd::neon_f16_block>' 0 "$MAC" 8 > "$TMP/f16s.loop"
+awk '/^[0-9a-f]+ <savl::kernels::winograd::neon_f16_block>:/ {f = 1; next}
+     f && /^[0-9a-f]+ </ {exit}
+     f && /\t(fcvtl2?|fadd)\t/ {sub(/^ *[0-9a-f]+:\t/, ""); print}' "$TMP/savl.s" > "$TMP/widen.block"
 loop "$TMP/savl.s" 'savl::kernels::winograd::narrow>' 0 '^fcvtn2\s' 1 > "$TMP/narrow.loop"
-loop "$TMP/savl.s" 'savl::kernels::winograd::widen>' 0 '^fadd\s' 2 > "$TMP/widen.loop"
 
 # Multiply-accumulates per instruction: fmla .4s 4, fmla .8h 8, sdot .4s 16, smlal(2) .4s 4.
 macs() {
@@ -86,11 +90,12 @@ macs() {
 
 printf "%-12s %-34s %6s %6s %8s %9s %22s\n" core kernel insns MACs cycles MAC/cycle "cycles/(output·chan)"
 for core in cortex-a72 neoverse-n1; do
-  for k in f32 f16 i8 i8dot; do
-    if [ "$core" = cortex-a72 ] && { [ "$k" = f16 ] || [ "$k" = i8dot ]; }; then continue; fi
+  for k in f32 f16s f16 i8 i8dot; do
+    if [ "$core" = cortex-a72 ] && [[ "$k" =~ ^(f16|f16s|i8dot)$ ]]; then continue; fi
     case $k in
       f32) name="f32 Winograd (gemm x4x4)"; per=2.25 ;;
-      f16) name="fp16 Winograd (gemm-f16 x2x8)"; per=2.25 ;;
+      f16s) name="fp16 Winograd (savl neon_f16_block)"; per=2.25 ;;
+      f16) name="fp16 GEMM (gemm-f16 x2x8, reference)"; per=2.25 ;;
       i8) name="int8 im2col (tract SMLAL 8x8)"; per=9 ;;
       i8dot) name="int8 im2col (tract SDOT 8x8)"; per=9 ;;
     esac
@@ -103,11 +108,21 @@ print('%-12s %-34s %6d %6d %8.2f %9.1f %22.3f' % ('$core', '$name', $(wc -l < "$
   done
 done
 
-# Cycles per value of the fp16 conversions (8 values per iteration of each loop).
-echo
-for k in narrow widen; do
-  cycles=$("$MCA" -mtriple=aarch64 -mcpu=neoverse-n1 -iterations=1000 "$TMP/$k.loop" 2>/dev/null |
-    awk '/Total Cycles/ {print $3 / 1000}')
-  insns=$(wc -l < "$TMP/$k.loop")
-  python3 -c "print('neoverse-n1  %-42s %2d insns, %.2f cycles per value' % ('$k' + (' (V[p] to f16)' if '$k' == 'narrow' else ' (partial M[p] to f32, added)'), $insns, $cycles / 8))"
-done
+# The fp16 path's conversions on the A76, and its total per output and input channel for the
+# shipped model's 48 → 48 convs: products (the k loop) + widening each 24-channel chunk's sums
+# (per 4 × 16 block) + rounding V[p] to f16 (per value, once per output channel group of 48).
+mca() { "$MCA" -mtriple=aarch64 -mcpu=neoverse-n1 -iterations=1000 "$1" 2>/dev/null |
+  awk '/Total Cycles/ {print $3 / 1000}'; }
+loopc=$(mca "$TMP/f16s.loop"); widen=$(mca "$TMP/widen.block"); narrow=$(mca "$TMP/narrow.loop")
+f32c=$(mca "$TMP/f32.loop")
+python3 -c "
+c, k, chunk = 48, 48, 24
+products = 2.25 * $loopc / 64          # 64 multiply-adds per k step of a 4 x 16 block
+widen = 2.25 * $widen / (64 * chunk)   # once per chunk per 4 x 16 block
+narrow = 2.25 * ($narrow / 8) / k      # 8 values per loop iteration
+total = products + widen + narrow
+f32 = 2.25 * $f32c / 256
+print()
+print('neoverse-n1  fp16 widening of one chunk (4 x 16 block): %.1f cycles; rounding V: %.2f cycles per value' % ($widen, $narrow / 8))
+print('neoverse-n1  fp16 Winograd, %d -> %d, %d-channel sums: products %.3f + widening %.3f + rounding V %.3f = %.3f cycles per output.channel (f32 Winograd %.3f: %.2fx)' % (c, k, chunk, products, widen, narrow, total, f32, f32 / total))
+"

@@ -19,7 +19,9 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use savl::kernels::winograd::{conv3x3, WinogradTile, WinogradWeights, FP16_CHUNK};
+use savl::kernels::winograd::{
+    conv3x3, conv3x3_portable_gemm, WinogradTile, WinogradWeights, FP16_CHUNK,
+};
 use savl::testing::{max_abs_diff, Rng};
 use savl::{CpuCaps, Precision, Upscaler};
 use support::root;
@@ -168,8 +170,8 @@ fn f16_takes_the_fp16_winograd_path_only_with_native_fp16() {
 }
 
 /// Winograd with fp16 products ([`FP16_CHUNK`] channels per f16 sum) against a direct
-/// convolution in f64, on the shipped model's conv shape (48 → 48 channels) and a 3-channel
-/// input, Kaiming-scaled weights, inputs in [−4, 4] (outputs of RMS ≈ 3): F(4×4) within 0.5 max
+/// convolution in f64, on the shipped model's conv shapes (48 → 48 channels, 3 → 48) and two
+/// with remainders, Kaiming-scaled weights, inputs in [−4, 4] (outputs of RMS ≈ 3): F(4×4) within 0.5 max
 /// abs and 0.04 RMS, F(2×2) within 0.03 and 0.006. With native fp16 the products and their
 /// sums are rounded to f16 (unit roundoff 2⁻¹¹) and F(4×4)'s transformed inputs reach ≈ 100× the
 /// input, so this is far looser than the f32 kernels' bounds (`tests/winograd.rs`); elsewhere
@@ -181,7 +183,14 @@ fn fp16_products_match_a_direct_conv() {
         (WinogradTile::F4, 0.5f32, 0.04),
         (WinogradTile::F2, 0.03, 0.006),
     ] {
-        for &(c, k, h, w) in &[(48, 48, 12, 20), (3, 48, 9, 13)] {
+        // The shipped model's shapes, then remainders: K not a multiple of 4, C below and
+        // above a multiple of the chunk.
+        for &(c, k, h, w) in &[
+            (48, 48, 12, 20),
+            (3, 48, 9, 13),
+            (19, 10, 7, 33),
+            (50, 6, 5, 18),
+        ] {
             let (x, kernel, bias) = support::case(&mut rng, c, k, h, w);
             let want = support::direct(&x, &kernel, &bias, c, k, h, w);
             let wts = WinogradWeights::new(tile, &kernel, k, c).with_fp16_products(FP16_CHUNK);
@@ -208,6 +217,17 @@ fn fp16_products_match_a_direct_conv() {
             println!(
                 "fp16 products {tile:?} C={c} K={k} {h}×{w}: max abs error {d:.2e}, RMS error \
                  {err_rms:.2e} (output RMS {out_rms:.2})"
+            );
+            // The same products by the `gemm` crate's f16 GEMMs (on a CPU with native fp16, savl's
+            // NEON fp16 blocks run the path above): the same sums in the same order.
+            let mut yg = vec![f32::NAN; k * h * w];
+            let ex = Executor::SingleThread;
+            conv3x3_portable_gemm(&wts, &bias, &slope, &x, h, w, &mut yg, &ex);
+            let dg = max_abs_diff(&y, &yg);
+            println!("  against the gemm crate's f16 products: max abs diff {dg:.2e}");
+            assert!(
+                dg <= 1e-3,
+                "{tile:?} C={c} K={k}: {dg:e} from the gemm crate's products"
             );
             assert!(
                 d <= tol && err_rms <= tol_rms,
