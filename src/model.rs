@@ -684,10 +684,14 @@ fn unsupported_precision(label: &Path, wanted: Precision, has: &[Precision]) -> 
 }
 
 /// The precisions a model offers on this CPU: those of its files, plus f16 through the f32
-/// file when the CPU runs fp16 Winograd products ([`CpuCaps::fp16_winograd`]).
-fn offered(files: &[Precision], caps: &CpuCaps) -> Vec<Precision> {
+/// file when the CPU runs fp16 Winograd products ([`CpuCaps::fp16_winograd`]) and `via_f32`.
+fn offered(files: &[Precision], caps: &CpuCaps, via_f32: bool) -> Vec<Precision> {
     let mut v = files.to_vec();
-    if caps.fp16_winograd() && v.contains(&Precision::F32) && !v.contains(&Precision::F16) {
+    if via_f32
+        && caps.fp16_winograd()
+        && v.contains(&Precision::F32)
+        && !v.contains(&Precision::F16)
+    {
         v.push(Precision::F16);
     }
     v
@@ -699,6 +703,14 @@ fn f16_from_f32(p: Precision, caps: &CpuCaps) -> bool {
     p == Precision::F16 && caps.fp16_winograd()
 }
 
+/// Whether `auto` may run the f16 of an f32 file as fp16 Winograd products: only for savl
+/// models (with `savl.preset`), whose fp16 accuracy CI checks on the shipped one; foreign
+/// models' outputs fell to 47–55 dB against f32 that way (`docs/PERF.md`, "ARM"), so `auto` keeps
+/// them f32. An explicit f16 runs it for any f32 file.
+fn auto_f16_from_f32(proto: &pb::ModelProto) -> bool {
+    meta_of(proto).preset.is_some()
+}
+
 /// What [`load_for`] adds to the reason when f16 runs from the f32 file.
 const F16_FROM_F32: &str =
     "f16 runs the f32 file's 3×3 convs as Winograd with fp16 products (native fp16)";
@@ -707,7 +719,8 @@ const F16_FROM_F32: &str =
 ///
 /// Precision f16 on a CPU with native fp16 and Winograd on ([`CpuCaps::fp16_winograd`]) loads
 /// the f32 file and runs its Winograd products in fp16 (tract's f16 graph has no Winograd);
-/// without an f32 file, or on other CPUs, f16 is the f16 file.
+/// without an f32 file, or on other CPUs, f16 is the f16 file. `auto` counts that f16 among a
+/// model's precisions only for savl models ([`auto_f16_from_f32`]).
 pub(crate) fn load_for(
     source: &Source,
     wanted: Precision,
@@ -729,7 +742,7 @@ pub(crate) fn load_for(
                     None,
                 ));
             }
-            let available = offered(&files, caps);
+            let available = offered(&files, caps, true);
             let (p, why) = match wanted {
                 Precision::Auto => {
                     let (p, why) = caps.choose(&available);
@@ -776,12 +789,15 @@ pub(crate) fn load_for(
                 }
             }
             let kinds: Vec<Precision> = files.iter().map(|(p, _, _)| *p).collect();
+            let savl_f32 = files
+                .iter()
+                .any(|(p, _, proto)| *p == Precision::F32 && auto_f16_from_f32(proto));
             let (p, why) = match wanted {
                 Precision::Auto => {
-                    let (p, why) = caps.choose(&offered(&kinds, caps));
+                    let (p, why) = caps.choose(&offered(&kinds, caps, savl_f32));
                     (p, format!("auto: {why}"))
                 }
-                p if offered(&kinds, caps).contains(&p) => (p, "requested".to_string()),
+                p if offered(&kinds, caps, true).contains(&p) => (p, "requested".to_string()),
                 p => return Err(unsupported_precision(path, p, &[fp])),
             };
             let (from, o) = if f16_from_f32(p, caps) && kinds.contains(&Precision::F32) {
@@ -807,10 +823,12 @@ pub(crate) fn load_for(
             let label = PathBuf::from("<bytes>");
             let proto = decode(bytes, &label)?;
             let fp = precision_of(&proto);
-            let available = offered(&[fp], caps);
             let p = match wanted {
-                Precision::Auto => caps.choose(&available).0,
-                p if available.contains(&p) => p,
+                Precision::Auto => {
+                    caps.choose(&offered(&[fp], caps, auto_f16_from_f32(&proto)))
+                        .0
+                }
+                p if offered(&[fp], caps, true).contains(&p) => p,
                 p => return Err(unsupported_precision(&label, p, &[fp])),
             };
             if f16_from_f32(p, caps) && fp == Precision::F32 {

@@ -18,8 +18,8 @@ pub enum Precision {
     F32,
     /// 16-bit float (fast only on aarch64 with FEAT_FP16). There, with Winograd on, the f32
     /// file's 3×3 convs run as Winograd with their products in fp16
-    /// ([`CpuCaps::fp16_winograd`]); elsewhere, or without an f32 file, the f16 file runs in
-    /// tract.
+    /// ([`CpuCaps::fp16_winograd`]; `auto` picks it for savl models only); elsewhere, or
+    /// without an f32 file, the f16 file runs in tract.
     F16,
     /// 8-bit integer (QOperator ONNX; fast with int8 dot-product instructions).
     Int8,

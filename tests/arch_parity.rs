@@ -167,6 +167,19 @@ fn f16_takes_the_fp16_winograd_path_only_with_native_fp16() {
             "{what}: {describe}"
         );
     }
+    // A foreign f32 model (no savl metadata): `auto` keeps f32 (its fp16 Winograd output is not
+    // held to the budget), an explicit f16 runs the fp16 products where the CPU has them.
+    let peer = root().join("../shared/peers/realesr-animevideov3-x4.onnx");
+    if peer.is_file() {
+        let auto = Upscaler::builder().model_path(&peer).threads(1).build();
+        assert_eq!(auto.unwrap().precision(), Precision::F32);
+        let f16 = Upscaler::builder()
+            .model_path(&peer)
+            .precision(Precision::F16)
+            .threads(1)
+            .build();
+        assert_eq!(f16.is_ok(), caps.fp16_winograd(), "{:?}", f16.err());
+    }
 }
 
 /// Winograd with fp16 products ([`FP16_CHUNK`] channels per f16 sum) against a direct
