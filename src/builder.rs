@@ -212,6 +212,7 @@ impl UpscalerBuilder {
         let opts = LoadOptions {
             fuse_modulation: self.fuse_modulation,
             strength: self.strength,
+            fp16_winograd: false,
         };
         let (model, why) = model::load_for(&self.source, self.precision, &caps, opts)?;
 
@@ -227,7 +228,7 @@ impl UpscalerBuilder {
 
         let executor = (threads > 1).then(|| Executor::multithread_with_name(threads, "savl"));
         Ok(Upscaler {
-            precision: model.precision,
+            precision: model.run_precision(),
             model,
             why,
             caps,

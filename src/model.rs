@@ -76,6 +76,9 @@ pub(crate) struct LoadedModel {
     pub fused: usize,
     /// 3×3 convs rewritten to savl's Winograd op (f32 models).
     pub winograd: usize,
+    /// Those Winograd ops run their products in fp16: precision f16 from the f32 file
+    /// ([`LoadOptions::fp16_winograd`]), set only when at least one conv was rewritten.
+    pub fp16_winograd: bool,
     /// 1×1 conv groups rewritten to savl's pointwise op (f32 models).
     pub pointwise: usize,
     h_sym: Symbol,
@@ -97,6 +100,9 @@ pub(crate) struct LoadOptions {
     pub fuse_modulation: bool,
     /// [`crate::strength`]: 1.0 leaves the graph as it is.
     pub strength: f32,
+    /// An f32 file's Winograd convs run their products in fp16 (precision f16 on a CPU with
+    /// native fp16 arithmetic, [`CpuCaps::fp16_winograd`]); set by [`load_for`].
+    pub fp16_winograd: bool,
 }
 
 /// At most this many plans are cached per model (one or two are used per image size).
@@ -374,14 +380,17 @@ impl LoadedModel {
         // f32 models only: the int8 and f16 files keep tract's convs.
         let f32_model = precision == Precision::F32 && input_dt == f32::datum_type();
         let winograd = if f32_model && crate::rewrites::winograd::enabled_by_env() {
-            crate::rewrites::winograd::rewrite_convs(
-                &mut typed,
-                crate::rewrites::winograd::tile_from_env(),
-            )
+            let tile = crate::rewrites::winograd::tile_from_env();
+            if opts.fp16_winograd {
+                crate::rewrites::winograd::rewrite_convs_fp16(&mut typed, tile)
+            } else {
+                crate::rewrites::winograd::rewrite_convs(&mut typed, tile)
+            }
             .map_err(|e| model_err(lbl, "Winograd conv rewrite failed", e))?
         } else {
             0
         };
+        let fp16_winograd = opts.fp16_winograd && winograd > 0;
         let pointwise = if f32_model && crate::rewrites::pointwise::enabled_by_env() {
             crate::rewrites::pointwise::rewrite_pointwise(&mut typed)
                 .map_err(|e| model_err(lbl, "pointwise conv rewrite failed", e))?
@@ -473,11 +482,22 @@ impl LoadedModel {
             typed,
             fused,
             winograd,
+            fp16_winograd,
             pointwise,
             h_sym,
             w_sym,
             plans: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The precision the model runs in: f16 when its Winograd products run in fp16 (from the
+    /// f32 file), else the file's.
+    pub(crate) fn run_precision(&self) -> Precision {
+        if self.fp16_winograd {
+            Precision::F16
+        } else {
+            self.precision
+        }
     }
 
     /// Load from a source with the given file precision already resolved.
@@ -663,17 +683,58 @@ fn unsupported_precision(label: &Path, wanted: Precision, has: &[Precision]) -> 
     ))
 }
 
+/// The precisions a model offers on this CPU: those of its files, plus f16 through the f32
+/// file when the CPU runs fp16 Winograd products ([`CpuCaps::fp16_winograd`]) and `via_f32`.
+fn offered(files: &[Precision], caps: &CpuCaps, via_f32: bool) -> Vec<Precision> {
+    let mut v = files.to_vec();
+    if via_f32
+        && caps.fp16_winograd()
+        && v.contains(&Precision::F32)
+        && !v.contains(&Precision::F16)
+    {
+        v.push(Precision::F16);
+    }
+    v
+}
+
+/// Whether precision `p` runs as the f32 file with fp16 Winograd products on this CPU (given
+/// that an f32 file is at hand).
+fn f16_from_f32(p: Precision, caps: &CpuCaps) -> bool {
+    p == Precision::F16 && caps.fp16_winograd()
+}
+
+/// Whether `auto` may run the f16 of an f32 file as fp16 Winograd products: only for savl
+/// models (with `savl.preset`), whose fp16 accuracy CI checks on the shipped one; foreign
+/// models' outputs fell to 47–55 dB against f32 that way (`docs/PERF.md`, "ARM"), so `auto` keeps
+/// them f32. An explicit f16 runs it for any f32 file.
+fn auto_f16_from_f32(proto: &pb::ModelProto) -> bool {
+    meta_of(proto).preset.is_some()
+}
+
+/// What [`load_for`] adds to the reason when f16 runs from the f32 file.
+const F16_FROM_F32: &str =
+    "f16 runs the f32 file's 3×3 convs as Winograd with fp16 products (native fp16)";
+
 /// Pick and load the model file for `wanted`; returns the model and why its precision was chosen.
+///
+/// Precision f16 on a CPU with native fp16 and Winograd on ([`CpuCaps::fp16_winograd`]) loads
+/// the f32 file and runs its Winograd products in fp16 (tract's f16 graph has no Winograd);
+/// without an f32 file, or on other CPUs, f16 is the f16 file. `auto` counts that f16 among a
+/// model's precisions only for savl models ([`auto_f16_from_f32`]).
 pub(crate) fn load_for(
     source: &Source,
     wanted: Precision,
     caps: &CpuCaps,
     opts: LoadOptions,
 ) -> Result<(LoadedModel, String), Error> {
+    let fp16_opts = LoadOptions {
+        fp16_winograd: true,
+        ..opts
+    };
     match source {
         Source::Embedded => {
-            let available = embedded_precisions();
-            if available.is_empty() {
+            let files = embedded_precisions();
+            if files.is_empty() {
                 return Err(Error::model(
                     "<embedded>",
                     "this build embeds no default model (models/savl-lite-x4.onnx was missing \
@@ -681,6 +742,7 @@ pub(crate) fn load_for(
                     None,
                 ));
             }
+            let available = offered(&files, caps, true);
             let (p, why) = match wanted {
                 Precision::Auto => {
                     let (p, why) = caps.choose(&available);
@@ -695,16 +757,25 @@ pub(crate) fn load_for(
                     ))
                 }
             };
+            if f16_from_f32(p, caps) && files.contains(&Precision::F32) {
+                let model = LoadedModel::load(source, Precision::F32, fp16_opts)?;
+                return Ok((model, format!("{why}; {F16_FROM_F32}")));
+            }
             Ok((LoadedModel::load(source, p, opts)?, why))
         }
         Source::Path(path) => {
             let proto = read_path(path)?;
             let fp = precision_of(&proto);
-            if wanted == Precision::Auto {
-                // Whichever file was named, auto picks among it and its readable siblings.
-                let mut files = vec![(fp, path.clone(), proto)];
+            // The named file and, for auto or a precision it lacks, its readable siblings.
+            let mut files = vec![(fp, path.clone(), proto)];
+            let wants_f32 = f16_from_f32(wanted, caps) && fp != Precision::F32;
+            if wanted == Precision::Auto || wanted != fp || wants_f32 {
                 for p in [Precision::F32, Precision::F16, Precision::Int8] {
-                    if files.iter().any(|(q, _, _)| *q == p) {
+                    if files.iter().any(|(q, _, _)| *q == p)
+                        || (wanted != Precision::Auto
+                            && p != wanted
+                            && !(wants_f32 && p == Precision::F32))
+                    {
                         continue;
                     }
                     let Some(sib) = sibling(path, p).filter(|s| s != path && s.is_file()) else {
@@ -716,40 +787,53 @@ pub(crate) fn load_for(
                         }
                     }
                 }
-                let available: Vec<Precision> = files.iter().map(|(p, _, _)| *p).collect();
-                let (p, why) = caps.choose(&available);
-                let (_, file, proto) = files
-                    .into_iter()
-                    .find(|(q, _, _)| *q == p)
-                    .ok_or_else(|| Error::runtime("auto chose a precision with no file"))?;
-                let why = if file == *path {
-                    format!("auto: {why}")
-                } else {
-                    format!("auto: {why}; {} is the {p} variant", file.display())
-                };
-                return Ok((LoadedModel::from_proto(&proto, file, opts)?, why));
             }
-            if wanted == fp {
-                return Ok((
-                    LoadedModel::from_proto(&proto, path.clone(), opts)?,
-                    "requested".to_string(),
-                ));
-            }
-            if let Some(sib) = sibling(path, wanted) {
-                let proto = read_path(&sib)?;
-                if precision_of(&proto) == wanted {
-                    let why = format!("requested; {} is the {wanted} variant", sib.display());
-                    return Ok((LoadedModel::from_proto(&proto, sib, opts)?, why));
+            let kinds: Vec<Precision> = files.iter().map(|(p, _, _)| *p).collect();
+            let savl_f32 = files
+                .iter()
+                .any(|(p, _, proto)| *p == Precision::F32 && auto_f16_from_f32(proto));
+            let (p, why) = match wanted {
+                Precision::Auto => {
+                    let (p, why) = caps.choose(&offered(&kinds, caps, savl_f32));
+                    (p, format!("auto: {why}"))
                 }
+                p if offered(&kinds, caps, true).contains(&p) => (p, "requested".to_string()),
+                p => return Err(unsupported_precision(path, p, &[fp])),
+            };
+            let (from, o) = if f16_from_f32(p, caps) && kinds.contains(&Precision::F32) {
+                (Precision::F32, fp16_opts)
+            } else {
+                (p, opts)
+            };
+            let (_, file, proto) = files
+                .into_iter()
+                .find(|(q, _, _)| *q == from)
+                .ok_or_else(|| Error::runtime("the chosen precision has no file"))?;
+            let mut why = if file == *path {
+                why
+            } else {
+                format!("{why}; {} is the {from} variant", file.display())
+            };
+            if o.fp16_winograd {
+                why = format!("{why}; {F16_FROM_F32}");
             }
-            Err(unsupported_precision(path, wanted, &[fp]))
+            Ok((LoadedModel::from_proto(&proto, file, o)?, why))
         }
         Source::Bytes(bytes) => {
             let label = PathBuf::from("<bytes>");
             let proto = decode(bytes, &label)?;
             let fp = precision_of(&proto);
-            if wanted != Precision::Auto && wanted != fp {
-                return Err(unsupported_precision(&label, wanted, &[fp]));
+            let p = match wanted {
+                Precision::Auto => {
+                    caps.choose(&offered(&[fp], caps, auto_f16_from_f32(&proto)))
+                        .0
+                }
+                p if offered(&[fp], caps, true).contains(&p) => p,
+                p => return Err(unsupported_precision(&label, p, &[fp])),
+            };
+            if f16_from_f32(p, caps) && fp == Precision::F32 {
+                let why = format!("the model given as bytes; {F16_FROM_F32}");
+                return Ok((LoadedModel::from_proto(&proto, label, fp16_opts)?, why));
             }
             Ok((
                 LoadedModel::from_proto(&proto, label, opts)?,

@@ -16,7 +16,10 @@ pub enum Precision {
     Auto,
     /// 32-bit float.
     F32,
-    /// 16-bit float (fast only on aarch64 with FEAT_FP16).
+    /// 16-bit float (fast only on aarch64 with FEAT_FP16). There, with Winograd on, the f32
+    /// file's 3×3 convs run as Winograd with their products in fp16
+    /// ([`CpuCaps::fp16_winograd`]; `auto` picks it for savl models only); elsewhere, or
+    /// without an f32 file, the f16 file runs in tract.
     F16,
     /// 8-bit integer (QOperator ONNX; fast with int8 dot-product instructions).
     Int8,
@@ -66,7 +69,7 @@ impl FromStr for Precision {
 pub struct CpuCaps {
     /// Fast int8 dot products (x86 AVX512-VNNI / AVX-VNNI, aarch64 dotprod).
     pub int8_dot: bool,
-    /// Native fp16 arithmetic (aarch64 FEAT_FP16).
+    /// Native fp16 arithmetic (aarch64 FEAT_FP16, as HWCAP reports it).
     pub fp16: bool,
     /// f32 files run savl's Winograd 3×3 convs (on unless `SAVL_DISABLE_WINOGRAD` is set).
     pub winograd: bool,
@@ -79,11 +82,18 @@ pub struct CpuCaps {
 }
 
 /// Multiply-adds per output value per input channel of a 3×3 conv: 9 as tract runs it
-/// (im2col + GEMM), 2.25 by savl's Winograd F(4×4, 3×3) (36 products for 16 outputs).
+/// (im2col + GEMM), 2.25 by savl's Winograd F(4×4, 3×3) (36 products for 16 outputs), in f32
+/// or with fp16 products.
 const DIRECT_MACS: f64 = 9.0;
 const WINOGRAD_MACS: f64 = 2.25;
 
 impl CpuCaps {
+    /// Precision f16 runs the f32 file's Winograd convs with fp16 products: native fp16
+    /// arithmetic and Winograd on.
+    pub fn fp16_winograd(&self) -> bool {
+        self.fp16 && self.winograd
+    }
+
     /// Probe the running CPU (through tract-linalg, honouring `TRACT_CPU_ISA`).
     pub fn detect() -> CpuCaps {
         use tract_linalg::isa::Isa;
@@ -91,7 +101,10 @@ impl CpuCaps {
         let int8_dot = set.has(Isa::X86_64Avx512Vnni)
             || set.has(Isa::X86_64AvxVnni)
             || set.has(Isa::Aarch64DotProd);
-        let fp16 = tract_linalg::has_fp16() && set.has(Isa::Aarch64Fp16);
+        // FEAT_FP16 as the OS reports it in HWCAP (what the `gemm` crate's fp16 kernels check;
+        // QEMU user mode emulates it), unless `TRACT_CPU_ISA` took it out of tract's set (tract
+        // probes /proc/cpuinfo, which QEMU user mode does not emulate).
+        let fp16 = hwcap_fp16() && (set.has(Isa::Aarch64Fp16) || !tract_linalg::has_fp16());
         CpuCaps {
             int8_dot,
             fp16,
@@ -107,7 +120,9 @@ impl CpuCaps {
     /// multiply-add throughput relative to f32. Throughputs are per 128-bit SIMD instruction:
     /// f32 FMA 4 lanes; fp16 FMA 8 lanes (native fp16 only, else tract converts in software, far
     /// slower); int8 dot product 16 products (SDOT / VNNI), or 8 widening multiply-adds
-    /// without (the peaks in `docs/PERF.md`, "Precision choice"). f32 on x86-64 without
+    /// without (the peaks in `docs/PERF.md`, "Precision choice"). With Winograd on, f32 and
+    /// native fp16 both take Winograd's multiply-adds (fp16: [`CpuCaps::fp16_winograd`]); int8
+    /// and software fp16 take the direct count (tract's convs). f32 on x86-64 without
     /// AVX2 + FMA counts as half speed. A cost proxy, not a measurement: it ranks, it does
     /// not time.
     pub fn conv_cost(&self, precision: Precision) -> f64 {
@@ -121,6 +136,7 @@ impl CpuCaps {
                 let x86_slow = cfg!(target_arch = "x86_64") && !self.avx2_fma;
                 macs * if x86_slow { 2.0 } else { 1.0 }
             }
+            Precision::F16 if self.fp16_winograd() => WINOGRAD_MACS / 2.0,
             Precision::F16 if self.fp16 => DIRECT_MACS / 2.0,
             Precision::F16 => DIRECT_MACS * 16.0,
             Precision::Int8 if self.int8_dot => DIRECT_MACS / 4.0,
@@ -150,6 +166,9 @@ impl CpuCaps {
         let how = match p {
             Precision::F32 if self.winograd => "f32 runs savl's Winograd 3×3 convs",
             Precision::F32 => "f32 runs tract's im2col convs",
+            Precision::F16 if self.fp16_winograd() => {
+                "f16 runs savl's Winograd 3×3 convs with native fp16 products"
+            }
             Precision::F16 if self.fp16 => "native fp16 arithmetic",
             Precision::F16 => "fp16 in software (the only variant)",
             Precision::Int8 if self.int8_dot => "int8 dot products",
@@ -169,6 +188,14 @@ impl CpuCaps {
         };
         (p, why)
     }
+}
+
+/// Whether the OS reports FEAT_FP16 (aarch64 HWCAP); false on other architectures.
+fn hwcap_fp16() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    return std::arch::is_aarch64_feature_detected!("fp16");
+    #[cfg(not(target_arch = "aarch64"))]
+    false
 }
 
 #[cfg(test)]
@@ -199,11 +226,28 @@ mod tests {
             isa: "x",
             features: String::new(),
         };
-        // Winograd f32 (2.25 MACs at f32 rate) is never slower than int8 dot (9 at 4×) or
-        // native fp16 (9 at 2×); on a tie the exact one wins.
-        for (dot, fp16) in [(false, false), (true, false), (false, true), (true, true)] {
-            assert_eq!(caps(dot, fp16, true, true).choose(&all).0, Precision::F32);
+        // Winograd f32 (2.25 MACs at f32 rate) is never slower than int8 dot (9 at 4×); on a
+        // tie the exact one wins. With native fp16, Winograd with fp16 products (2.25 at 2×)
+        // beats both.
+        for dot in [false, true] {
+            assert_eq!(caps(dot, false, true, true).choose(&all).0, Precision::F32);
+            let fp16 = caps(dot, true, true, true);
+            assert!(fp16.fp16_winograd());
+            assert_eq!(fp16.conv_cost(Precision::F16), 2.25 / 2.0);
+            assert_eq!(fp16.choose(&all).0, Precision::F16);
+            assert_eq!(
+                fp16.choose(&[Precision::F32, Precision::Int8]).0,
+                Precision::F32
+            );
         }
+        // The Pi 4 (A72: no fp16, no dot product) and the Pi 5 (A76: both).
+        let a72 = caps(false, false, true, true);
+        assert_eq!(a72.choose(&all).0, Precision::F32);
+        let a76 = caps(true, true, true, true);
+        assert_eq!(a76.choose(&all).0, Precision::F16);
+        assert!(a76.choose(&all).1.contains("fp16 products"));
+        // Winograd off: f16 is tract's f16 graph, not fp16 Winograd.
+        assert!(!caps(true, true, false, true).fp16_winograd());
         // Without Winograd: int8 dot beats fp16, fp16 beats f32, widening int8 beats f32.
         assert_eq!(
             caps(true, true, false, true).choose(&all).0,

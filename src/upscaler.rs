@@ -223,9 +223,14 @@ impl Upscaler {
             self.threads
         ));
         s.push_str(&format!(
-            "engine: tract 0.23; fused modulation blocks: {}; Winograd 3×3 convs: {}; pointwise 1×1 rewrites: {}; DirectSpatialConv {}",
+            "engine: tract 0.23; fused modulation blocks: {}; Winograd 3×3 convs: {}{}; pointwise 1×1 rewrites: {}; DirectSpatialConv {}",
             m.fused,
             m.winograd,
+            if m.fp16_winograd {
+                " (fp16 products)"
+            } else {
+                ""
+            },
             m.pointwise,
             if self.disable_direct_spatial {
                 "disabled"

@@ -39,9 +39,18 @@ fn builder_validates_ranges() {
     let up = b().threads(1).build().unwrap();
     assert_eq!(up.scale(), 4);
     assert_eq!(up.halo(), TestModel::default().receptive_field());
-    assert_eq!(up.precision(), Precision::F32);
+    // auto: f32, or f16 (fp16 Winograd products on the f32 model) with native fp16.
+    let want = if savl::CpuCaps::detect().fp16_winograd() {
+        Precision::F16
+    } else {
+        Precision::F32
+    };
+    assert_eq!(up.precision(), want);
     let d = up.describe();
-    assert!(d.contains("precision: f32") && d.contains("<bytes>"), "{d}");
+    assert!(
+        d.contains(&format!("precision: {want}")) && d.contains("<bytes>"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -101,12 +110,17 @@ fn missing_precision_is_unsupported_and_siblings_are_found() {
         e.to_string().contains("m.onnx") && e.to_string().contains("int8"),
         "{e}"
     );
-    let e = Upscaler::builder()
+    // f16 from f32 bytes: only as fp16 Winograd products, with native fp16.
+    let f16 = Upscaler::builder()
         .model_bytes(bytes())
         .precision(Precision::F16)
-        .build()
-        .unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+        .build();
+    if savl::CpuCaps::detect().fp16_winograd() {
+        assert_eq!(f16.unwrap().precision(), Precision::F16);
+    } else {
+        let e = f16.unwrap_err();
+        assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
+    }
     // Explicit f32 on the f32 file, and on a `.int8.onnx` name whose f32 sibling exists.
     let up = Upscaler::builder()
         .model_path(&p)
@@ -213,10 +227,12 @@ fn auto_picks_among_the_named_file_and_its_siblings() {
         (Precision::F16, f16_file.as_path())
     );
     // With its f32 sibling beside it, auto runs whichever this CPU runs faster, whichever
-    // file was named, and says so.
+    // file was named, and says so. With native fp16, f16 is the f32 file with fp16 Winograd
+    // products.
     std::fs::copy(support::model("savl-lite-x4.onnx"), &f32_file).unwrap();
-    let (best, _) = savl::CpuCaps::detect().choose(&[Precision::F32, Precision::F16]);
-    let best_file = if best == Precision::F32 {
+    let caps = savl::CpuCaps::detect();
+    let (best, _) = caps.choose(&[Precision::F32, Precision::F16]);
+    let best_file = if best == Precision::F32 || caps.fp16_winograd() {
         &f32_file
     } else {
         &f16_file
@@ -233,5 +249,11 @@ fn auto_picks_among_the_named_file_and_its_siblings() {
         .precision(Precision::F16)
         .build()
         .unwrap();
-    assert_eq!(up.model_name(), f16_file.as_path());
+    assert_eq!(up.precision(), Precision::F16);
+    let f16_from = if caps.fp16_winograd() {
+        &f32_file
+    } else {
+        &f16_file
+    };
+    assert_eq!(up.model_name(), f16_from.as_path());
 }

@@ -8,53 +8,9 @@ use std::path::PathBuf;
 use savl::kernels::winograd::{conv3x3, conv3x3_portable_gemm, WinogradTile, WinogradWeights};
 use savl::rewrites::winograd::rewrite_convs;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
-use support::{count_ops, decluttered, root};
+use support::{case, count_ops, decluttered, direct, root};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
-
-/// Cross-correlation with zero padding 1, stride 1, OIHW kernel, accumulated in f64.
-fn direct(
-    x: &[f32],
-    kernel: &[f32],
-    bias: &[f32],
-    c: usize,
-    k: usize,
-    h: usize,
-    w: usize,
-) -> Vec<f32> {
-    let mut y = vec![0f32; k * h * w];
-    for ko in 0..k {
-        for oy in 0..h {
-            for ox in 0..w {
-                let mut acc = bias[ko] as f64;
-                for ci in 0..c {
-                    for dy in 0..3 {
-                        for dx in 0..3 {
-                            let (iy, ix) = (oy as isize + dy - 1, ox as isize + dx - 1);
-                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                continue;
-                            }
-                            let xv = x[(ci * h + iy as usize) * w + ix as usize] as f64;
-                            let wv = kernel[((ko * c + ci) * 3 + dy as usize) * 3 + dx as usize];
-                            acc += xv * wv as f64;
-                        }
-                    }
-                }
-                y[(ko * h + oy) * w + ox] = acc as f32;
-            }
-        }
-    }
-    y
-}
-
-/// Kaiming-like weights (what a trained net has), inputs in [−4, 4].
-fn case(rng: &mut Rng, c: usize, k: usize, h: usize, w: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let bound = (6.0 / (9.0 * c as f32)).sqrt();
-    let x = rng.vec(c * h * w, -4.0, 4.0);
-    let kernel = rng.vec(k * c * 9, -bound, bound);
-    let bias = rng.vec(k, -0.5, 0.5);
-    (x, kernel, bias)
-}
 
 fn winograd(
     tile: WinogradTile,

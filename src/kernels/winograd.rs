@@ -15,10 +15,20 @@
 //! `V` and `M` stored chunk-major so that the transforms read and write each tile chunk's α²
 //! values as one contiguous run; elsewhere the `gemm` crate on `[α², rows, tiles]` planes.
 //!
+//! fp16 products ([`WinogradWeights::with_fp16_products`], for aarch64 CPUs with FEAT_FP16):
+//! the transforms stay f32; `U` is rounded to f16 once, and each block rounds each plane
+//! `V[p]` to f16 and sums the products [`FP16_CHUNK`] input channels at a time in f16, adding
+//! those sums in f32. With FEAT_FP16, savl's NEON register blocks (4 output channels × 16 tiles,
+//! `fmla v.8h`: products and sums rounded to f16) widen and add each chunk's sums into f32
+//! registers; elsewhere `gemm::gemm` on `half::f16`, one chunk per GEMM, computes in f32 from
+//! the f16 operands, and the chunks' results are widened and added in memory.
+//!
 //! Accuracy (max abs difference to a direct convolution accumulated in f64, Kaiming-scaled
 //! weights, inputs in [−4, 4], C ≤ 64): about 4e-6 for F(2×2), 1e-4 for F(4×4)
-//! (`tests/winograd.rs`).
+//! (`tests/winograd.rs`); for the fp16 products, see `tests/arch_parity.rs`.
 
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use tract_linalg::multithread::Executor;
 
 use super::{for_each_block, OutPtr};
@@ -87,6 +97,16 @@ pub struct WinogradWeights {
     /// The same values for the AVX-512 products: `[α², ⌈K / KR⌉, C, KR]`, the KR rows of one
     /// group side by side for each input channel (rows past K are zero).
     u_packed: Vec<f32>,
+    /// The products run in fp16, on `u16`.
+    fp16: bool,
+    /// Input channels per fp16 sum (see [`FP16_CHUNK`]).
+    fp16_chunk: usize,
+    /// `u` rounded to f16 when the products run in fp16, else empty.
+    u16: Vec<f16>,
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    /// The same f16 values for the NEON fp16 products: `[α², ⌈K / 4⌉, C, 4]`, the 4 rows of one
+    /// group side by side for each input channel (rows past K are zero); empty unless fp16.
+    u16_packed: Vec<f16>,
 }
 
 impl WinogradWeights {
@@ -134,7 +154,40 @@ impl WinogradWeights {
             c,
             u,
             u_packed,
+            fp16: false,
+            fp16_chunk: FP16_CHUNK,
+            u16: Vec::new(),
+            u16_packed: Vec::new(),
         }
+    }
+
+    /// These weights with the α² products of [`conv3x3`] run in fp16 (see the module doc):
+    /// `U` is rounded to f16 here, once; the transforms stay f32; each product sums `chunk`
+    /// input channels in f16 (at least 1; [`FP16_CHUNK`] is the default), and the chunks' sums
+    /// are added in f32. Fast only where the CPU has native fp16 arithmetic (aarch64
+    /// FEAT_FP16); elsewhere the `gemm` crate widens the f16 operands to f32.
+    pub fn with_fp16_products(mut self, chunk: usize) -> WinogradWeights {
+        self.u16 = self.u.iter().map(|&v| f16::from_f32(v)).collect();
+        let (k, c, a2) = (self.k, self.c, self.tile.alpha() * self.tile.alpha());
+        let groups = k.div_ceil(F16_KR);
+        self.u16_packed = vec![f16::ZERO; a2 * groups * c * F16_KR];
+        for p in 0..a2 {
+            for ko in 0..k {
+                for ci in 0..c {
+                    self.u16_packed[((p * groups + ko / F16_KR) * c + ci) * F16_KR + ko % F16_KR] =
+                        self.u16[(p * k + ko) * c + ci];
+                }
+            }
+        }
+        self.fp16 = true;
+        self.fp16_chunk = chunk.max(1);
+        self
+    }
+
+    /// Whether [`conv3x3`] runs the products in fp16
+    /// ([`WinogradWeights::with_fp16_products`]).
+    pub fn fp16_products(&self) -> bool {
+        self.fp16
     }
 
     /// The output tile.
@@ -152,6 +205,12 @@ impl WinogradWeights {
         self.c
     }
 }
+
+/// Input channels each fp16 product sums in f16 before the chunks are added in f32
+/// ([`WinogradWeights::with_fp16_products`]): two sums for the shipped model's 48-channel convs,
+/// which in one fp16 sum lose too much with F(4×4)'s large transformed values, while each more
+/// chunk costs a pass over `M` (`docs/PERF.md`, "ARM").
+pub const FP16_CHUNK: usize = 24;
 
 /// Tiles transformed together (two 256-bit vectors of f32 per value: enough work per loop for
 /// LLVM to vectorize every transform; 8 left the F(2×2) transforms scalar).
@@ -251,6 +310,15 @@ struct Scratch {
     /// The block's padded input rows of one channel, each split into its M column phases:
     /// `[rows, M, tw + 1]`.
     phases: Vec<f32>,
+    /// One plane of `V` and of `M` in f16 (fp16 products only, else empty).
+    half: HalfPlanes,
+}
+
+/// One α² plane of `V` (`[C, tb]`) and of `M` (`[K, tb]`) in f16, for [`GemmF16`].
+#[derive(Default)]
+struct HalfPlanes {
+    v: Vec<f16>,
+    m: Vec<f16>,
 }
 
 impl Scratch {
@@ -261,6 +329,14 @@ impl Scratch {
             m: vec![0.0; A * A * (wts.k * tb + PLANE_PAD)],
             prow: vec![0.0; M * (g.tw + 1)],
             phases: vec![0.0; (M * g.rows_per_block + 2) * M * (g.tw + 1)],
+            half: if wts.fp16_products() {
+                HalfPlanes {
+                    v: vec![f16::ZERO; wts.c * tb],
+                    m: vec![f16::ZERO; wts.k * tb],
+                }
+            } else {
+                HalfPlanes::default()
+            },
         }
     }
 }
@@ -285,8 +361,8 @@ pub fn conv3x3(
     conv3x3_tile(wts, bias, negative_slope, x, h, w, y, executor, false)
 }
 
-/// [`conv3x3`] with its GEMMs always by the `gemm` crate (the path of CPUs without AVX-512F),
-/// for tests on a CPU that has it.
+/// [`conv3x3`] with its GEMMs always by the `gemm` crate (the path of CPUs without AVX-512F, and
+/// for fp16 products of CPUs without FEAT_FP16), for tests on a CPU that has it.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub fn conv3x3_portable_gemm(
@@ -368,7 +444,7 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         g,
         out: OutPtr(y.as_mut_ptr()),
     };
-    let run = block_fn::<M, A, T>(portable_gemm);
+    let run = block_fn::<M, A, T>(portable_gemm, wts.fp16_products());
     let block = |scratch: &mut Scratch, b: usize| {
         let tr0 = b * rows_per_block;
         let tr1 = (tr0 + rows_per_block).min(th);
@@ -405,11 +481,25 @@ struct BlockArgs<'a> {
 
 type BlockFn = fn(&BlockArgs, usize, usize, &mut Scratch);
 
-/// [`run_block`] for this CPU: on x86-64 with AVX-512F (unless `portable_gemm`, or the
-/// compiler predates the AVX-512 intrinsics: `cfg(savl_avx512)`), a copy compiled for it with
-/// `Avx512Products`; with AVX2 and FMA, a copy compiled for them (the
-/// baseline target only has SSE2, which halves the transforms' vector width).
-fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>(portable_gemm: bool) -> BlockFn {
+/// [`run_block`] for this CPU: with `fp16` products, [`GemmF16`] on any CPU; on x86-64 with
+/// AVX-512F (unless `portable_gemm`, or the compiler predates the AVX-512 intrinsics:
+/// `cfg(savl_avx512)`), a copy compiled for it with `Avx512Products`; with AVX2 and FMA, a copy
+/// compiled for them (the baseline target only has SSE2, which halves the transforms' vector
+/// width).
+fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>(
+    portable_gemm: bool,
+    fp16: bool,
+) -> BlockFn {
+    if fp16 {
+        #[cfg(target_arch = "aarch64")]
+        if !portable_gemm && std::arch::is_aarch64_feature_detected!("fp16") {
+            return |args, tr0, tr1, s| {
+                // SAFETY: FEAT_FP16 was detected on this CPU just above.
+                unsafe { run_block_fp16::<M, A, T>(args, tr0, tr1, s) }
+            };
+        }
+        return run_block::<M, A, T, GemmF16>;
+    }
     #[cfg(not(all(target_arch = "x86_64", savl_avx512)))]
     let _ = portable_gemm;
     #[cfg(all(target_arch = "x86_64", savl_avx512))]
@@ -431,6 +521,21 @@ fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>(portable_gemm: 
         };
     }
     run_block::<M, A, T, GemmCrate>
+}
+
+/// [`run_block`] compiled with FEAT_FP16, its products by [`NeonF16Products`].
+///
+/// # Safety
+/// The CPU must support FEAT_FP16.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "fp16")]
+unsafe fn run_block_fp16<const M: usize, const A: usize, T: Transforms<M, A>>(
+    args: &BlockArgs,
+    tr0: usize,
+    tr1: usize,
+    s: &mut Scratch,
+) {
+    run_block::<M, A, T, NeonF16Products>(args, tr0, tr1, s)
 }
 
 /// [`run_block`] compiled with AVX2 and FMA.
@@ -489,6 +594,7 @@ trait Products {
     /// tiles; it fits in `α² · (rows · tb + PLANE_PAD)` floats.
     fn layout(alpha2: usize, rows: usize, tb: usize) -> Layout;
 
+    /// `half` is the block's f16 scratch (empty unless the weights have fp16 products).
     fn products(
         wts: &WinogradWeights,
         v: &[f32],
@@ -496,6 +602,7 @@ trait Products {
         mm: &mut [f32],
         lm: Layout,
         tb: usize,
+        half: &mut HalfPlanes,
     );
 }
 
@@ -519,6 +626,7 @@ impl Products for GemmCrate {
         mm: &mut [f32],
         lm: Layout,
         tb: usize,
+        _half: &mut HalfPlanes,
     ) {
         let (k, c) = (wts.k, wts.c);
         for p in 0..wts.tile.alpha() * wts.tile.alpha() {
@@ -554,6 +662,310 @@ impl Products for GemmCrate {
     }
 }
 
+/// The products in fp16 by the `gemm` crate: the same planes as [`GemmCrate`]; each `V[p]` is
+/// rounded to f16 into `half.v`, and multiplied by the f16 `U[p]` one chunk of
+/// `fp16_chunk` input channels at a time into `half.m` (sums in f16), whose partial products are
+/// widened and added into `M[p]` in f32.
+struct GemmF16;
+
+impl Products for GemmF16 {
+    fn layout(alpha2: usize, rows: usize, tb: usize) -> Layout {
+        GemmCrate::layout(alpha2, rows, tb)
+    }
+
+    #[inline(always)]
+    fn products(
+        wts: &WinogradWeights,
+        v: &[f32],
+        lv: Layout,
+        mm: &mut [f32],
+        lm: Layout,
+        tb: usize,
+        half: &mut HalfPlanes,
+    ) {
+        let (k, c) = (wts.k, wts.c);
+        let chunk = wts.fp16_chunk;
+        let v16 = &mut half.v[..c * tb];
+        let m16 = &mut half.m[..k * tb];
+        for p in 0..wts.tile.alpha() * wts.tile.alpha() {
+            let u = &wts.u16[p * k * c..][..k * c];
+            narrow(v16, &v[p * lv.p_stride..][..c * tb]);
+            let mp = &mut mm[p * lm.p_stride..][..k * tb];
+            for c0 in (0..c).step_by(chunk) {
+                let cc = chunk.min(c - c0);
+                // SAFETY: as in `GemmCrate::products`: columns c0 .. c0 + cc of U[p] (K×C, row
+                // stride C), rows c0 .. c0 + cc of V[p] (C×tb) and M[p] (K×tb, row stride tb)
+                // lie inside `u`, `v16` and `m16`, and dst aliases neither input.
+                unsafe {
+                    gemm::gemm(
+                        k,
+                        tb,
+                        cc,
+                        m16.as_mut_ptr(),
+                        1,
+                        tb as isize,
+                        false,
+                        u.as_ptr().add(c0),
+                        1,
+                        c as isize,
+                        v16.as_ptr().add(c0 * tb),
+                        1,
+                        tb as isize,
+                        f16::ZERO,
+                        f16::ONE,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+                if c0 == 0 {
+                    widen::<false>(mp, m16);
+                } else {
+                    widen::<true>(mp, m16);
+                }
+            }
+        }
+    }
+}
+
+/// Output rows of one register block of the NEON fp16 products (the packing group of
+/// [`WinogradWeights`]' `u16_packed`).
+const F16_KR: usize = 4;
+
+/// The products in fp16 with savl's NEON register blocks (aarch64 with FEAT_FP16): the same
+/// planes as [`GemmCrate`]; each `V[p]` is rounded to f16 into `half.v`, then each block of
+/// [`F16_KR`] output channels × 16 tiles sums `fp16_chunk` input channels at a time in 8 fp16
+/// accumulators (`fmla .8h`), widening and adding each chunk's sums into 16 f32 accumulators in
+/// registers, and stores them into `M[p]` once. Only inlined into [`run_block_fp16`].
+#[cfg(target_arch = "aarch64")]
+struct NeonF16Products;
+
+#[cfg(target_arch = "aarch64")]
+impl Products for NeonF16Products {
+    fn layout(alpha2: usize, rows: usize, tb: usize) -> Layout {
+        GemmCrate::layout(alpha2, rows, tb)
+    }
+
+    #[inline(always)]
+    fn products(
+        wts: &WinogradWeights,
+        v: &[f32],
+        lv: Layout,
+        mm: &mut [f32],
+        lm: Layout,
+        tb: usize,
+        half: &mut HalfPlanes,
+    ) {
+        let (k, c) = (wts.k, wts.c);
+        let groups = k.div_ceil(F16_KR);
+        let v16 = &mut half.v[..c * tb];
+        debug_assert_eq!(tb % 16, 0);
+        for p in 0..wts.tile.alpha() * wts.tile.alpha() {
+            narrow(v16, &v[p * lv.p_stride..][..c * tb]);
+            let up = &wts.u16_packed[p * groups * c * F16_KR..][..groups * c * F16_KR];
+            let mp = &mut mm[p * lm.p_stride..][..k * tb];
+            for g in 0..groups {
+                let rows = F16_KR.min(k - g * F16_KR);
+                let ug = &up[g * c * F16_KR..][..c * F16_KR];
+                for t0 in (0..tb).step_by(16) {
+                    // SAFETY: only inlined into `run_block_fp16` (FEAT_FP16, checked at
+                    // dispatch); `ug` holds C·4 values, `v16` rows ci < C of tb values from
+                    // which tiles t0 .. t0 + 16 are read (t0 + 16 ≤ tb), and `mp` rows
+                    // g·4 + r < K of tb values, of which the same tiles are written.
+                    unsafe {
+                        neon_f16_block(
+                            ug.as_ptr(),
+                            v16.as_ptr().add(t0),
+                            tb,
+                            c,
+                            wts.fp16_chunk,
+                            mp.as_mut_ptr().add(g * F16_KR * tb + t0),
+                            rows,
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[r, j] = Σ_ci u[ci·4 + r] · v[ci·tb + j]` for r < rows, j < 16: each run of `chunk`
+/// input channels summed in f16, the runs' sums added in f32; `out[r, j]` is at
+/// `out + r·tb + j`.
+///
+/// # Safety
+/// The CPU must support FEAT_FP16; `u` has C·4 values, `v` 16 values from each `ci·tb`
+/// (ci < C), and `out` 16 values from each `r·tb` (r < rows ≤ 4); `chunk ≥ 1`.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "fp16")]
+#[inline]
+unsafe fn neon_f16_block(
+    u: *const f16,
+    v: *const f16,
+    tb: usize,
+    c: usize,
+    chunk: usize,
+    out: *mut f32,
+    rows: usize,
+) {
+    use std::arch::aarch64::*;
+    // SAFETY: the caller guarantees FEAT_FP16 and the bounds above; the pointers below stay
+    // inside them (rows ci < C of v, the first 16 values of each; rows r < rows of out).
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); 4]; F16_KR];
+        let mut c0 = 0;
+        while c0 < c {
+            let c1 = (c0 + chunk).min(c);
+            let mut h = [vdupq_n_u16(0); 2 * F16_KR];
+            // Row c0 of v and its 4 weights; each step moves them one input channel on.
+            let (mut vp, mut up) = (v.wrapping_add(c0 * tb), u.wrapping_add(c0 * F16_KR));
+            for _ in c0..c1 {
+                std::arch::asm!(
+                    "ldp {x0:q}, {x1:q}, [{vp}]",
+                    "ldr {w:d}, [{up}], #8",
+                    "add {vp}, {vp}, {vstride}",
+                    "fmla {h0:v}.8h, {x0:v}.8h, {w:v}.h[0]",
+                    "fmla {h1:v}.8h, {x1:v}.8h, {w:v}.h[0]",
+                    "fmla {h2:v}.8h, {x0:v}.8h, {w:v}.h[1]",
+                    "fmla {h3:v}.8h, {x1:v}.8h, {w:v}.h[1]",
+                    "fmla {h4:v}.8h, {x0:v}.8h, {w:v}.h[2]",
+                    "fmla {h5:v}.8h, {x1:v}.8h, {w:v}.h[2]",
+                    "fmla {h6:v}.8h, {x0:v}.8h, {w:v}.h[3]",
+                    "fmla {h7:v}.8h, {x1:v}.8h, {w:v}.h[3]",
+                    vp = inout(reg) vp,
+                    up = inout(reg) up,
+                    vstride = in(reg) tb * 2,
+                    x0 = out(vreg) _,
+                    x1 = out(vreg) _,
+                    w = out(vreg_low16) _,
+                    h0 = inout(vreg) h[0],
+                    h1 = inout(vreg) h[1],
+                    h2 = inout(vreg) h[2],
+                    h3 = inout(vreg) h[3],
+                    h4 = inout(vreg) h[4],
+                    h5 = inout(vreg) h[5],
+                    h6 = inout(vreg) h[6],
+                    h7 = inout(vreg) h[7],
+                    options(nostack, preserves_flags, readonly),
+                );
+            }
+            for (r, ar) in acc.iter_mut().enumerate() {
+                for (half, pair) in h[2 * r..2 * r + 2].iter().zip(ar.chunks_exact_mut(2)) {
+                    let (lo, hi): (float32x4_t, float32x4_t);
+                    std::arch::asm!(
+                        "fcvtl {lo:v}.4s, {h:v}.4h",
+                        "fcvtl2 {hi:v}.4s, {h:v}.8h",
+                        h = in(vreg) *half,
+                        lo = out(vreg) lo,
+                        hi = out(vreg) hi,
+                        options(pure, nomem, nostack, preserves_flags),
+                    );
+                    pair[0] = vaddq_f32(pair[0], lo);
+                    pair[1] = vaddq_f32(pair[1], hi);
+                }
+            }
+            c0 = c1;
+        }
+        for (r, ar) in acc.iter().enumerate().take(rows) {
+            for (j, a) in ar.iter().enumerate() {
+                vst1q_f32(out.add(r * tb + 4 * j), *a);
+            }
+        }
+    }
+}
+
+/// `dst[i] = src[i]` rounded to f16 (to nearest, ties to even).
+///
+/// # Panics
+/// If the lengths differ.
+#[inline]
+fn narrow(dst: &mut [f16], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    #[cfg(target_arch = "aarch64")]
+    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        // SAFETY: `s` holds 8 f32 (32 bytes read), `d` 8 f16 (16 bytes written); NEON and FCVTN
+        // (single to half, rounding as FPCR says: to nearest, ties to even, unless changed) are
+        // in every aarch64 CPU.
+        unsafe {
+            std::arch::asm!(
+                "ldp {a:q}, {b:q}, [{s}]",
+                "fcvtn {h:v}.4h, {a:v}.4s",
+                "fcvtn2 {h:v}.8h, {b:v}.4s",
+                "str {h:q}, [{d}]",
+                s = in(reg) s.as_ptr(),
+                d = in(reg) d.as_mut_ptr(),
+                a = out(vreg) _,
+                b = out(vreg) _,
+                h = out(vreg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+    let done = if cfg!(target_arch = "aarch64") {
+        src.len() / 8 * 8
+    } else {
+        0
+    };
+    dst[done..].convert_from_f32_slice(&src[done..]);
+}
+
+/// `dst[i] = src[i]` widened to f32, or `dst[i] += src[i]` when `ADD`.
+///
+/// # Panics
+/// If the lengths differ.
+#[inline]
+fn widen<const ADD: bool>(dst: &mut [f32], src: &[f16]) {
+    assert_eq!(dst.len(), src.len());
+    #[cfg(target_arch = "aarch64")]
+    for (d, s) in dst.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
+        // SAFETY: `s` holds 8 f16 (16 bytes read), `d` 8 f32 (32 bytes read and written); NEON
+        // and FCVTL (half to single, exact) are in every aarch64 CPU.
+        unsafe {
+            if ADD {
+                std::arch::asm!(
+                    "ldr {h:q}, [{s}]",
+                    "ldp {a:q}, {b:q}, [{d}]",
+                    "fcvtl {lo:v}.4s, {h:v}.4h",
+                    "fcvtl2 {hi:v}.4s, {h:v}.8h",
+                    "fadd {lo:v}.4s, {lo:v}.4s, {a:v}.4s",
+                    "fadd {hi:v}.4s, {hi:v}.4s, {b:v}.4s",
+                    "stp {lo:q}, {hi:q}, [{d}]",
+                    s = in(reg) s.as_ptr(),
+                    d = in(reg) d.as_mut_ptr(),
+                    h = out(vreg) _,
+                    a = out(vreg) _,
+                    b = out(vreg) _,
+                    lo = out(vreg) _,
+                    hi = out(vreg) _,
+                    options(nostack, preserves_flags),
+                );
+            } else {
+                std::arch::asm!(
+                    "ldr {h:q}, [{s}]",
+                    "fcvtl {lo:v}.4s, {h:v}.4h",
+                    "fcvtl2 {hi:v}.4s, {h:v}.8h",
+                    "stp {lo:q}, {hi:q}, [{d}]",
+                    s = in(reg) s.as_ptr(),
+                    d = in(reg) d.as_mut_ptr(),
+                    h = out(vreg) _,
+                    lo = out(vreg) _,
+                    hi = out(vreg) _,
+                    options(nostack, preserves_flags),
+                );
+            }
+        }
+    }
+    let done = if cfg!(target_arch = "aarch64") {
+        src.len() / 8 * 8
+    } else {
+        0
+    };
+    for (d, s) in dst[done..].iter_mut().zip(&src[done..]) {
+        *d = if ADD { *d + s.to_f32() } else { s.to_f32() };
+    }
+}
+
 /// Output rows of one register block of the AVX-512 products (the packing group of
 /// [`WinogradWeights`]' `u_packed`).
 const KR: usize = 8;
@@ -585,6 +997,7 @@ impl Products for Avx512Products {
         mm: &mut [f32],
         lm: Layout,
         tb: usize,
+        _half: &mut HalfPlanes,
     ) {
         let (k, c) = (wts.k, wts.c);
         let groups = k.div_ceil(KR);
@@ -765,7 +1178,7 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>, P: Products>(
     }
 
     // M[p] = U[p] · V[p]: (K × C) · (C × tb).
-    P::products(wts, v, lv, mm, lm, tb);
+    P::products(wts, v, lv, mm, lm, tb, &mut s.half);
 
     // Output transform, bias and activation: Y = Aᵀ M A.
     let mm = &*mm;

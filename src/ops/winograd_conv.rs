@@ -33,10 +33,15 @@ impl Op for WinogradConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "F({m}x{m},3x3) {c}->{k}",
+            "F({m}x{m},3x3) {c}->{k}{products}",
             m = self.weights.tile().m(),
             c = self.weights.c(),
-            k = self.weights.k()
+            k = self.weights.k(),
+            products = if self.weights.fp16_products() {
+                ", fp16 products"
+            } else {
+                ""
+            }
         )])
     }
 

@@ -3,6 +3,9 @@
 //! absorbing a LeakyRelu, an expanded PReLU or a SiLU right after it; every other conv is left to
 //! tract. `SAVL_DISABLE_WINOGRAD=1` turns the rewrite off ([`enabled_by_env`]) and
 //! `SAVL_WINOGRAD_TILE=2` picks F(2×2) instead of F(4×4) ([`tile_from_env`]).
+//! [`rewrite_convs_fp16`] makes the same ops with their products in fp16 (precision f16 on CPUs
+//! with native fp16 arithmetic, [`crate::CpuCaps::fp16_winograd`]), `SAVL_FP16_CHUNK` input
+//! channels per fp16 sum ([`fp16_chunk_from_env`]).
 //!
 //! On the shipped model's outputs F(4×4) stays within 4e-5 of tract's own convs
 //! (`tests/winograd.rs`).
@@ -34,6 +37,17 @@ pub fn tile_from_env() -> WinogradTile {
     }
 }
 
+/// Input channels per fp16 sum of [`rewrite_convs_fp16`]:
+/// [`crate::kernels::winograd::FP16_CHUNK`] unless `SAVL_FP16_CHUNK` is a positive integer (read
+/// at model load; for measurements).
+pub fn fp16_chunk_from_env() -> usize {
+    std::env::var("SAVL_FP16_CHUNK")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(crate::kernels::winograd::FP16_CHUNK)
+}
+
 fn is_pad_one(p: &PaddingSpec) -> bool {
     match p {
         PaddingSpec::Explicit(b, a) | PaddingSpec::ExplicitOnnxPool(b, a, _) => {
@@ -50,6 +64,7 @@ fn winograd_for(
     model: &TypedModel,
     node: &TypedNode,
     tile: WinogradTile,
+    fp16: bool,
 ) -> TractResult<Option<WinogradConv>> {
     let Some(conv) = node.op_as::<Conv>() else {
         return Ok(None);
@@ -88,8 +103,14 @@ fn winograd_for(
     let bias = bias.try_as_plain_ram()?;
     let (kernel, bias) = (kernel.as_slice::<f32>()?, bias.as_slice::<f32>()?);
     let bias: Vec<f32> = (0..k).map(|i| bias[i % bias.len()]).collect();
+    let weights = WinogradWeights::new(tile, kernel, k, c);
+    let weights = if fp16 {
+        weights.with_fp16_products(fp16_chunk_from_env())
+    } else {
+        weights
+    };
     Ok(Some(WinogradConv {
-        weights: Arc::new(WinogradWeights::new(tile, kernel, k, c)),
+        weights: Arc::new(weights),
         bias: Arc::new(bias),
         negative_slope: Arc::new(vec![1.0; k]),
         silu: false,
@@ -177,10 +198,14 @@ fn prelu_after(model: &TypedModel, x: OutletId, k: usize) -> Option<(Vec<f32>, u
 }
 
 /// One rewrite, if any fitting conv is left.
-fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<TypedModelPatch>> {
+fn rewrite_one(
+    model: &TypedModel,
+    tile: WinogradTile,
+    fp16: bool,
+) -> TractResult<Option<TypedModelPatch>> {
     for id in model.eval_order()? {
         let node = model.node(id);
-        let Some(mut op) = winograd_for(model, node, tile)? else {
+        let Some(mut op) = winograd_for(model, node, tile, fp16)? else {
             continue;
         };
         // Fold a LeakyRelu that is the conv's only consumer (tract fuses it into its matmul).
@@ -216,5 +241,11 @@ fn rewrite_one(model: &TypedModel, tile: WinogradTile) -> TractResult<Option<Typ
 /// Convs that do not fit (other kernels, strides, padding, groups, dtypes, quantized or
 /// non-constant weights) are left unchanged.
 pub fn rewrite_convs(model: &mut TypedModel, tile: WinogradTile) -> TractResult<usize> {
-    rewrite_until_done(model, "winograd", |m| rewrite_one(m, tile))
+    rewrite_until_done(model, "winograd", |m| rewrite_one(m, tile, false))
+}
+
+/// [`rewrite_convs`] with the products of every rewritten conv in fp16
+/// ([`WinogradWeights::with_fp16_products`]); activations between the ops stay f32.
+pub fn rewrite_convs_fp16(model: &mut TypedModel, tile: WinogradTile) -> TractResult<usize> {
+    rewrite_until_done(model, "winograd fp16", |m| rewrite_one(m, tile, true))
 }
