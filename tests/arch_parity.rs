@@ -19,9 +19,8 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use savl::kernels::winograd::{
-    conv3x3, conv3x3_portable_gemm, WinogradTile, WinogradWeights, FP16_CHUNK,
-};
+use savl::kernels::winograd::{conv3x3, WinogradTile, WinogradWeights, FP16_CHUNK};
+use savl::kernels::with_portable_products;
 use savl::testing::{max_abs_diff, Rng};
 use savl::{CpuCaps, Precision, Upscaler};
 use support::root;
@@ -235,7 +234,7 @@ fn fp16_products_match_a_direct_conv() {
             // NEON fp16 blocks run the path above): the same sums in the same order.
             let mut yg = vec![f32::NAN; k * h * w];
             let ex = Executor::SingleThread;
-            conv3x3_portable_gemm(&wts, &bias, &slope, &x, h, w, &mut yg, &ex);
+            with_portable_products(|| conv3x3(&wts, &bias, &slope, &x, h, w, &mut yg, &ex));
             let dg = max_abs_diff(&y, &yg);
             println!("  against the gemm crate's f16 products: max abs diff {dg:.2e}");
             assert!(

@@ -15,6 +15,14 @@ fn bytes() -> Vec<u8> {
     TestModel::default().onnx_bytes()
 }
 
+/// An upscaler over the model file `path` at `precision`.
+fn load(path: &std::path::Path, precision: Precision) -> Result<Upscaler, Error> {
+    Upscaler::builder()
+        .model_path(path)
+        .precision(precision)
+        .build()
+}
+
 #[test]
 fn builder_validates_ranges() {
     let b = || Upscaler::builder().model_bytes(bytes());
@@ -100,11 +108,7 @@ fn missing_precision_is_unsupported_and_siblings_are_found() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.onnx");
     std::fs::write(&p, bytes()).unwrap();
-    let e = Upscaler::builder()
-        .model_path(&p)
-        .precision(Precision::Int8)
-        .build()
-        .unwrap_err();
+    let e = load(&p, Precision::Int8).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
     assert!(
         e.to_string().contains("m.onnx") && e.to_string().contains("int8"),
@@ -122,11 +126,7 @@ fn missing_precision_is_unsupported_and_siblings_are_found() {
         assert!(matches!(e, Error::Unsupported(_)), "{e:?}");
     }
     // Explicit f32 on the f32 file, and on a `.int8.onnx` name whose f32 sibling exists.
-    let up = Upscaler::builder()
-        .model_path(&p)
-        .precision(Precision::F32)
-        .build()
-        .unwrap();
+    let up = load(&p, Precision::F32).unwrap();
     assert_eq!(up.precision(), Precision::F32);
 }
 
@@ -244,11 +244,7 @@ fn auto_picks_among_the_named_file_and_its_siblings() {
         assert!(up.describe().contains("auto:"), "{}", up.describe());
     }
     // An explicit precision is honoured.
-    let up = Upscaler::builder()
-        .model_path(&f32_file)
-        .precision(Precision::F16)
-        .build()
-        .unwrap();
+    let up = load(&f32_file, Precision::F16).unwrap();
     assert_eq!(up.precision(), Precision::F16);
     let f16_from = if caps.fp16_winograd() {
         &f32_file

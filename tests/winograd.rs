@@ -5,7 +5,8 @@ mod support;
 
 use std::path::PathBuf;
 
-use savl::kernels::winograd::{conv3x3, conv3x3_portable_gemm, WinogradTile, WinogradWeights};
+use savl::kernels::winograd::{conv3x3, WinogradTile, WinogradWeights};
+use savl::kernels::with_portable_products;
 use savl::rewrites::winograd::rewrite_convs;
 use savl::testing::{max_abs_diff, run_typed, smooth_input as input, Rng};
 use support::{case, count_ops, decluttered, direct, root};
@@ -97,7 +98,7 @@ fn portable_gemm_path_matches() {
                 let mut a = vec![f32::NAN; k * h * w];
                 let mut b = vec![f32::NAN; k * h * w];
                 conv3x3(&wts, &bias, &slope, &x, h, w, &mut a, &ex);
-                conv3x3_portable_gemm(&wts, &bias, &slope, &x, h, w, &mut b, &ex);
+                with_portable_products(|| conv3x3(&wts, &bias, &slope, &x, h, w, &mut b, &ex));
                 let d = max_abs_diff(&a, &b);
                 assert!(d <= 1e-4, "{tile:?} C={c} K={k} {h}×{w}: {d:e}");
             }

@@ -877,23 +877,17 @@ fn encode_8bit<W: Write>(
     name: &Path,
 ) -> Result<(), IoError> {
     let mut out = BufWriter::new(out);
+    let pixels = (bytes, width, height, color);
     match format {
-        OutputFormat::Jpeg { quality } => encode_with_metadata(
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100)),
-            bytes,
-            (width, height),
-            color,
-            metadata,
-            name,
-        )?,
-        OutputFormat::WebP => encode_with_metadata(
-            image::codecs::webp::WebPEncoder::new_lossless(&mut out),
-            bytes,
-            (width, height),
-            color,
-            metadata,
-            name,
-        )?,
+        OutputFormat::Jpeg { quality } => {
+            let q = quality.clamp(1, 100);
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, q);
+            encode_with_metadata(enc, pixels, metadata, name)?
+        }
+        OutputFormat::WebP => {
+            let enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            encode_with_metadata(enc, pixels, metadata, name)?
+        }
         OutputFormat::Png | OutputFormat::Gif => unreachable!("written by write_picture"),
     }
     out.flush().map_err(|cause| IoError::write(name, cause))
@@ -903,9 +897,7 @@ fn encode_8bit<W: Write>(
 /// `metadata`.
 fn encode_with_metadata(
     mut enc: impl image::ImageEncoder,
-    bytes: &[u8],
-    (width, height): (u32, u32),
-    color: image::ExtendedColorType,
+    (bytes, width, height, color): (&[u8], u32, u32, image::ExtendedColorType),
     metadata: &Metadata,
     name: &Path,
 ) -> Result<(), IoError> {

@@ -344,7 +344,9 @@ impl Scratch {
 /// `y = act(conv3x3(x, kernel) + bias)` for one NCHW image with pad 1 on every side:
 /// `x` is `[C, h, w]`, `y` is `[K, h, w]`, `bias` and `negative_slope` have K entries; the
 /// activation is `v < 0 ? v · negative_slope[k] : v` (1.0 for none, α for a leaky ReLU).
-/// With a multi-thread `executor`, blocks of tile rows run on its pool.
+/// With a multi-thread `executor`, blocks of tile rows run on its pool. Inside
+/// [`super::with_portable_products`] the GEMMs are the `gemm` crate's (the path of CPUs without
+/// AVX-512F, and of fp16 products on CPUs without FEAT_FP16).
 ///
 /// # Panics
 /// If a buffer length does not match the shapes.
@@ -358,45 +360,12 @@ pub fn conv3x3(
     y: &mut [f32],
     executor: &Executor,
 ) {
-    conv3x3_tile(wts, bias, negative_slope, x, h, w, y, executor, false)
-}
-
-/// [`conv3x3`] with its GEMMs always by the `gemm` crate (the path of CPUs without AVX-512F, and
-/// for fp16 products of CPUs without FEAT_FP16), for tests on a CPU that has it.
-#[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
-pub fn conv3x3_portable_gemm(
-    wts: &WinogradWeights,
-    bias: &[f32],
-    negative_slope: &[f32],
-    x: &[f32],
-    h: usize,
-    w: usize,
-    y: &mut [f32],
-    executor: &Executor,
-) {
-    conv3x3_tile(wts, bias, negative_slope, x, h, w, y, executor, true)
-}
-
-/// [`conv3x3`] for the weights' output tile, the GEMMs by the `gemm` crate when `portable`.
-#[allow(clippy::too_many_arguments)]
-fn conv3x3_tile(
-    wts: &WinogradWeights,
-    bias: &[f32],
-    negative_slope: &[f32],
-    x: &[f32],
-    h: usize,
-    w: usize,
-    y: &mut [f32],
-    executor: &Executor,
-    portable: bool,
-) {
     match wts.tile {
         WinogradTile::F2 => {
-            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor, portable)
+            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor)
         }
         WinogradTile::F4 => {
-            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor, portable)
+            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor)
         }
     }
 }
@@ -411,7 +380,6 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
     w: usize,
     y: &mut [f32],
     executor: &Executor,
-    portable_gemm: bool,
 ) {
     let (k, c) = (wts.k, wts.c);
     assert_eq!(x.len(), c * h * w, "x must be [C, h, w]");
@@ -444,7 +412,7 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         g,
         out: OutPtr(y.as_mut_ptr()),
     };
-    let run = block_fn::<M, A, T>(portable_gemm, wts.fp16_products());
+    let run = block_fn::<M, A, T>(super::portable_products(), wts.fp16_products());
     let block = |scratch: &mut Scratch, b: usize| {
         let tr0 = b * rows_per_block;
         let tr1 = (tr0 + rows_per_block).min(th);
@@ -482,10 +450,10 @@ struct BlockArgs<'a> {
 type BlockFn = fn(&BlockArgs, usize, usize, &mut Scratch);
 
 /// [`run_block`] for this CPU: with `fp16` products, [`GemmF16`] on any CPU; on x86-64 with
-/// AVX-512F (unless `portable_gemm`, or the compiler predates the AVX-512 intrinsics:
-/// `cfg(savl_avx512)`), a copy compiled for it with `Avx512Products`; with AVX2 and FMA, a copy
-/// compiled for them (the baseline target only has SSE2, which halves the transforms' vector
-/// width).
+/// AVX-512F (unless `portable_gemm`: inside [`super::with_portable_products`]; or the compiler
+/// predates the AVX-512 intrinsics: `cfg(savl_avx512)`), a copy compiled for it with
+/// `Avx512Products`; with AVX2 and FMA, a copy compiled for them (the baseline target only has
+/// SSE2, which halves the transforms' vector width).
 fn block_fn<const M: usize, const A: usize, T: Transforms<M, A>>(
     portable_gemm: bool,
     fp16: bool,
