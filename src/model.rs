@@ -81,6 +81,10 @@ pub(crate) struct LoadedModel {
     pub fp16_winograd: bool,
     /// 1×1 conv groups rewritten to savl's pointwise op (f32 models).
     pub pointwise: usize,
+    /// Depth-to-space chains rewritten to savl's pixel shuffle (f32 models).
+    pub shuffles: usize,
+    /// Element-wise trees rewritten to savl's one-pass op (f32 models).
+    pub elementwise: usize,
     h_sym: Symbol,
     w_sym: Symbol,
     plans: Mutex<HashMap<PlanKey, Arc<TypedSimplePlan>>>,
@@ -397,6 +401,18 @@ impl LoadedModel {
         } else {
             0
         };
+        let shuffles = if f32_model && crate::rewrites::shuffle::enabled_by_env() {
+            crate::rewrites::shuffle::fuse_pixel_shuffle(&mut typed)
+                .map_err(|e| model_err(lbl, "pixel shuffle rewrite failed", e))?
+        } else {
+            0
+        };
+        let elementwise = if f32_model && crate::rewrites::elementwise::enabled_by_env() {
+            crate::rewrites::elementwise::fuse_elementwise(&mut typed)
+                .map_err(|e| model_err(lbl, "element-wise rewrite failed", e))?
+        } else {
+            0
+        };
 
         let outputs: Vec<OutletId> = typed
             .output_outlets()
@@ -484,6 +500,8 @@ impl LoadedModel {
             winograd,
             fp16_winograd,
             pointwise,
+            shuffles,
+            elementwise,
             h_sym,
             w_sym,
             plans: Mutex::new(HashMap::new()),

@@ -223,7 +223,7 @@ impl Upscaler {
             self.threads
         ));
         s.push_str(&format!(
-            "engine: tract 0.23; fused modulation blocks: {}; Winograd 3×3 convs: {}{}; pointwise 1×1 rewrites: {}; DirectSpatialConv {}",
+            "engine: tract 0.23; fused modulation blocks: {}; Winograd 3×3 convs: {}{}; pointwise 1×1 rewrites: {}; pixel shuffles: {}; element-wise trees: {}; DirectSpatialConv {}",
             m.fused,
             m.winograd,
             if m.fp16_winograd {
@@ -232,6 +232,8 @@ impl Upscaler {
                 ""
             },
             m.pointwise,
+            m.shuffles,
+            m.elementwise,
             if self.disable_direct_spatial {
                 "disabled"
             } else {
@@ -310,6 +312,12 @@ impl Upscaler {
         let s = self.model.scale;
         let (plan, _, mut states) = self.tiled_run(w, h, s, PlanKind::Sr)?;
         let row_bytes = w * s * 3;
+        // One tile worker: tiles run one at a time, each on the whole pool.
+        let pool = if states.len() == 1 {
+            self.executor.as_ref()
+        } else {
+            None
+        };
         let mut band = Vec::new();
         for b in 0..plan.bands() {
             let (r0, r1) = plan.band_rows(b);
@@ -324,7 +332,7 @@ impl Upscaler {
             band.resize(len, 0u8);
             let band_mx = Mutex::new(&mut band[..]);
             self.run_band(&plan, b, img, &mut states, |tile, outs| {
-                write_sr_crop(tile, outs, r0 * s, w * s, &band_mx)
+                write_sr_crop(tile, outs, r0 * s, w * s, &band_mx, pool)
             })?;
             sink((r0 * s) as u32, &band)?;
         }

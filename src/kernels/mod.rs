@@ -6,12 +6,16 @@
 //! - [`winograd`]: 3×3 / stride 1 / pad 1 convolution by Winograd F(2×2) or F(4×4).
 //! - [`pointwise`]: 1×1 convolution over concatenated inputs.
 //! - [`sigmoid_mul`]: the gate `x · sigmoid(g)` in one pass.
+//! - [`elementwise`]: a chain of element-wise ops (SPAN's attention, clips) in one pass.
+//! - [`shuffle`]: pixel shuffle with the nearest-upsampled skip added in the same pass.
 //! - blocks of work on the pool: `for_each_block` and `OutPtr` (crate-private).
 
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::TractResult;
 
+pub mod elementwise;
 pub mod pointwise;
+pub mod shuffle;
 pub mod sigmoid_mul;
 pub mod winograd;
 

@@ -7,12 +7,16 @@
 //! | [`winograd::rewrite_convs`] | 3×3 / stride 1 / pad 1 f32 `Conv` (+ LeakyRelu / PReLU) | `WinogradConv` | `SAVL_DISABLE_WINOGRAD=1` |
 //! | [`pointwise::rewrite_pointwise`] | `Add(Σ EinSum(xᵢ, Wᵢ), bias)` 1×1 convs | `PointwiseConv` | `SAVL_DISABLE_POINTWISE=1` |
 //! | [`modulation::fuse_modulation`] | `Mul(x, Slice*(Sigmoid(g)))` | `SigmoidMul` | the builder's `fused_modulation(false)` |
+//! | [`shuffle::fuse_pixel_shuffle`] | depth-to-space (CRD) [+ `NearestUpsample` skip] | `PixelShuffle` | `SAVL_DISABLE_SHUFFLE=1` |
+//! | [`elementwise::fuse_elementwise`] | trees of Sigmoid / LeakyRelu / Add / Sub / Mul / Max / Min | `Elementwise` | `SAVL_DISABLE_ELEMENTWISE=1` |
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
+pub mod elementwise;
 pub mod modulation;
 pub mod pointwise;
+pub mod shuffle;
 pub mod strength;
 pub mod winograd;
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use image::RgbImage;
+use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
 use super::{tile_workers, Rect, Tile, TileConfig, TilePlan};
@@ -123,13 +124,17 @@ impl Upscaler {
     }
 }
 
-/// Quantise the kept part of one SR tile output into the band buffer.
+/// Quantise the kept part of one SR tile output into the band buffer. With a multi-thread
+/// `pool` (tiles run one at a time, each on the whole pool) the rows are converted in parallel
+/// straight into the band; otherwise into a private buffer first, so that parallel tile workers
+/// hold the band's lock only to copy.
 pub(crate) fn write_sr_crop(
     tile: &Tile,
     outs: TVec<TValue>,
     band_y0: usize,
     out_w: usize,
     band: &Mutex<&mut [u8]>,
+    pool: Option<&Executor>,
 ) -> Result<(), Error> {
     let out = outs
         .first()
@@ -142,10 +147,13 @@ pub(crate) fn write_sr_crop(
     if shape.len() != 4 || shape[1] != 3 || shape[2] < c.bottom() || shape[3] < c.right() {
         return Err(Error::runtime(format!("unexpected output shape {shape:?}")));
     }
+    if c.w == 0 || c.h == 0 {
+        return Ok(());
+    }
     let (oh, ow) = (shape[2], shape[3]);
     let plane = oh * ow;
-    let mut rows = vec![0u8; c.w * c.h * 3];
-    for y in 0..c.h {
+    // Row `y` of the crop into `dst` (`3·c.w` bytes).
+    let convert = |y: usize, dst: &mut [u8]| -> Result<(), Error> {
         let src = (c.y + y) * ow + c.x;
         let r = &data[src..src + c.w];
         let g = &data[plane + src..plane + src + c.w];
@@ -159,17 +167,35 @@ pub(crate) fn write_sr_crop(
                 d.x + c.w
             )));
         }
-        let dst = &mut rows[y * c.w * 3..(y + 1) * c.w * 3];
         for (x, px) in dst.chunks_exact_mut(3).enumerate() {
             px[0] = quantize(r[x]);
             px[1] = quantize(g[x]);
             px[2] = quantize(b[x]);
         }
+        Ok(())
+    };
+    let row_bytes = out_w * 3;
+    let (x0, x1) = (d.x * 3, (d.x + c.w) * 3);
+    if let Some(Executor::MultiThread(pool)) = pool {
+        use rayon::prelude::*;
+        let mut band = band.lock().map_err(Error::runtime)?;
+        let start = (d.y - band_y0) * row_bytes;
+        let rows = &mut band[start..start + c.h * row_bytes];
+        return pool.install(|| {
+            rows.par_chunks_mut(row_bytes)
+                .with_min_len(8)
+                .enumerate()
+                .try_for_each(|(y, row)| convert(y, &mut row[x0..x1]))
+        });
+    }
+    let mut rows = vec![0u8; c.w * c.h * 3];
+    for (y, dst) in rows.chunks_exact_mut(c.w * 3).enumerate() {
+        convert(y, dst)?;
     }
     let mut band = band.lock().map_err(Error::runtime)?;
-    for y in 0..c.h {
-        let off = ((d.y - band_y0 + y) * out_w + d.x) * 3;
-        band[off..off + c.w * 3].copy_from_slice(&rows[y * c.w * 3..(y + 1) * c.w * 3]);
+    for (y, src) in rows.chunks_exact(c.w * 3).enumerate() {
+        let off = (d.y - band_y0 + y) * row_bytes;
+        band[off + x0..off + x1].copy_from_slice(src);
     }
     Ok(())
 }
