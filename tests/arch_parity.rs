@@ -218,7 +218,9 @@ fn fp16_products_match_a_direct_conv() {
                 w,
                 &mut y,
                 &Executor::SingleThread,
-            );
+                None,
+            )
+            .unwrap();
             let d = max_abs_diff(&y, &want);
             let rms = |v: &mut dyn Iterator<Item = f32>| {
                 let (s, n) = v.fold((0f64, 0usize), |(s, n), x| (s + (x as f64).powi(2), n + 1));
@@ -234,7 +236,8 @@ fn fp16_products_match_a_direct_conv() {
             // NEON fp16 blocks run the path above): the same sums in the same order.
             let mut yg = vec![f32::NAN; k * h * w];
             let ex = Executor::SingleThread;
-            with_portable_products(|| conv3x3(&wts, &bias, &slope, &x, h, w, &mut yg, &ex));
+            with_portable_products(|| conv3x3(&wts, &bias, &slope, &x, h, w, &mut yg, &ex, None))
+                .unwrap();
             let dg = max_abs_diff(&y, &yg);
             println!("  against the gemm crate's f16 products: max abs diff {dg:.2e}");
             assert!(

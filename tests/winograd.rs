@@ -27,7 +27,7 @@ fn winograd(
 ) -> Vec<f32> {
     let wts = WinogradWeights::new(tile, kernel, k, c);
     let mut y = vec![f32::NAN; k * h * w];
-    conv3x3(&wts, bias, slope, x, h, w, &mut y, ex);
+    conv3x3(&wts, bias, slope, x, h, w, &mut y, ex, None).unwrap();
     y
 }
 
@@ -97,11 +97,39 @@ fn portable_gemm_path_matches() {
             for ex in [Executor::SingleThread, Executor::multithread(3)] {
                 let mut a = vec![f32::NAN; k * h * w];
                 let mut b = vec![f32::NAN; k * h * w];
-                conv3x3(&wts, &bias, &slope, &x, h, w, &mut a, &ex);
-                with_portable_products(|| conv3x3(&wts, &bias, &slope, &x, h, w, &mut b, &ex));
+                conv3x3(&wts, &bias, &slope, &x, h, w, &mut a, &ex, None).unwrap();
+                with_portable_products(|| {
+                    conv3x3(&wts, &bias, &slope, &x, h, w, &mut b, &ex, None)
+                })
+                .unwrap();
                 let d = max_abs_diff(&a, &b);
                 assert!(d <= 1e-4, "{tile:?} C={c} K={k} {h}×{w}: {d:e}");
             }
+        }
+    }
+}
+
+/// A folded element-wise kernel (SPAN's SiLU) run per block gives bit for bit what running it
+/// over the whole output afterwards gives, on every shape, one thread and three.
+#[test]
+fn folded_silu_equals_silu_afterwards() {
+    let silu = tract_linalg::routines::Func::Silu.ew_f32().unwrap();
+    let mut rng = Rng(9);
+    for &(c, k, h, w) in SHAPES {
+        let (x, kernel, bias) = case(&mut rng, c, k, h, w);
+        let slope = vec![1.0; k];
+        let wts = WinogradWeights::new(WinogradTile::F4, &kernel, k, c);
+        for ex in [Executor::SingleThread, Executor::multithread(3)] {
+            let mut want = vec![f32::NAN; k * h * w];
+            conv3x3(&wts, &bias, &slope, &x, h, w, &mut want, &ex, None).unwrap();
+            silu.run(&mut want).unwrap();
+            let mut got = vec![f32::NAN; k * h * w];
+            conv3x3(&wts, &bias, &slope, &x, h, w, &mut got, &ex, Some(&*silu)).unwrap();
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "C={c} K={k} {h}×{w}");
         }
     }
 }

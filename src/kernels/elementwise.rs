@@ -39,16 +39,38 @@ pub enum Binary {
     Min,
 }
 
-impl Binary {
-    #[inline(always)]
-    fn apply(self, a: f32, b: f32) -> f32 {
-        match self {
-            Binary::Add => a + b,
-            Binary::Sub => a - b,
-            Binary::Mul => a * b,
-            Binary::Max => a.max(b),
-            Binary::Min => a.min(b),
+/// One intermediate chunk, aligned for tract's SIMD kernels (which copy unaligned input first).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Chunk([f32; CHUNK]);
+
+/// An operand of one chunk.
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Slice(&'a [f32]),
+    Scalar(f32),
+}
+
+/// `dst[i] = f(a[i], b[i])`, one loop per operand kind (so each is vectorised).
+#[inline(always)]
+fn binary(dst: &mut [f32], a: Arg, b: Arg, f: impl Fn(f32, f32) -> f32) {
+    match (a, b) {
+        (Arg::Slice(a), Arg::Slice(b)) => {
+            for ((d, a), b) in dst.iter_mut().zip(a).zip(b) {
+                *d = f(*a, *b);
+            }
         }
+        (Arg::Slice(a), Arg::Scalar(s)) => {
+            for (d, a) in dst.iter_mut().zip(a) {
+                *d = f(*a, s);
+            }
+        }
+        (Arg::Scalar(s), Arg::Slice(b)) => {
+            for (d, b) in dst.iter_mut().zip(b) {
+                *d = f(s, *b);
+            }
+        }
+        (Arg::Scalar(a), Arg::Scalar(b)) => dst.fill(f(a, b)),
     }
 }
 
@@ -127,19 +149,27 @@ pub fn run(
     let leaky = Func::LeakyRelu.ew_f32_param()?;
     let (ni, last) = (program.inputs, program.steps.len() - 1);
     try_for_each_slice_block(out, BLOCK, executor, |start, block| {
-        let mut scratch = vec![0f32; last * CHUNK];
+        let mut scratch = vec![Chunk([0f32; CHUNK]); last];
         for (c, oc) in block.chunks_mut(CHUNK).enumerate() {
             let (c0, n) = (start + c * CHUNK, oc.len());
             for (k, step) in program.steps.iter().enumerate() {
-                let (done, rest) = scratch.split_at_mut(k * CHUNK);
+                let (done, rest) = scratch.split_at_mut(k);
                 let value = |v: usize| -> &[f32] {
                     if v < ni {
                         &inputs[v][c0..c0 + n]
                     } else {
-                        &done[(v - ni) * CHUNK..][..n]
+                        &done[v - ni].0[..n]
                     }
                 };
-                let dst: &mut [f32] = if k == last { &mut *oc } else { &mut rest[..n] };
+                let operand = |o: Operand| match o {
+                    Operand::Value(v) => Arg::Slice(value(v)),
+                    Operand::Scalar(s) => Arg::Scalar(s),
+                };
+                let dst: &mut [f32] = if k == last {
+                    &mut *oc
+                } else {
+                    &mut rest[0].0[..n]
+                };
                 match *step {
                     Step::Unary(op, v) => {
                         dst.copy_from_slice(value(v));
@@ -148,24 +178,16 @@ pub fn run(
                             Unary::LeakyRelu(alpha) => leaky.run_with_params(dst, alpha)?,
                         }
                     }
-                    Step::Binary(op, a, b) => match (a, b) {
-                        (Operand::Value(a), Operand::Value(b)) => {
-                            for ((d, a), b) in dst.iter_mut().zip(value(a)).zip(value(b)) {
-                                *d = op.apply(*a, *b);
-                            }
+                    Step::Binary(op, a, b) => {
+                        let (a, b) = (operand(a), operand(b));
+                        match op {
+                            Binary::Add => binary(dst, a, b, |a, b| a + b),
+                            Binary::Sub => binary(dst, a, b, |a, b| a - b),
+                            Binary::Mul => binary(dst, a, b, |a, b| a * b),
+                            Binary::Max => binary(dst, a, b, f32::max),
+                            Binary::Min => binary(dst, a, b, f32::min),
                         }
-                        (Operand::Value(a), Operand::Scalar(s)) => {
-                            for (d, a) in dst.iter_mut().zip(value(a)) {
-                                *d = op.apply(*a, s);
-                            }
-                        }
-                        (Operand::Scalar(s), Operand::Value(b)) => {
-                            for (d, b) in dst.iter_mut().zip(value(b)) {
-                                *d = op.apply(s, *b);
-                            }
-                        }
-                        (Operand::Scalar(a), Operand::Scalar(b)) => dst.fill(op.apply(a, b)),
-                    },
+                    }
                 }
             }
         }

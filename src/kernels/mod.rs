@@ -93,16 +93,6 @@ pub(crate) fn try_for_each_slice_block(
     }
 }
 
-/// Runs a tract element-wise kernel (in place) over `data` in blocks of 16 384 elements, on the
-/// pool of a multi-thread `executor`: the same values as one call over the whole slice.
-pub fn map_on_pool(
-    data: &mut [f32],
-    ew: &dyn tract_linalg::element_wise::ElementWise<f32>,
-    executor: &Executor,
-) -> TractResult<()> {
-    try_for_each_slice_block(data, 16 * 1024, executor, |_, block| ew.run(block))
-}
-
 /// Runs `block(scratch, b)` for `b` in `0..blocks`. With a multi-thread `executor` (and more than
 /// one block) the blocks are handed out one by one on its pool (work stealing), each rayon job
 /// with its own scratch from `scratch`; otherwise they run in order on one scratch.

@@ -29,7 +29,10 @@
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use tract_linalg::element_wise::ElementWise;
 use tract_linalg::multithread::Executor;
+use tract_onnx::prelude::TractResult;
+use tract_onnx::tract_core::internal::ensure;
 
 use super::{for_each_block, OutPtr};
 
@@ -344,12 +347,15 @@ impl Scratch {
 /// `y = act(conv3x3(x, kernel) + bias)` for one NCHW image with pad 1 on every side:
 /// `x` is `[C, h, w]`, `y` is `[K, h, w]`, `bias` and `negative_slope` have K entries; the
 /// activation is `v < 0 ? v · negative_slope[k] : v` (1.0 for none, α for a leaky ReLU).
-/// With a multi-thread `executor`, blocks of tile rows run on its pool. Inside
+/// Then `post` (a tract element-wise kernel, SPAN's SiLU say), when given, runs over each
+/// block's output rows while they are still in cache: the same values as running it over `y`
+/// afterwards. With a multi-thread `executor`, blocks of tile rows run on its pool. Inside
 /// [`super::with_portable_products`] the GEMMs are the `gemm` crate's (the path of CPUs without
 /// AVX-512F, and of fp16 products on CPUs without FEAT_FP16).
 ///
 /// # Panics
 /// If a buffer length does not match the shapes.
+#[allow(clippy::too_many_arguments)]
 pub fn conv3x3(
     wts: &WinogradWeights,
     bias: &[f32],
@@ -359,15 +365,13 @@ pub fn conv3x3(
     w: usize,
     y: &mut [f32],
     executor: &Executor,
-) {
-    match wts.tile {
-        WinogradTile::F2 => {
-            conv3x3_m::<2, 4, F2x3>(wts, bias, negative_slope, x, h, w, y, executor)
-        }
-        WinogradTile::F4 => {
-            conv3x3_m::<4, 6, F4x3>(wts, bias, negative_slope, x, h, w, y, executor)
-        }
-    }
+    post: Option<&dyn ElementWise<f32>>,
+) -> TractResult<()> {
+    let f = match wts.tile {
+        WinogradTile::F2 => conv3x3_m::<2, 4, F2x3>,
+        WinogradTile::F4 => conv3x3_m::<4, 6, F4x3>,
+    };
+    f(wts, bias, negative_slope, x, h, w, y, executor, post)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -380,7 +384,8 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
     w: usize,
     y: &mut [f32],
     executor: &Executor,
-) {
+    post: Option<&dyn ElementWise<f32>>,
+) -> TractResult<()> {
     let (k, c) = (wts.k, wts.c);
     assert_eq!(x.len(), c * h * w, "x must be [C, h, w]");
     assert_eq!(y.len(), k * h * w, "y must be [K, h, w]");
@@ -391,7 +396,7 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         "negative_slope must have K entries"
     );
     if h == 0 || w == 0 {
-        return;
+        return Ok(());
     }
     let tw = w.div_ceil(M).next_multiple_of(LANES);
     let th = h.div_ceil(M);
@@ -411,6 +416,8 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         x,
         g,
         out: OutPtr(y.as_mut_ptr()),
+        post,
+        failed: std::sync::atomic::AtomicBool::new(false),
     };
     let run = block_fn::<M, A, T>(super::portable_products(), wts.fp16_products());
     let block = |scratch: &mut Scratch, b: usize| {
@@ -419,6 +426,11 @@ fn conv3x3_m<const M: usize, const A: usize, T: Transforms<M, A>>(
         run(&args, tr0, tr1, scratch);
     };
     for_each_block(executor, blocks, || Scratch::new::<M, A>(wts, &g), block);
+    ensure!(
+        !args.failed.into_inner(),
+        "Winograd conv: the element-wise kernel after it failed"
+    );
+    Ok(())
 }
 
 /// Hints the CPU to bring `data` into the caches (a no-op off x86-64).
@@ -445,6 +457,9 @@ struct BlockArgs<'a> {
     x: &'a [f32],
     g: Geometry,
     out: OutPtr,
+    post: Option<&'a dyn ElementWise<f32>>,
+    /// Set when `post` returned an error in some block.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 type BlockFn = fn(&BlockArgs, usize, usize, &mut Scratch);
@@ -1072,6 +1087,8 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>, P: Products>(
         x,
         g,
         out,
+        post,
+        ..
     } = *args;
     let (k, c) = (wts.k, wts.c);
     let (h, w, tw) = (g.h, g.w, g.tw);
@@ -1205,6 +1222,18 @@ fn run_block<const M: usize, const A: usize, T: Transforms<M, A>, P: Products>(
                         yrow.copy_from_slice(&pixels.as_flattened()[..cols_here]);
                     }
                 }
+            }
+        }
+        if let Some(post) = post {
+            let (r0, r1) = (M * tr0, (M * tr1).min(h));
+            // SAFETY: rows r0 .. r1 of channel `ko` are this block's (written just above), and
+            // lie inside y ([K, h, w]).
+            let rows = unsafe {
+                std::slice::from_raw_parts_mut(out.0.add((ko * h + r0) * w), (r1 - r0) * w)
+            };
+            if post.run(rows).is_err() {
+                args.failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

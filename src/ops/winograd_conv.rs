@@ -5,7 +5,6 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use crate::kernels::map_on_pool;
 use crate::kernels::winograd::{conv3x3, WinogradWeights};
 
 /// A 3×3 / stride 1 / pad 1 convolution over NCHW f32, by Winograd, with the bias and an
@@ -71,6 +70,11 @@ impl EvalOp for WinogradConv {
             let mut yv = y.try_as_plain_ram_mut()?;
             let ys = yv.as_slice_mut::<f32>()?;
             let executor = tract_linalg::multithread::current_tract_executor();
+            let silu = if self.silu {
+                Some(tract_linalg::routines::Func::Silu.ew_f32()?)
+            } else {
+                None
+            };
             for (xi, yi) in xs
                 .chunks_exact(c * h * w)
                 .zip(ys.chunks_exact_mut(k * h * w))
@@ -84,14 +88,9 @@ impl EvalOp for WinogradConv {
                     w,
                     yi,
                     &executor,
-                );
+                    silu.as_deref(),
+                )?;
             }
-        }
-        if self.silu {
-            let executor = tract_linalg::multithread::current_tract_executor();
-            let mut yv = y.try_as_plain_ram_mut()?;
-            let silu = tract_linalg::routines::Func::Silu.ew_f32()?;
-            map_on_pool(yv.as_slice_mut::<f32>()?, &*silu, &executor)?;
         }
         Ok(tvec!(y.into_tvalue()))
     }
