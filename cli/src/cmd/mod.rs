@@ -104,6 +104,9 @@ pub fn main() -> ExitCode {
         }
     };
     signals::install();
+    // A binary owns the process's allocator: tensor memory freed by one op is reused by the
+    // next instead of being handed back and faulted in again.
+    savl::tune_allocator();
     let verbosity = args.verbosity();
     let result = std::panic::catch_unwind(move || match args.command {
         Command::Upscale(a) => upscale::run_args(a, verbosity),
