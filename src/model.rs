@@ -617,53 +617,13 @@ impl LoadedModel {
             .map_err(|e| model_err(lbl, format!("cannot build a plan for a {w}×{h} tile"), e))
     }
 
-    /// Peak bytes of activations one run of an `h × w` tile holds at once: the graph walked in
-    /// evaluation order, each tensor alive from the node that makes it to its last consumer
-    /// (model outputs to the end), constants left out (they are shared by every tile). An
-    /// estimate of the plan's working set from the decluttered graph; tract's optimised plan
-    /// fuses some of these tensors away.
+    /// Peak bytes of activations one run of an `h × w` tile holds at once
+    /// ([`activation_bytes`] of the model with the tile's sides).
     pub(crate) fn activation_bytes(&self, h: usize, w: usize) -> Result<u64, Error> {
-        let model = &self.typed;
         let values = SymbolValues::default()
             .with(&self.h_sym, h as i64)
             .with(&self.w_sym, w as i64);
-        let order = model.eval_order().map_err(Error::runtime)?;
-        let pos: HashMap<usize, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-        let outputs = model.output_outlets().map_err(Error::runtime)?;
-        let mut frees: Vec<u64> = vec![0; order.len() + 1];
-        let mut live = 0u64;
-        let mut peak = 0u64;
-        for (i, &id) in order.iter().enumerate() {
-            let node = model.node(id);
-            for (slot, out) in node.outputs.iter().enumerate() {
-                if out.fact.konst.is_some() {
-                    continue;
-                }
-                let elems = out
-                    .fact
-                    .shape
-                    .iter()
-                    .map(|d| d.eval(&values).to_i64().map(|v| v.max(0) as u64))
-                    .try_fold(1u64, |acc, d| d.map(|d| acc.saturating_mul(d)))
-                    .map_err(Error::runtime)?;
-                let bytes = elems.saturating_mul(out.fact.datum_type.size_of() as u64);
-                live = live.saturating_add(bytes);
-                let outlet = OutletId::new(id, slot);
-                let last = if outputs.contains(&outlet) {
-                    order.len()
-                } else {
-                    out.successors
-                        .iter()
-                        .filter_map(|s| pos.get(&s.node).copied())
-                        .max()
-                        .unwrap_or(i)
-                };
-                frees[last] = frees[last].saturating_add(bytes);
-            }
-            peak = peak.max(live);
-            live = live.saturating_sub(frees[i]);
-        }
-        Ok(peak)
+        activation_bytes(&self.typed, &values)
     }
 
     pub(crate) fn no_estimate(&self) -> Error {
@@ -672,6 +632,75 @@ impl LoadedModel {
             self.label.display()
         ))
     }
+}
+
+/// Peak bytes of activations one run of `model` holds at once, its symbols set to `values`: the graph walked in
+/// evaluation order, each tensor alive from the node that makes it to its last consumer
+/// (model outputs to the end), constants left out (they are shared by every tile), savl's
+/// in-place ops (`SigmoidMul`, `Elementwise`) writing over an input read last by them. An
+/// estimate of the plan's working set from the decluttered graph; tract's optimised plan
+/// fuses some of these tensors away.
+pub(crate) fn activation_bytes(model: &TypedModel, values: &SymbolValues) -> Result<u64, Error> {
+    let order = model.eval_order().map_err(Error::runtime)?;
+    let pos: HashMap<usize, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let outputs = model.output_outlets().map_err(Error::runtime)?;
+    let mut frees: Vec<u64> = vec![0; order.len() + 1];
+    let mut live = 0u64;
+    let mut peak = 0u64;
+    // The position of the op that reads `outlet` last (the end for a model output).
+    let last_use = |outlet: OutletId, from: usize| -> usize {
+        if outputs.contains(&outlet) {
+            return order.len();
+        }
+        model.node(outlet.node).outputs[outlet.slot]
+            .successors
+            .iter()
+            .filter_map(|s| pos.get(&s.node).copied())
+            .max()
+            .unwrap_or(from)
+    };
+    for (i, &id) in order.iter().enumerate() {
+        let node = model.node(id);
+        // The ops that write over an input nothing else reads any more (tract drops its own
+        // reference before the op runs) allocate no output: the input's bytes stay live.
+        let over = if node.op_is::<crate::ops::SigmoidMul>() {
+            &node.inputs[..1]
+        } else if node.op_is::<crate::ops::Elementwise>() {
+            &node.inputs[..]
+        } else {
+            &[]
+        };
+        let in_place = over.iter().any(|&inp| {
+            let fact = &model.node(inp.node).outputs[inp.slot].fact;
+            fact.konst.is_none()
+                && fact.shape == node.outputs[0].fact.shape
+                && last_use(inp, i) == i
+        });
+        for (slot, out) in node.outputs.iter().enumerate() {
+            if out.fact.konst.is_some() {
+                continue;
+            }
+            let elems = out
+                .fact
+                .shape
+                .iter()
+                .map(|d| d.eval(values).to_i64().map(|v| v.max(0) as u64))
+                .try_fold(1u64, |acc, d| d.map(|d| acc.saturating_mul(d)))
+                .map_err(Error::runtime)?;
+            let bytes = elems.saturating_mul(out.fact.datum_type.size_of() as u64);
+            if in_place && slot == 0 {
+                // The input's bytes, freed here in the walk, become the output's.
+                frees[i] = frees[i].saturating_sub(bytes);
+            } else {
+                live = live.saturating_add(bytes);
+            }
+            let last = last_use(OutletId::new(id, slot), i);
+            frees[last] = frees[last].saturating_add(bytes);
+        }
+        peak = peak.max(live);
+        live = live.saturating_sub(frees[i]);
+    }
+    Ok(peak)
 }
 
 /// Candidate files for `precision` next to `path`: `NAME.onnx`, `NAME.int8.onnx`, `NAME.f16.onnx`.
@@ -858,5 +887,50 @@ pub(crate) fn load_for(
                 "the model given as bytes".into(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::elementwise::{Program, Step, Unary};
+    use crate::ops::Elementwise;
+
+    fn sigmoid() -> Elementwise {
+        Elementwise {
+            program: Program {
+                inputs: 1,
+                steps: vec![Step::Unary(Unary::Sigmoid, 0)],
+            },
+        }
+    }
+
+    /// The walk of `x → a → b` (sigmoids), with a third sigmoid `c` of `x` when `extra` and `x`
+    /// a model output when `x_out`; 4·8·8 f32 (1 KiB) per tensor.
+    fn chain(extra: bool, x_out: bool) -> u64 {
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", f32::fact([1, 4, 8, 8])).unwrap();
+        let a = m.wire_node("a", sigmoid(), &[x]).unwrap()[0];
+        let b = m.wire_node("b", sigmoid(), &[a]).unwrap()[0];
+        let mut outs = vec![b];
+        if extra {
+            outs.push(m.wire_node("c", sigmoid(), &[x]).unwrap()[0]);
+        }
+        if x_out {
+            outs.push(x);
+        }
+        m.select_output_outlets(&outs).unwrap();
+        activation_bytes(&m, &SymbolValues::default()).unwrap()
+    }
+
+    /// An in-place op over an input read last by it adds nothing; over an input something
+    /// else still reads, or a model output, it adds its output.
+    #[test]
+    fn in_place_ops_reuse_their_last_read_input() {
+        let t = 4 * 8 * 8 * 4;
+        assert_eq!(chain(false, false), t, "x, then a over x, then b over a");
+        // Whichever of a and c runs first keeps x for the other: two tensors at most.
+        assert_eq!(chain(true, false), 2 * t);
+        assert_eq!(chain(false, true), 2 * t, "x stays an output");
     }
 }

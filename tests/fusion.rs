@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use savl::kernels::winograd::WinogradTile;
 use savl::rewrites::elementwise::fuse_elementwise;
@@ -14,7 +14,7 @@ use support::{count_ops, decluttered, root};
 use tract_onnx::prelude::*;
 
 /// The model as savl loads it before these rewrites: modulation fused, Winograd, pointwise.
-fn loaded(path: &PathBuf) -> TypedModel {
+fn loaded(path: &Path) -> TypedModel {
     let mut m = decluttered(path);
     savl::rewrites::modulation::fuse_modulation(&mut m).expect("fuse");
     savl::rewrites::winograd::rewrite_convs(&mut m, WinogradTile::F4).expect("winograd");

@@ -136,26 +136,55 @@ pub fn run(
     out: &mut [f32],
     executor: &Executor,
 ) -> TractResult<()> {
+    run_with(program, inputs, None, out, executor)
+}
+
+/// [`run`] in place: input `io` is `data` itself (whatever `inputs[io]` holds is not read), and
+/// `data` is overwritten with the result.
+pub fn run_in_place(
+    program: &Program,
+    inputs: &[&[f32]],
+    io: usize,
+    data: &mut [f32],
+    executor: &Executor,
+) -> TractResult<()> {
+    run_with(program, inputs, Some(io), data, executor)
+}
+
+fn run_with(
+    program: &Program,
+    inputs: &[&[f32]],
+    io: Option<usize>,
+    out: &mut [f32],
+    executor: &Executor,
+) -> TractResult<()> {
     program.validate()?;
     ensure!(
-        inputs.len() == program.inputs,
+        inputs.len() == program.inputs && io.is_none_or(|k| k < inputs.len()),
         "element-wise program: wrong input count"
     );
     ensure!(
-        inputs.iter().all(|x| x.len() == out.len()),
+        inputs
+            .iter()
+            .enumerate()
+            .all(|(k, x)| Some(k) == io || x.len() == out.len()),
         "element-wise program: lengths differ"
     );
     let sigmoid = Func::Sigmoid.ew_f32()?;
     let leaky = Func::LeakyRelu.ew_f32_param()?;
-    let (ni, last) = (program.inputs, program.steps.len() - 1);
+    let (ni, steps) = (program.inputs, program.steps.len());
     try_for_each_slice_block(out, BLOCK, executor, |start, block| {
-        let mut scratch = vec![Chunk([0f32; CHUNK]); last];
+        let mut scratch = vec![Chunk([0f32; CHUNK]); steps];
         for (c, oc) in block.chunks_mut(CHUNK).enumerate() {
             let (c0, n) = (start + c * CHUNK, oc.len());
             for (k, step) in program.steps.iter().enumerate() {
                 let (done, rest) = scratch.split_at_mut(k);
+                // The in-place input is read from the output chunk, which is only written once
+                // every step of the chunk is done.
                 let value = |v: usize| -> &[f32] {
-                    if v < ni {
+                    if Some(v) == io {
+                        &*oc
+                    } else if v < ni {
                         &inputs[v][c0..c0 + n]
                     } else {
                         &done[v - ni].0[..n]
@@ -165,11 +194,7 @@ pub fn run(
                     Operand::Value(v) => Arg::Slice(value(v)),
                     Operand::Scalar(s) => Arg::Scalar(s),
                 };
-                let dst: &mut [f32] = if k == last {
-                    &mut *oc
-                } else {
-                    &mut rest[0].0[..n]
-                };
+                let dst = &mut rest[0].0[..n];
                 match *step {
                     Step::Unary(op, v) => {
                         dst.copy_from_slice(value(v));
@@ -190,6 +215,7 @@ pub fn run(
                     }
                 }
             }
+            oc.copy_from_slice(&scratch[steps - 1].0[..n]);
         }
         Ok(())
     })

@@ -3,7 +3,7 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use crate::kernels::elementwise::{run, Program, Step, Unary};
+use crate::kernels::elementwise::{run, run_in_place, Program, Step, Unary};
 
 /// A chain of element-wise ops ([`Program`]) over same-shape f32 tensors, in one pass.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,25 +72,36 @@ impl EvalOp for Elementwise {
             "Elementwise takes {} inputs",
             self.program.inputs
         );
-        let shape = inputs[0].shape();
+        let shape: TVec<usize> = inputs[0].shape().into();
         ensure!(
-            inputs.iter().all(|x| x.shape() == shape),
+            inputs.iter().all(|x| x.shape() == &*shape),
             "Elementwise: input shapes differ"
         );
+        // Over an input no other op reads (tract has dropped its own reference), else into a
+        // new tensor.
+        let io = inputs.iter().position(|x| x.is_exclusive());
+        let mut inputs: Vec<Option<TValue>> = inputs.into_iter().map(Some).collect();
+        let mut y = match io.and_then(|k| inputs[k].take()) {
+            Some(x) => x.into_tensor(),
+            // SAFETY: f32 has no invalid bit patterns, and `run` writes every element.
+            None => unsafe { Tensor::uninitialized::<f32>(&shape)? },
+        };
         let plains = inputs
             .iter()
-            .map(|x| x.try_as_plain_ram())
+            .map(|x| x.as_ref().map(|x| x.try_as_plain_ram()).transpose())
             .collect::<TractResult<Vec<_>>>()?;
         let slices = plains
             .iter()
-            .map(|x| x.as_slice::<f32>())
+            .map(|x| x.as_ref().map_or(Ok(&[][..]), |x| x.as_slice::<f32>()))
             .collect::<TractResult<Vec<_>>>()?;
-        // SAFETY: f32 has no invalid bit patterns, and `run` writes every element.
-        let mut y = unsafe { Tensor::uninitialized::<f32>(shape)? };
         {
             let mut yv = y.try_as_plain_ram_mut()?;
+            let ys = yv.as_slice_mut::<f32>()?;
             let executor = tract_linalg::multithread::current_tract_executor();
-            run(&self.program, &slices, yv.as_slice_mut::<f32>()?, &executor)?;
+            match io {
+                Some(k) => run_in_place(&self.program, &slices, k, ys, &executor)?,
+                None => run(&self.program, &slices, ys, &executor)?,
+            }
         }
         Ok(tvec!(y.into_tvalue()))
     }
