@@ -36,14 +36,6 @@ impl TypedOp for Elementwise {
         Ok(tvec!(f32::fact(inputs[0].shape.clone())))
     }
 
-    fn axes_mapping(
-        &self,
-        inputs: &[&TypedFact],
-        outputs: &[&TypedFact],
-    ) -> TractResult<AxesMapping> {
-        AxesMapping::natural(inputs, outputs)
-    }
-
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         let per_element: usize = self
             .program
