@@ -24,8 +24,15 @@ fn bench_op(c: &mut Criterion) {
         let mut x = x0.clone();
         b.iter(|| {
             x.copy_from_slice(&x0);
-            savl::kernels::sigmoid_mul::sigmoid_mul(&mut x, &g, &*sig, &Executor::SingleThread)
-                .unwrap();
+            let gate = savl::kernels::elementwise::Program::gate();
+            savl::kernels::elementwise::run_in_place(
+                &gate,
+                &[&[], &g],
+                0,
+                &mut x,
+                &Executor::SingleThread,
+            )
+            .unwrap();
         })
     });
     grp.bench_function("unfused", |b| {

@@ -13,7 +13,7 @@ trap 'rm -rf "$TMP"' EXIT
 (cd "$TMP" && ar x "$OLDPWD/$RLIB")
 for o in "$TMP"/*.o; do aarch64-linux-gnu-objdump -d --no-show-raw-insn -C "$o"; done > "$TMP/all.s"
 printf "%-48s %8s %8s %8s %6s\n" function "neon .4s" "fmla" "scalar" "gemm"
-grep -nE '^[0-9a-f]+ <savl::kernels::[^>]*(run_block|sigmoid_mul)[^>]*>:' "$TMP/all.s" | while IFS=: read -r line rest; do
+grep -nE '^[0-9a-f]+ <savl::kernels::[^>]*(run_block|elementwise::run_with)[^>]*>:' "$TMP/all.s" | while IFS=: read -r line rest; do
   name=$(sed -E 's/.*<(.*)>:/\1/' <<< "$rest")
   body=$(awk -v s="$line" 'NR > s && /^[0-9a-f]+ </ {exit} NR > s {print}' "$TMP/all.s")
   neon=$(grep -cE 'f(add|sub|mul|mla|max|min)\s+v[0-9]+\.4s' <<< "$body" || true)

@@ -762,6 +762,56 @@ fn auto_f16_from_f32(proto: &pb::ModelProto) -> bool {
 const F16_FROM_F32: &str =
     "f16 runs the f32 file's 3×3 convs as Winograd with fp16 products (native fp16)";
 
+/// The precision to run for `wanted`, among a model's file precisions `files`, and why: `auto`'s
+/// choice for this CPU (f16 through the f32 file only when `auto_via_f32`), or `wanted` when the
+/// model offers it; else an error naming `label` and the precisions `listed`.
+fn pick_precision(
+    wanted: Precision,
+    files: &[Precision],
+    caps: &CpuCaps,
+    auto_via_f32: bool,
+    label: &Path,
+    listed: &[Precision],
+) -> Result<(Precision, String), Error> {
+    match wanted {
+        Precision::Auto => {
+            let (p, why) = caps.choose(&offered(files, caps, auto_via_f32));
+            Ok((p, format!("auto: {why}")))
+        }
+        p if offered(files, caps, true).contains(&p) => Ok((p, "requested".to_string())),
+        p => Err(unsupported_precision(label, p, listed)),
+    }
+}
+
+/// The file precision and load options that run precision `p`: for f16 on a CPU with native
+/// fp16 and Winograd ([`f16_from_f32`]), the f32 file with fp16 products when there is one;
+/// else `p`'s own file with `opts`.
+fn runs_as(
+    p: Precision,
+    files: &[Precision],
+    caps: &CpuCaps,
+    opts: LoadOptions,
+) -> (Precision, LoadOptions) {
+    if f16_from_f32(p, caps) && files.contains(&Precision::F32) {
+        let fp16 = LoadOptions {
+            fp16_winograd: true,
+            ..opts
+        };
+        (Precision::F32, fp16)
+    } else {
+        (p, opts)
+    }
+}
+
+/// `why`, plus [`F16_FROM_F32`] when `o` runs fp16 products.
+fn with_fp16_note(why: String, o: &LoadOptions) -> String {
+    if o.fp16_winograd {
+        format!("{why}; {F16_FROM_F32}")
+    } else {
+        why
+    }
+}
+
 /// Pick and load the model file for `wanted`; returns the model and why its precision was chosen.
 ///
 /// Precision f16 on a CPU with native fp16 and Winograd on ([`CpuCaps::fp16_winograd`]) loads
@@ -774,10 +824,6 @@ pub(crate) fn load_for(
     caps: &CpuCaps,
     opts: LoadOptions,
 ) -> Result<(LoadedModel, String), Error> {
-    let fp16_opts = LoadOptions {
-        fp16_winograd: true,
-        ..opts
-    };
     match source {
         Source::Embedded => {
             let files = embedded_precisions();
@@ -789,103 +835,66 @@ pub(crate) fn load_for(
                     None,
                 ));
             }
-            let available = offered(&files, caps, true);
-            let (p, why) = match wanted {
-                Precision::Auto => {
-                    let (p, why) = caps.choose(&available);
-                    (p, format!("auto: {why}"))
-                }
-                p if available.contains(&p) => (p, "requested".to_string()),
-                p => {
-                    return Err(unsupported_precision(
-                        Path::new("<embedded>"),
-                        p,
-                        &available,
-                    ))
-                }
-            };
-            if f16_from_f32(p, caps) && files.contains(&Precision::F32) {
-                let model = LoadedModel::load(source, Precision::F32, fp16_opts)?;
-                return Ok((model, format!("{why}; {F16_FROM_F32}")));
-            }
-            Ok((LoadedModel::load(source, p, opts)?, why))
+            let listed = offered(&files, caps, true);
+            let label = Path::new("<embedded>");
+            let (p, why) = pick_precision(wanted, &files, caps, true, label, &listed)?;
+            let (from, o) = runs_as(p, &files, caps, opts);
+            Ok((LoadedModel::load(source, from, o)?, with_fp16_note(why, &o)))
         }
         Source::Path(path) => {
             let proto = read_path(path)?;
             let fp = precision_of(&proto);
-            // The named file and, for auto or a precision it lacks, its readable siblings.
+            // The named file and the readable siblings that may run `wanted` (all for auto),
+            // until one can.
             let mut files = vec![(fp, path.clone(), proto)];
-            let wants_f32 = f16_from_f32(wanted, caps) && fp != Precision::F32;
-            if wanted == Precision::Auto || wanted != fp || wants_f32 {
-                for p in [Precision::F32, Precision::F16, Precision::Int8] {
-                    if files.iter().any(|(q, _, _)| *q == p)
-                        || (wanted != Precision::Auto
-                            && p != wanted
-                            && !(wants_f32 && p == Precision::F32))
-                    {
-                        continue;
-                    }
-                    let Some(sib) = sibling(path, p).filter(|s| s != path && s.is_file()) else {
-                        continue;
-                    };
-                    if let Ok(sp) = read_path(&sib) {
-                        if precision_of(&sp) == p {
-                            files.push((p, sib, sp));
-                        }
+            let runs_wanted =
+                |q: Precision| q == wanted || (q == Precision::F32 && f16_from_f32(wanted, caps));
+            for p in [Precision::F32, Precision::F16, Precision::Int8] {
+                let enough = wanted != Precision::Auto && files.iter().any(|f| runs_wanted(f.0));
+                if enough
+                    || !(wanted == Precision::Auto || runs_wanted(p))
+                    || files.iter().any(|f| f.0 == p)
+                {
+                    continue;
+                }
+                let Some(sib) = sibling(path, p).filter(|s| s != path && s.is_file()) else {
+                    continue;
+                };
+                if let Ok(sp) = read_path(&sib) {
+                    if precision_of(&sp) == p {
+                        files.push((p, sib, sp));
                     }
                 }
             }
-            let kinds: Vec<Precision> = files.iter().map(|(p, _, _)| *p).collect();
+            let kinds: Vec<Precision> = files.iter().map(|f| f.0).collect();
             let savl_f32 = files
                 .iter()
                 .any(|(p, _, proto)| *p == Precision::F32 && auto_f16_from_f32(proto));
-            let (p, why) = match wanted {
-                Precision::Auto => {
-                    let (p, why) = caps.choose(&offered(&kinds, caps, savl_f32));
-                    (p, format!("auto: {why}"))
-                }
-                p if offered(&kinds, caps, true).contains(&p) => (p, "requested".to_string()),
-                p => return Err(unsupported_precision(path, p, &[fp])),
-            };
-            let (from, o) = if f16_from_f32(p, caps) && kinds.contains(&Precision::F32) {
-                (Precision::F32, fp16_opts)
-            } else {
-                (p, opts)
-            };
+            let (p, why) = pick_precision(wanted, &kinds, caps, savl_f32, path, &[fp])?;
+            let (from, o) = runs_as(p, &kinds, caps, opts);
             let (_, file, proto) = files
                 .into_iter()
-                .find(|(q, _, _)| *q == from)
+                .find(|f| f.0 == from)
                 .ok_or_else(|| Error::runtime("the chosen precision has no file"))?;
-            let mut why = if file == *path {
+            let why = if file == *path {
                 why
             } else {
                 format!("{why}; {} is the {from} variant", file.display())
             };
-            if o.fp16_winograd {
-                why = format!("{why}; {F16_FROM_F32}");
-            }
-            Ok((LoadedModel::from_proto(&proto, file, o)?, why))
+            Ok((
+                LoadedModel::from_proto(&proto, file, o)?,
+                with_fp16_note(why, &o),
+            ))
         }
         Source::Bytes(bytes) => {
             let label = PathBuf::from("<bytes>");
             let proto = decode(bytes, &label)?;
             let fp = precision_of(&proto);
-            let p = match wanted {
-                Precision::Auto => {
-                    caps.choose(&offered(&[fp], caps, auto_f16_from_f32(&proto)))
-                        .0
-                }
-                p if offered(&[fp], caps, true).contains(&p) => p,
-                p => return Err(unsupported_precision(&label, p, &[fp])),
-            };
-            if f16_from_f32(p, caps) && fp == Precision::F32 {
-                let why = format!("the model given as bytes; {F16_FROM_F32}");
-                return Ok((LoadedModel::from_proto(&proto, label, fp16_opts)?, why));
-            }
-            Ok((
-                LoadedModel::from_proto(&proto, label, opts)?,
-                "the model given as bytes".into(),
-            ))
+            let auto_via_f32 = auto_f16_from_f32(&proto);
+            let (p, _) = pick_precision(wanted, &[fp], caps, auto_via_f32, &label, &[fp])?;
+            let (_, o) = runs_as(p, &[fp], caps, opts);
+            let why = with_fp16_note("the model given as bytes".into(), &o);
+            Ok((LoadedModel::from_proto(&proto, label, o)?, why))
         }
     }
 }

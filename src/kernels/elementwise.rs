@@ -104,6 +104,17 @@ pub struct Program {
 }
 
 impl Program {
+    /// The gate `x · sigmoid(g)` over inputs `[x, g]` (SAVL's modulation).
+    pub fn gate() -> Program {
+        Program {
+            inputs: 2,
+            steps: vec![
+                Step::Unary(Unary::Sigmoid, 1),
+                Step::Binary(Binary::Mul, Operand::Value(0), Operand::Value(2)),
+            ],
+        }
+    }
+
     /// Checks that there is a step and that every step refers to earlier values only.
     pub fn validate(&self) -> TractResult<()> {
         ensure!(!self.steps.is_empty(), "element-wise program without steps");
@@ -276,13 +287,14 @@ mod tests {
         values.pop().unwrap()
     }
 
-    /// SPAN's attention `(t + x) · (sigmoid(t) − 0.5)`, a clip, a leaky ReLU and a constant
-    /// first operand, over lengths that end mid-chunk and mid-block, on one thread and a pool:
+    /// The gate, SPAN's attention `(t + x) · (sigmoid(t) − 0.5)`, a clip, a leaky ReLU and a
+    /// constant first operand, over lengths that end mid-chunk and mid-block, on one thread and a pool:
     /// bit for bit the op-by-op result.
     #[test]
     fn equals_op_by_op_on_any_pool() {
         use Operand::{Scalar, Value};
         let programs = [
+            Program::gate(),
             Program {
                 inputs: 2,
                 steps: vec![

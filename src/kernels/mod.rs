@@ -5,8 +5,8 @@
 //!
 //! - [`winograd`]: 3×3 / stride 1 / pad 1 convolution by Winograd F(2×2) or F(4×4).
 //! - [`pointwise`]: 1×1 convolution over concatenated inputs.
-//! - [`sigmoid_mul`]: the gate `x · sigmoid(g)` in one pass.
-//! - [`elementwise`]: a chain of element-wise ops (SPAN's attention, clips) in one pass.
+//! - [`elementwise`]: a chain of element-wise ops (SAVL's gate, SPAN's attention, clips) in one
+//!   pass.
 //! - [`shuffle`]: pixel shuffle with the nearest-upsampled skip added in the same pass.
 //! - blocks of work on the pool: `for_each_block` and `OutPtr` (crate-private).
 
@@ -16,7 +16,6 @@ use tract_onnx::prelude::TractResult;
 pub mod elementwise;
 pub mod pointwise;
 pub mod shuffle;
-pub mod sigmoid_mul;
 pub mod winograd;
 
 thread_local! {

@@ -1,10 +1,9 @@
-//! [`SigmoidMul`]: tract op over [`crate::kernels::sigmoid_mul::sigmoid_mul`].
+//! [`SigmoidMul`]: tract op over [`crate::kernels::elementwise`]'s gate program.
 
-use tract_linalg::routines::Func;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use crate::kernels::sigmoid_mul::{sigmoid_mul, sigmoid_mul_into};
+use crate::kernels::elementwise::{run, run_in_place, Program};
 
 /// `x · sigmoid(g)` for same-shape f32 tensors, in one pass.
 #[derive(Debug, Clone, Default, Hash, PartialEq, Eq)]
@@ -26,8 +25,8 @@ impl EvalOp for SigmoidMul {
             .try_into()
             .map_err(|_| format_err!("SigmoidMul takes 2 inputs"))?;
         ensure!(x.shape() == g.shape(), "SigmoidMul: shapes differ");
-        let sig = Func::Sigmoid.ew_f32()?;
         let executor = tract_linalg::multithread::current_tract_executor();
+        let gate = Program::gate();
         let g = g.try_as_plain_ram()?;
         let g = g.as_slice::<f32>()?;
         // In place when no other op reads the feature map, else into a new tensor (no copy first).
@@ -35,17 +34,21 @@ impl EvalOp for SigmoidMul {
             let mut x = x.into_tensor();
             {
                 let mut xv = x.try_as_plain_ram_mut()?;
-                sigmoid_mul(xv.as_slice_mut::<f32>()?, g, &*sig, &executor)?;
+                run_in_place(&gate, &[&[], g], 0, xv.as_slice_mut::<f32>()?, &executor)?;
             }
             x
         } else {
-            // SAFETY: `sigmoid_mul_into` writes every element before anything reads it.
+            // SAFETY: `run` writes every element before anything reads it.
             let mut y = unsafe { Tensor::uninitialized::<f32>(x.shape())? };
             {
                 let xv = x.try_as_plain_ram()?;
                 let mut yv = y.try_as_plain_ram_mut()?;
-                let ys = yv.as_slice_mut::<f32>()?;
-                sigmoid_mul_into(ys, Some(xv.as_slice::<f32>()?), g, &*sig, &executor)?;
+                run(
+                    &gate,
+                    &[xv.as_slice::<f32>()?, g],
+                    yv.as_slice_mut::<f32>()?,
+                    &executor,
+                )?;
             }
             y
         };
