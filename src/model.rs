@@ -845,12 +845,17 @@ pub(crate) fn load_for(
             let proto = read_path(path)?;
             let fp = precision_of(&proto);
             // The named file and the readable siblings that may run `wanted` (all for auto),
-            // until one can.
+            // until the one it prefers is there (the f32 file for f16 through fp16 products).
             let mut files = vec![(fp, path.clone(), proto)];
             let runs_wanted =
                 |q: Precision| q == wanted || (q == Precision::F32 && f16_from_f32(wanted, caps));
+            let preferred = if f16_from_f32(wanted, caps) {
+                Precision::F32
+            } else {
+                wanted
+            };
             for p in [Precision::F32, Precision::F16, Precision::Int8] {
-                let enough = wanted != Precision::Auto && files.iter().any(|f| runs_wanted(f.0));
+                let enough = wanted != Precision::Auto && files.iter().any(|f| f.0 == preferred);
                 if enough
                     || !(wanted == Precision::Auto || runs_wanted(p))
                     || files.iter().any(|f| f.0 == p)
